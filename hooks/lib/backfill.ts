@@ -1,0 +1,101 @@
+/**
+ * The contract every backfill module implements. The runner (hooks/run.ts, driving
+ * hooks/lib/batch-runner.ts) owns ordering, the ledger (migration_hooks.backfills), locking,
+ * transactions, retries, progress and summaries; a module only says how to process one batch.
+ *
+ * A backfill is an ordered list of steps. Each step is run batch by batch; every batch runs in
+ * its own short transaction, and the runner writes the step's new cursor to the ledger in that
+ * SAME transaction — so a process killed at any moment resumes exactly where the last
+ * committed batch stopped, and never applies a batch twice.
+ *
+ * Most backfills are a single walk over `api_requests` by primary key: build that step with
+ * `keyWalkStep()` (hooks/lib/key-walk.ts). Logic that is not a single key walk (sub-task
+ * matching) uses several steps, keeping its intermediate state in tables of the
+ * `migration_hooks` schema so that it survives a kill as well.
+ */
+import type pg from 'pg'
+
+/** What a step stores between batches: JSON, persisted in the ledger's `cursor` column. */
+export type Cursor = string | number | boolean | null | Cursor[] | { [key: string]: Cursor }
+
+export interface HookSettings {
+  /** Keys per batch (HOOKS_BATCH_SIZE). */
+  batchSize: number
+  /** Pause between batches, to leave room for production traffic (HOOKS_BATCH_DELAY_MS). */
+  batchDelayMs: number
+  /** `set local lock_timeout` of every batch transaction (HOOKS_LOCK_TIMEOUT_MS). */
+  lockTimeoutMs: number
+  /** `set local statement_timeout` of every batch transaction (HOOKS_STATEMENT_TIMEOUT_MS). */
+  statementTimeoutMs: number
+  /** Retries of a batch that hit lock_timeout / a deadlock (HOOKS_MAX_RETRIES). */
+  maxRetries: number
+  /** Sub-task matching window after the parent's end (HOOKS_SUBTASK_WINDOW_MS). */
+  subtaskWindowMs: number
+  /** How long to wait for another hook run's lock (HOOKS_LOCK_WAIT_SECONDS). */
+  lockWaitSeconds: number
+  /** Interval of plain progress lines when output is not a terminal (HOOKS_PROGRESS_INTERVAL_MS). */
+  progressIntervalMs: number
+  /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
+  accountMappingFile?: string
+}
+
+export interface BatchContext {
+  /** Connection for this batch; the runner has already opened the batch transaction on it. */
+  client: pg.ClientBase
+  dryRun: boolean
+  settings: HookSettings
+  /** Whatever the backfill's `prepare()` returned as `input` (e.g. a validated mapping). */
+  input: unknown
+  log: (message: string) => void
+}
+
+export interface BatchResult {
+  /** Rows this batch changed (or would change, in a dry run). */
+  changed: number
+  /** Rows that looked pending but were malformed or unresolvable and were left alone. */
+  skipped: number
+  /** Rows (or items) this batch looked at, for the progress display. */
+  examined?: number
+}
+
+export interface Step {
+  name: string
+  /** Estimated number of rows/items the step will examine, for progress and ETA. */
+  estimate?(client: pg.ClientBase, settings: HookSettings): Promise<number>
+  /**
+   * Run one batch starting from `cursor` (null at the start). Return the next cursor, or
+   * null when the step is finished. Must only touch what still needs the change, so that a
+   * re-run is a no-op.
+   */
+  runBatch(ctx: BatchContext, cursor: Cursor): Promise<BatchResult & { cursor: Cursor }>
+}
+
+/** What `prepare()` decided before anything is written. */
+export interface Prepared {
+  /** Set to skip the backfill: recorded as done with this note (not a failure). */
+  skip?: string
+  /**
+   * Fingerprint of the backfill's external input (e.g. the mapping file's hash). When it
+   * differs from the one recorded in the ledger, the backfill re-runs from the start, like a
+   * version bump — so configuring a mapping file later is picked up.
+   */
+  configKey?: string
+  /** Passed to every batch as `ctx.input`. */
+  input?: unknown
+}
+
+export interface Backfill {
+  /** Stable identifier, used as the ledger key. */
+  name: string
+  /** Bump to re-run the backfill over every row (the ledger resets its cursor). */
+  version: number
+  description: string
+  /** Tables this backfill may change, ANALYZEd after it changed something. */
+  tables: string[]
+  /**
+   * Read and validate external input before any batch runs. Throwing fails the backfill
+   * with nothing changed.
+   */
+  prepare?(settings: HookSettings): Promise<Prepared> | Prepared
+  steps: Step[]
+}

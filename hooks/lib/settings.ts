@@ -1,0 +1,41 @@
+/**
+ * Every tunable of the hooks, read from the environment in one place so that a typo fails
+ * before anything is written, with a message that names the variable.
+ */
+import { z } from 'zod'
+import { UserError } from '../../scripts/lib/errors.js'
+import type { HookSettings } from './backfill.js'
+
+/** Whole-number setting with bounds; the message says what was expected and what was given. */
+function integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (env: NodeJS.ProcessEnv): number => {
+    const raw = env[name]
+    if (raw === undefined || raw.trim() === '') return fallback
+    const parsed = z.coerce.number().int().min(min).max(max).safeParse(raw.trim())
+    if (!parsed.success || !/^\d+$/.test(raw.trim())) {
+      throw new UserError(`${name} must be a whole number between ${min} and ${max} (got "${raw}").`)
+    }
+    return parsed.data
+  }
+}
+
+const readers = {
+  batchSize: integer('HOOKS_BATCH_SIZE', 1000, 1, 1_000_000),
+  batchDelayMs: integer('HOOKS_BATCH_DELAY_MS', 0, 0, 600_000),
+  lockTimeoutMs: integer('HOOKS_LOCK_TIMEOUT_MS', 2000, 1, 3_600_000),
+  statementTimeoutMs: integer('HOOKS_STATEMENT_TIMEOUT_MS', 30_000, 1, 86_400_000),
+  maxRetries: integer('HOOKS_MAX_RETRIES', 5, 0, 100),
+  subtaskWindowMs: integer('HOOKS_SUBTASK_WINDOW_MS', 60_000, 0, 86_400_000),
+  lockWaitSeconds: integer('HOOKS_LOCK_WAIT_SECONDS', 300, 0, 86_400),
+  progressIntervalMs: integer('HOOKS_PROGRESS_INTERVAL_MS', 5000, 100, 3_600_000),
+}
+
+/** Parse and validate all hook settings from `env`. Throws a UserError naming the bad variable. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): HookSettings {
+  const settings = Object.fromEntries(Object.entries(readers).map(([key, read]) => [key, read(env)])) as Omit<
+    HookSettings,
+    'accountMappingFile'
+  >
+  const file = env.ACCOUNT_MAPPING_FILE?.trim()
+  return { ...settings, accountMappingFile: file ? file : undefined }
+}

@@ -1,0 +1,186 @@
+--! Previous: -
+--! Hash: sha1:e5d17e92282bfee93fa7a88bea5f7c875bee0d1e
+--! Message: legacy 000 init database
+
+-- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
+-- refresh_hourly_stats().
+--
+-- Every statement converges whatever it finds: an empty database, a "script chain"
+-- database (train column still called `domain`, legacy 012 having failed), or a "Docker
+-- init" database (final column names, other index names, no view). Nothing is dropped
+-- except duplicate indexes and the derived hourly_stats view (see below).
+
+-- Legacy 012 renamed `domain` to `train_id` but always failed, so script-chain databases still
+-- have `domain`. We rename first, so that the whole chain can use the final name.
+do $$
+begin
+  if exists (select 1 from information_schema.columns
+             where table_schema = 'public' and table_name = 'api_requests' and column_name = 'domain')
+     and not exists (select 1 from information_schema.columns
+             where table_schema = 'public' and table_name = 'api_requests' and column_name = 'train_id') then
+    alter table public.api_requests rename column domain to train_id;
+  end if;
+end $$;
+
+create table if not exists public.api_requests (
+  request_id uuid primary key,
+  "timestamp" timestamptz not null,
+  train_id varchar(255) not null,
+  method varchar(10) not null,
+  path varchar(1024) not null,
+  headers jsonb,
+  body jsonb,
+  request_type varchar(50),
+  api_key_id varchar(50),
+  model varchar(100),
+  ip_address varchar(45),
+  response_status integer,
+  response_headers jsonb,
+  response_body jsonb,
+  response_streaming boolean default false,
+  duration_ms integer,
+  input_tokens integer default 0,
+  output_tokens integer default 0,
+  cache_creation_input_tokens integer default 0,
+  cache_read_input_tokens integer default 0,
+  usage_data jsonb,
+  tool_call_count integer default 0,
+  error text,
+  completed_at timestamptz,
+  created_at timestamptz default now()
+);
+
+-- The union of both legacy end-states: script-chain databases lack the Docker-init columns
+-- (api_key_hash, first_token_ms), Docker-init databases lack the script-chain ones
+-- (api_key_id, ip_address, completed_at). Nothing is dropped.
+alter table public.api_requests
+  add column if not exists api_key_id varchar(50),
+  add column if not exists api_key_hash varchar(50),
+  add column if not exists ip_address varchar(45),
+  add column if not exists first_token_ms integer,
+  add column if not exists completed_at timestamptz;
+
+-- Docker-init created `path varchar(255)` and a nullable `headers`; the union keeps the wider
+-- type and the nullability (a NOT NULL would reject rows that exist there). Widening a
+-- varchar needs no table rewrite; both steps only run when needed, to take no lock otherwise.
+do $$
+begin
+  if (select character_maximum_length from information_schema.columns
+      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'path') < 1024 then
+    alter table public.api_requests alter column path type varchar(1024);
+  end if;
+  if (select is_nullable from information_schema.columns
+      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'headers') = 'NO' then
+    alter table public.api_requests alter column headers drop not null;
+  end if;
+end $$;
+
+-- The application always writes token counts; a default of 0 (as Docker-init had) keeps
+-- rows inserted before the response arrives summable.
+alter table public.api_requests
+  alter column input_tokens set default 0,
+  alter column output_tokens set default 0;
+
+-- Index names: the script chain's names are the canonical ones. A Docker-init database has
+-- the same indexes under other names: rename them, or drop them when the canonical index
+-- already exists (a duplicate index holds no data).
+do $$
+declare
+  pair text[];
+begin
+  foreach pair slice 1 in array array[
+    ['idx_api_requests_domain', 'idx_api_requests_train_id'],
+    ['idx_requests_train_id', 'idx_api_requests_train_id'],
+    ['idx_requests_timestamp', 'idx_api_requests_timestamp'],
+    ['idx_requests_model', 'idx_api_requests_model'],
+    ['idx_requests_request_type', 'idx_api_requests_request_type']
+  ] loop
+    if to_regclass('public.' || pair[1]) is not null then
+      if to_regclass('public.' || pair[2]) is null then
+        execute format('alter index public.%I rename to %I', pair[1], pair[2]);
+      else
+        execute format('drop index public.%I', pair[1]);
+      end if;
+    end if;
+  end loop;
+end $$;
+
+create index if not exists idx_api_requests_train_id on public.api_requests (train_id);
+create index if not exists idx_api_requests_timestamp on public.api_requests ("timestamp");
+create index if not exists idx_api_requests_model on public.api_requests (model);
+create index if not exists idx_api_requests_request_type on public.api_requests (request_type);
+
+create table if not exists public.streaming_chunks (
+  id serial primary key,
+  request_id uuid not null references public.api_requests (request_id) on delete cascade,
+  chunk_index integer not null,
+  "timestamp" timestamptz not null,
+  data text not null,
+  token_count integer default 0,
+  created_at timestamptz default now(),
+  unique (request_id, chunk_index)
+);
+
+-- Docker-init's idx_chunks_request_id (request_id) is covered by the (request_id, chunk_index)
+-- index below and by the unique constraint.
+drop index if exists public.idx_chunks_request_id;
+create index if not exists idx_streaming_chunks_request_id on public.streaming_chunks (request_id, chunk_index);
+
+-- hourly_stats holds only derived data, so it is safe to rebuild. Script-chain databases have
+-- it with a `domain` column; Docker-init ones do not have it. If the existing definition is
+-- not exactly ours, drop it and create it again (refreshed by the hooks afterwards).
+create or replace temporary view hourly_stats_expected as
+  select date_trunc('hour', r."timestamp") as hour,
+         r.train_id,
+         r.model,
+         count(*) as request_count,
+         sum(r.input_tokens) as total_input_tokens,
+         sum(r.output_tokens) as total_output_tokens,
+         sum(r.cache_creation_input_tokens) as total_cache_creation_tokens,
+         sum(r.cache_read_input_tokens) as total_cache_read_tokens,
+         avg(r.duration_ms) as avg_response_time,
+         sum(r.tool_call_count) as total_tool_calls
+    from public.api_requests r
+   where r."timestamp" > now() - interval '7 days'
+   group by date_trunc('hour', r."timestamp"), r.train_id, r.model;
+
+do $$
+begin
+  if to_regclass('public.hourly_stats') is not null
+     and pg_get_viewdef(to_regclass('public.hourly_stats')) is distinct from pg_get_viewdef('hourly_stats_expected'::regclass) then
+    drop materialized view public.hourly_stats;
+  end if;
+  if to_regclass('public.hourly_stats') is null then
+    execute 'create materialized view public.hourly_stats as '
+            || pg_get_viewdef('hourly_stats_expected'::regclass);
+  end if;
+end $$;
+
+drop view hourly_stats_expected;
+
+create index if not exists idx_hourly_stats_hour_train on public.hourly_stats (hour desc, train_id);
+drop index if exists public.idx_hourly_stats_hour_domain;
+-- Legacy defect: without a unique index REFRESH ... CONCURRENTLY always failed (and with it
+-- legacy 012). One row per (hour, train, model) is what the view's GROUP BY yields.
+create unique index if not exists idx_hourly_stats_unique on public.hourly_stats (hour, train_id, model);
+
+create or replace function public.refresh_hourly_stats() returns void
+language plpgsql as $$
+begin
+  -- CONCURRENTLY keeps the dashboard readable during the refresh; it needs a populated view.
+  if (select ispopulated from pg_matviews where schemaname = 'public' and matviewname = 'hourly_stats') then
+    refresh materialized view concurrently public.hourly_stats;
+  else
+    refresh materialized view public.hourly_stats;
+  end if;
+end;
+$$;
+
+comment on table public.api_requests is 'Every request proxied to the LLM API, with its response.';
+comment on table public.streaming_chunks is 'Server-sent event chunks of streamed responses.';
+comment on materialized view public.hourly_stats is 'Per hour, train and model totals over the last 7 days, for the dashboard.';
+comment on column public.api_requests.train_id is 'Train (project) the request belongs to.';
+comment on column public.api_requests.request_type is 'inference, query_evaluation, quota, …';
+comment on column public.api_requests.tool_call_count is 'Number of tool_use blocks in the response.';
+comment on column public.api_requests.cache_creation_input_tokens is 'Input tokens written to the prompt cache.';
+comment on column public.api_requests.cache_read_input_tokens is 'Input tokens read from the prompt cache.';

@@ -1,0 +1,102 @@
+/**
+ * `npm run db:<command>` entry point. Resolves where to connect (the three URLs, or the
+ * embedded server), then drives the real graphile-migrate CLI and our hooks.
+ *
+ *   migrate   apply pending committed migrations, then run/resume the hooks; print what ran
+ *   watch     re-apply migrations/current.sql on every save
+ *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
+ *   uncommit  move the last committed migration back into current.sql
+ *   reset     drop and rebuild the database from the chain (development only)
+ *   status    pending migrations, current.sql, unfinished backfills; non-zero when not clean
+ *   url       print the connection strings (password hidden unless --show-password)
+ *   stop      stop the embedded server
+ */
+import { resolveDatabaseUrls, childEnv, PROJECT_ROOT, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
+import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
+import { runGraphileMigrate } from '../lib/graphile-cli.js'
+import { reportFatal, UserError } from '../lib/errors.js'
+import { redactUrl } from '../lib/redact.js'
+import { withDeployLock } from '../lifecycle/deploy-lock.js'
+import { appliedMigrations } from '../lifecycle/applied-migrations.js'
+import { runHooks, hookStatus } from '../../hooks/run.js'
+
+type Command = (urls: DatabaseUrls, args: string[]) => Promise<number>
+
+const gm = (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+  runGraphileMigrate(args, { cwd: PROJECT_ROOT, env: childEnv(urls, extraEnv) })
+
+const commands: Record<string, Command> = {
+  async migrate(urls, args) {
+    return withDeployLock(urls.databaseUrl, async () => {
+      const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
+      // The hooks run right after, in this process, so that their progress is visible;
+      // the .gmrc action sees this flag and leaves the work to us.
+      const result = await gm(urls, ['migrate', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
+      if (result.exitCode !== 0) return result.exitCode
+      const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
+      if (applied.length) {
+        console.log(`Applied ${applied.length} migration(s):`)
+        for (const m of applied) console.log(`  ${m.filename}`)
+      } else {
+        console.log('Migrations: already up to date.')
+      }
+      const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
+      return hooks.ok ? 0 : 1
+    })
+  },
+  async watch(urls, args) {
+    return (await gm(urls, ['watch', ...args])).exitCode
+  },
+  async commit(urls, args) {
+    return (await gm(urls, ['commit', ...args])).exitCode
+  },
+  async uncommit(urls, args) {
+    return (await gm(urls, ['uncommit', ...args])).exitCode
+  },
+  async reset(urls, args) {
+    if (process.env.NODE_ENV === 'production') throw new UserError('db:reset drops the database; it refuses to run with NODE_ENV=production.')
+    const result = await gm(urls, ['reset', '--erase', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
+    if (result.exitCode !== 0) return result.exitCode
+    return (await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })).ok ? 0 : 1
+  },
+  async status(urls, args) {
+    const result = await gm(urls, ['status', ...args])
+    const hooks = await hookStatus(urls.databaseUrl)
+    for (const line of hooks.lines) console.log(line)
+    // graphile-migrate's bitmap (1 pending, 2 current.sql not empty) plus 4: a backfill is
+    // unfinished or failed.
+    return result.exitCode | (hooks.clean ? 0 : 4)
+  },
+  async url(urls, args) {
+    const show = args.includes('--show-password')
+    const out = (u?: string) => (u ? (show ? u : redactUrl(u)) : '(not set)')
+    console.log(`DATABASE_URL=${out(urls.databaseUrl)}`)
+    console.log(`SHADOW_DATABASE_URL=${out(urls.shadowUrl)}`)
+    console.log(`ROOT_DATABASE_URL=${out(urls.rootUrl)}`)
+    if (!show && urls.embedded) {
+      console.log(`# password hidden; it is in ${EMBEDDED_DATA_ROOT}/server.json, or run: npm run db:url -- --show-password`)
+    }
+    return 0
+  },
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (name === 'stop') {
+    const stopped = stopEmbeddedServer(process.env.EMBEDDED_PG_DIR ?? EMBEDDED_DATA_ROOT)
+    console.log(stopped ? 'Embedded PostgreSQL stopped.' : 'Embedded PostgreSQL was not running.')
+    return 0
+  }
+  const command = name ? commands[name] : undefined
+  if (!command) {
+    console.error(`Unknown command "${name ?? ''}". Use one of: ${[...Object.keys(commands), 'stop'].join(', ')}.`)
+    return 2
+  }
+  const urls = await resolveDatabaseUrls()
+  return command(urls, args)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => process.exit(reportFatal(error)),
+)
