@@ -6,7 +6,6 @@ CREATE TYPE public.conversation_analysis_status AS ENUM ('pending', 'processing'
 
 -- Tables (columns in name order)
 CREATE TABLE public.analysis_audit_log (
-  "timestamp" timestamp with time zone DEFAULT now() NOT NULL,
   branch_id character varying(255) NOT NULL,
   conversation_id uuid NOT NULL,
   event_type character varying(50) NOT NULL,
@@ -14,6 +13,7 @@ CREATE TABLE public.analysis_audit_log (
   metadata jsonb DEFAULT '{}'::jsonb,
   outcome character varying(50) NOT NULL,
   request_id character varying(255) NOT NULL,
+  "timestamp" timestamp with time zone DEFAULT now() NOT NULL,
   train_id character varying(255) NOT NULL,
   user_context jsonb DEFAULT '{}'::jsonb
 );
@@ -31,7 +31,6 @@ CREATE TABLE public.anthropic_credentials (
   updated_at timestamp with time zone DEFAULT now()
 );
 CREATE TABLE public.api_requests (
-  "timestamp" timestamp with time zone NOT NULL,
   account_id character varying(255),
   api_key_hash character varying(50),
   api_key_id character varying(50),
@@ -66,6 +65,7 @@ CREATE TABLE public.api_requests (
   response_streaming boolean DEFAULT false,
   system_hash character varying(64),
   task_tool_invocation jsonb,
+  "timestamp" timestamp with time zone NOT NULL,
   tool_call_count integer DEFAULT 0,
   total_tokens integer DEFAULT 0,
   train_id character varying(255) NOT NULL,
@@ -92,12 +92,12 @@ CREATE TABLE public.conversation_analyses (
   updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 CREATE TABLE public.streaming_chunks (
-  "timestamp" timestamp with time zone NOT NULL,
   chunk_index integer NOT NULL,
   created_at timestamp with time zone DEFAULT now(),
   data text NOT NULL,
   id integer DEFAULT nextval('streaming_chunks_id_seq'::regclass) NOT NULL,
   request_id uuid NOT NULL,
+  "timestamp" timestamp with time zone NOT NULL,
   token_count integer DEFAULT 0
 );
 CREATE TABLE public.train_accounts (

@@ -69,3 +69,13 @@ export function keyWalkStep(name: string, process: RangeProcessor): Step {
     },
   }
 }
+
+/**
+ * SQL predicate selecting keys in (after, upTo] — after null meaning from the very first key
+ * (the nil uuid included) — with its parameters, numbered from `$first`.
+ */
+export function rangeFilter(after: string | null, upTo: string, first = 1, column = 'request_id'): { sql: string; params: string[] } {
+  return after === null
+    ? { sql: `${column} <= $${first}::uuid`, params: [upTo] }
+    : { sql: `${column} > $${first}::uuid and ${column} <= $${first + 1}::uuid`, params: [after, upTo] }
+}

@@ -8,6 +8,7 @@
  *   uncommit  move the last committed migration back into current.sql
  *   reset     drop and rebuild the database from the chain (development only)
  *   status    pending migrations, current.sql, unfinished backfills; non-zero when not clean
+ *   schema    rebuild the shadow database and rewrite schema/schema.sql
  *   url       print the connection strings (password hidden unless --show-password)
  *   stop      stop the embedded server
  */
@@ -58,6 +59,11 @@ const commands: Record<string, Command> = {
     const result = await gm(urls, ['reset', '--erase', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
     if (result.exitCode !== 0) return result.exitCode
     return (await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })).ok ? 0 : 1
+  },
+  async schema(urls) {
+    // Rebuild the shadow database from the committed chain; its shadow-only action rewrites
+    // schema/schema.sql (see .gmrc).
+    return (await gm(urls, ['reset', '--shadow', '--erase'])).exitCode
   },
   async status(urls, args) {
     const result = await gm(urls, ['status', ...args])

@@ -58,7 +58,7 @@ export async function renderSchema(client: Q): Promise<string> {
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
        left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
       where ${APP_SCHEMA} and c.relkind in ('r', 'p')
-      order by 1, 2`,
+      order by 1, a.attname`,
   )
   const tables = new Map<string, string[]>()
   for (const c of columns) {

@@ -9,10 +9,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { renderSchema } from './catalog.js'
 import { reportFatal } from '../lib/errors.js'
+import { isMainModule } from '../lib/main-module.js'
 
 // Relative to the working directory: graphile-migrate runs its actions in the project root
 // (and tests run it in scratch copies of the project, which must not touch this checkout).
@@ -37,6 +37,6 @@ async function main() {
   await dumpSchema(url)
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMainModule(import.meta.url)) {
   main().catch((e) => process.exit(reportFatal(e, 'schema dump failed')))
 }

@@ -1,0 +1,80 @@
+/**
+ * Scratch tables of the sub-task linking backfill, in the `migration_hooks` schema.
+ *
+ * They hold the intermediate results (each conversation's first row, every Task call, the
+ * matches) so that matching never needs a correlated subquery per row, and so that an
+ * interrupted run resumes with exactly the state it had: every step writes them in the same
+ * transaction as its ledger cursor. They are created by the first step and dropped by the last.
+ */
+import type { Step } from '../../lib/backfill.js'
+import { LEDGER_SCHEMA } from '../../lib/ledger.js'
+
+export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
+export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
+export const EXISTING = `${LEDGER_SCHEMA}.subtask_existing_links`
+export const MATCHES = `${LEDGER_SCHEMA}.subtask_matches`
+
+const DROP = `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`
+
+const CREATE = [
+  // One row per conversation: its earliest row (by timestamp, then request_id), and its text
+  // once computed. state: null (not examined yet), 'candidate', 'not-candidate', 'malformed'.
+  `create table ${CONVERSATIONS} (
+     conversation_id uuid primary key,
+     first_ts timestamptz not null,
+     first_request_id uuid not null,
+     row_count integer not null,
+     has_linked boolean not null,
+     state text,
+     text text,
+     text_md5 text)`,
+  `create index on ${CONVERSATIONS} (first_ts, first_request_id) where state = 'candidate'`,
+  // One row per Task call with a string prompt. marked: the element already carries a
+  // linked_conversation_id; claimed: not available for matching; accounted: an existing
+  // link has been attributed to it (see claim-existing in scan.ts).
+  `create table ${CALLS} (
+     parent_request_id uuid not null,
+     position integer not null,
+     prompt text not null,
+     prompt_md5 text not null,
+     parent_ts timestamptz not null,
+     parent_end timestamptz not null,
+     parent_conversation_id uuid not null,
+     marked boolean not null,
+     claimed boolean not null,
+     accounted boolean not null default false,
+     primary key (parent_request_id, position))`,
+  `create index on ${CALLS} (prompt_md5, parent_ts desc, parent_request_id, position) where not claimed`,
+  // Rows that already have a parent_task_request_id (linked by the application or legacy 003).
+  `create table ${EXISTING} (request_id uuid primary key, parent_task_request_id uuid not null)`,
+  // The decisions: which conversation goes to which call, and (after numbering) its branch.
+  `create table ${MATCHES} (
+     conversation_id uuid primary key,
+     parent_request_id uuid not null,
+     position integer not null,
+     parent_conversation_id uuid not null,
+     first_ts timestamptz not null,
+     first_request_id uuid not null,
+     branch text)`,
+  `create index on ${MATCHES} (parent_conversation_id)`,
+  `create index on ${MATCHES} (first_ts, first_request_id)`,
+]
+
+/** First step: fresh scratch tables (a version bump or a restart discards old ones). */
+export const prepareScratch: Step = {
+  name: 'prepare',
+  async runBatch(ctx) {
+    await ctx.client.query(DROP)
+    for (const sql of CREATE) await ctx.client.query(sql)
+    return { changed: 0, skipped: 0, cursor: null }
+  },
+}
+
+/** Last step: drop the scratch tables; the same transaction marks the backfill done. */
+export const dropScratch: Step = {
+  name: 'cleanup',
+  async runBatch(ctx) {
+    await ctx.client.query(DROP)
+    return { changed: 0, skipped: 0, cursor: null }
+  },
+}

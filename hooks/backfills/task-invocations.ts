@@ -1,0 +1,62 @@
+/**
+ * task_tool_invocation in the application's shape `[{id, name, input}]`
+ * (/work/shared/spec/subtasks.md, "The backfill we want", step 1):
+ *  - NULL and the response has Task calls → filled;
+ *  - legacy 003's shape (elements with `prompt` but no `input`) → rewritten from the response,
+ *    keeping `linked_conversation_id`;
+ *  - content that is not an array, or a Task block lacking id/input → skipped and counted.
+ *
+ * Only the Task blocks of `response_body->'content'` leave the database (filtered in SQL);
+ * response bodies are never read whole.
+ */
+import type { Backfill } from '../lib/backfill.js'
+import { keyWalkStep, rangeFilter } from '../lib/key-walk.js'
+import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../lib/task-calls.js'
+
+/** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/lib/task-calls.ts). */
+const LEGACY_SHAPE = `(jsonb_typeof(task_tool_invocation) = 'array' and exists (
+  select 1 from jsonb_array_elements(task_tool_invocation) l(e)
+  where jsonb_typeof(l.e) = 'object' and l.e ? 'prompt' and not l.e ? 'input'))`
+
+const pending = (range: string) => `select request_id::text as id,
+    case when jsonb_typeof(response_body->'content') = 'array' then coalesce((
+      select jsonb_agg(b.e order by b.o) from jsonb_array_elements(response_body->'content') with ordinality b(e, o)
+      where b.e->>'type' = 'tool_use' and b.e->>'name' = 'Task'), '[]'::jsonb) end as task_blocks,
+    task_tool_invocation as old
+  from api_requests
+  where ${range}
+    and ((task_tool_invocation is null and response_body ? 'content') or ${LEGACY_SHAPE})`
+
+const APPLY = `update api_requests a set task_tool_invocation = v.tti
+  from jsonb_to_recordset($1::jsonb) as v(id uuid, tti jsonb, old jsonb)
+  where a.request_id = v.id and a.task_tool_invocation is not distinct from v.old`
+
+export const taskInvocations: Backfill = {
+  name: 'task-invocations',
+  version: 1,
+  description: 'task_tool_invocation in the application shape [{id, name, input}] from response_body.content',
+  tables: ['api_requests'],
+  steps: [
+    keyWalkStep('walk', async (ctx, after, upTo) => {
+      const range = rangeFilter(after, upTo)
+      const { rows } = await ctx.client.query<{ id: string; task_blocks: unknown; old: unknown }>(pending(range.sql), range.params)
+      const updates: Array<{ id: string; tti: TaskCall[]; old: unknown }> = []
+      let skipped = 0
+      for (const row of rows) {
+        // task_blocks is null exactly when content is not an array.
+        const extraction = extractTaskCalls(row.task_blocks)
+        const legacy = row.old !== null
+        if (extraction.kind === 'malformed' || (legacy && extraction.kind === 'none')) {
+          skipped++
+          continue
+        }
+        if (extraction.kind === 'none') continue
+        const tti = legacy ? rewriteLegacy(row.old as unknown[], extraction.calls) : extraction.calls
+        updates.push({ id: row.id, tti, old: row.old })
+      }
+      if (!updates.length) return { changed: 0, skipped }
+      const result = await ctx.client.query(APPLY, [JSON.stringify(updates)])
+      return { changed: result.rowCount ?? 0, skipped }
+    }),
+  ],
+}

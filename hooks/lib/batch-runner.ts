@@ -1,0 +1,138 @@
+/**
+ * Runs one backfill to completion (or failure), batch by batch, keeping the ledger exact.
+ *
+ * Resumption rules:
+ *  - no ledger row, a different `version`, or a different input fingerprint (`configKey`):
+ *    start over from the first step;
+ *  - `done` at the same version and input: nothing to do;
+ *  - otherwise (pending, running = interrupted, failed): resume at the stored step and cursor.
+ *
+ * Every batch's changes and its ledger update commit together, and the final batch also marks
+ * the backfill done, so there is no moment at which a kill loses or repeats work.
+ */
+import type pg from 'pg'
+import { explain } from '../../scripts/lib/errors.js'
+import { redact } from '../../scripts/lib/redact.js'
+import type { Backfill, Cursor, HookSettings, Prepared } from './backfill.js'
+import { markDone, markFailed, markRunning, readEntry, resetEntry, saveProgress } from './ledger.js'
+import { startProgress } from './progress.js'
+import { inBatchTransaction } from './transaction.js'
+
+export type Outcome = 'done' | 'skipped' | 'already-done' | 'failed'
+
+export interface BackfillSummary {
+  name: string
+  outcome: Outcome
+  /** Rows changed (would change, in a dry run) by this run. */
+  changed: number
+  /** Rows skipped as malformed/unresolvable by this run. */
+  skipped: number
+  durationMs: number
+  note?: string
+  /** One-paragraph, password-free failure message. */
+  error?: string
+}
+
+export interface RunOptions {
+  settings: HookSettings
+  dryRun: boolean
+  log: (line: string) => void
+  /** Live progress bars (a terminal) or periodic lines. */
+  tty: boolean
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opts: RunOptions): Promise<BackfillSummary> {
+  const started = Date.now()
+  const summary: BackfillSummary = { name: backfill.name, outcome: 'done', changed: 0, skipped: 0, durationMs: 0 }
+  const finish = (outcome: Outcome, extra: Partial<BackfillSummary> = {}) =>
+    Object.assign(summary, { outcome, durationMs: Date.now() - started }, extra)
+
+  let prepared: Prepared
+  try {
+    prepared = (await backfill.prepare?.(opts.settings)) ?? {}
+  } catch (error) {
+    // Invalid input (e.g. the mapping file): nothing has been written; record why.
+    const message = redact(explain(error))
+    if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
+    if (!opts.dryRun) await markFailed(client, backfill.name, message)
+    return finish('failed', { error: message })
+  }
+  const configKey = prepared.configKey ?? null
+
+  let entry = await readEntry(client, backfill.name)
+  if (!entry || entry.version !== backfill.version || entry.configKey !== configKey) {
+    await resetEntry(client, backfill.name, backfill.version, configKey)
+    entry = (await readEntry(client, backfill.name))!
+  }
+  if (entry.state === 'done') return finish('already-done', { note: entry.note ?? undefined })
+  if (prepared.skip) {
+    await markDone(client, backfill.name, prepared.skip)
+    return finish('skipped', { note: prepared.skip })
+  }
+
+  await markRunning(client, backfill.name)
+  let stepIndex = entry.step === null ? 0 : backfill.steps.findIndex((s) => s.name === entry.step)
+  let cursor: Cursor = entry.cursor ?? null
+  if (stepIndex < 0) {
+    // The code's steps changed under a half-done run without a version bump. Steps are
+    // idempotent, so starting over is safe; it is only slower.
+    opts.log(`${backfill.name}: unknown step "${entry.step}" in the ledger; starting this backfill over.`)
+    stepIndex = 0
+    cursor = null
+  }
+
+  const ctx = { client, dryRun: opts.dryRun, settings: opts.settings, input: prepared.input, log: opts.log }
+  try {
+    for (; stepIndex < backfill.steps.length; stepIndex++) {
+      const step = backfill.steps[stepIndex]
+      const isLast = stepIndex === backfill.steps.length - 1
+      const label = backfill.steps.length > 1 ? `${backfill.name} (${step.name})` : backfill.name
+      const total = step.estimate ? await step.estimate(client, opts.settings) : 0
+      const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
+      let examined = 0
+      try {
+        for (;;) {
+          const result = await inBatchTransaction(
+            client,
+            {
+              settings: opts.settings,
+              dryRun: opts.dryRun,
+              onRetry: (attempt, delay) =>
+                opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
+            },
+            async () => {
+              const r = await step.runBatch(ctx, cursor)
+              const finished = r.cursor === null
+              await saveProgress(client, backfill.name, {
+                step: finished ? (backfill.steps[stepIndex + 1]?.name ?? null) : step.name,
+                cursor: r.cursor,
+                changed: r.changed,
+                skipped: r.skipped,
+              })
+              if (finished && isLast) await markDone(client, backfill.name)
+              return r
+            },
+          )
+          summary.changed += result.changed
+          summary.skipped += result.skipped
+          examined += result.examined ?? 0
+          progress.update(examined)
+          cursor = result.cursor
+          if (cursor === null) break
+          if (opts.settings.batchDelayMs > 0) await sleep(opts.settings.batchDelayMs)
+        }
+      } finally {
+        progress.stop()
+      }
+    }
+    // The last batch of the last step marked the backfill done; only a step-less one is left.
+    if (backfill.steps.length === 0) await markDone(client, backfill.name)
+    return finish('done')
+  } catch (error) {
+    const message = redact(explain(error))
+    if (!opts.dryRun) await markFailed(client, backfill.name, message).catch(() => {})
+    return finish('failed', { error: message })
+  }
+}

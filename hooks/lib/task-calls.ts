@@ -1,0 +1,66 @@
+/**
+ * Task tool calls in a response, in the shape the application stores in
+ * `task_tool_invocation` and the dashboard reads: `[{ id, name, input }]` in content order
+ * (see /work/shared/spec/subtasks.md). Pure functions; the backfill feeds them JSON read by path.
+ */
+
+export interface TaskCall {
+  id: string
+  name: string
+  input: Record<string, unknown>
+  linked_conversation_id?: string
+}
+
+export type Extraction =
+  | { kind: 'calls'; calls: TaskCall[] }
+  /** The content has no Task call: the application stores NULL, so do we. */
+  | { kind: 'none' }
+  /** Content that is not an array, or a Task block lacking its id or input: skipped, counted. */
+  | { kind: 'malformed'; reason: string }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Is this content block a Task tool call? (Same test as the SQL pre-filter in the backfill.) */
+export function isTaskBlock(block: unknown): boolean {
+  return isObject(block) && block.type === 'tool_use' && block.name === 'Task'
+}
+
+/**
+ * The Task calls of `content` (a response's `content`). A single bad Task block makes the
+ * whole row malformed: dropping it would shift the positions that sub-task numbering uses.
+ */
+export function extractTaskCalls(content: unknown): Extraction {
+  if (!Array.isArray(content)) return { kind: 'malformed', reason: 'content is not an array' }
+  const calls: TaskCall[] = []
+  for (const block of content) {
+    if (!isTaskBlock(block)) continue
+    const b = block as Record<string, unknown>
+    if (typeof b.id !== 'string' || b.id === '') return { kind: 'malformed', reason: 'a Task block has no id' }
+    if (!isObject(b.input)) return { kind: 'malformed', reason: 'a Task block has no input object' }
+    calls.push({ id: b.id, name: b.name as string, input: b.input })
+  }
+  return calls.length ? { kind: 'calls', calls } : { kind: 'none' }
+}
+
+/** Legacy 003's shape: an element with `prompt` but no `input`. */
+export function isLegacyShape(invocations: unknown): boolean {
+  return Array.isArray(invocations) && invocations.some((e) => isObject(e) && 'prompt' in e && !('input' in e))
+}
+
+/**
+ * Rewrite a legacy-shaped array into the application's shape, from the response's calls,
+ * keeping each `linked_conversation_id`. Legacy elements are matched to calls by tool-use id;
+ * legacy 003 wrote "" for a missing id, and then only the position can tell.
+ */
+export function rewriteLegacy(legacy: unknown[], calls: TaskCall[]): TaskCall[] {
+  const out = calls.map((c) => ({ ...c }))
+  legacy.forEach((element, index) => {
+    if (!isObject(element)) return
+    const linked = element.linked_conversation_id
+    if (linked === undefined || linked === null) return
+    const byId = typeof element.id === 'string' && element.id !== '' ? out.find((c) => c.id === element.id) : undefined
+    const target = byId ?? (typeof element.id === 'string' && element.id !== '' ? undefined : out[index])
+    if (target) target.linked_conversation_id = linked as string
+  })
+  return out
+}

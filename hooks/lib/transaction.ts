@@ -1,0 +1,85 @@
+/**
+ * One short transaction per batch, bounded so that a backfill never queues application
+ * traffic behind it: `lock_timeout` makes a batch give up quickly when a row it needs is
+ * locked, and the batch is then retried with exponential backoff; `statement_timeout` stops
+ * a batch that is unexpectedly slow.
+ *
+ * In a dry run the whole hook run is one outer transaction that is rolled back at the end, so
+ * a "batch" is a savepoint instead: later backfills still see what earlier ones would have
+ * done, and nothing is ever committed.
+ */
+import type pg from 'pg'
+import { UserError } from '../../scripts/lib/errors.js'
+import type { HookSettings } from './backfill.js'
+
+/** lock_not_available (lock_timeout), deadlock_detected, serialization_failure. */
+const RETRYABLE = new Set(['55P03', '40P01', '40001'])
+const MAX_BACKOFF_MS = 30_000
+
+export interface TxOptions {
+  settings: HookSettings
+  dryRun: boolean
+  /** Told about every retry (for the log). */
+  onRetry?: (attempt: number, delayMs: number, error: unknown) => void
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Delay before retry `attempt` (1-based): 100 ms, 200 ms, 400 ms, … capped at 30 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1))
+}
+
+async function setLimits(client: pg.ClientBase, settings: HookSettings): Promise<void> {
+  // set_config(…, true) is `set local`, with parameters instead of string interpolation.
+  await client.query(`select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, [
+    `${settings.lockTimeoutMs}ms`,
+    `${settings.statementTimeoutMs}ms`,
+  ])
+}
+
+/** Run `work` in one batch transaction (a savepoint in a dry run), retrying lock timeouts. */
+export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptions, work: () => Promise<T>): Promise<T> {
+  const { settings, dryRun } = opts
+  const [open, commit, abort] = dryRun
+    ? ['savepoint hooks_batch', 'release savepoint hooks_batch', 'rollback to savepoint hooks_batch']
+    : ['begin', 'commit', 'rollback']
+  for (let attempt = 0; ; attempt++) {
+    await client.query(open)
+    try {
+      await setLimits(client, settings)
+      const result = await work()
+      await client.query(commit)
+      return result
+    } catch (error) {
+      await client.query(abort).catch(() => {})
+      const code = (error as { code?: string }).code
+      if (code && RETRYABLE.has(code) && attempt < settings.maxRetries) {
+        const delay = backoffMs(attempt + 1)
+        opts.onRetry?.(attempt + 1, delay, error)
+        await sleep(delay)
+        continue
+      }
+      throw explainBatchError(error, settings)
+    }
+  }
+}
+
+/** Turn the timeouts into advice naming the setting to change; other errors pass through. */
+function explainBatchError(error: unknown, settings: HookSettings): unknown {
+  const e = error as { code?: string; message?: string }
+  if (e.code === '55P03') {
+    return new UserError(
+      `A batch could not get its row locks within HOOKS_LOCK_TIMEOUT_MS (${settings.lockTimeoutMs} ms), ` +
+        `${settings.maxRetries} retries included (HOOKS_MAX_RETRIES): other sessions are holding locks on these rows. ` +
+        `Run the hooks again when traffic is quieter, or raise those settings.`,
+    )
+  }
+  if (e.code === '57014' && /statement timeout/i.test(e.message ?? '')) {
+    return new UserError(
+      `A batch took longer than HOOKS_STATEMENT_TIMEOUT_MS (${settings.statementTimeoutMs} ms). ` +
+        `Lower HOOKS_BATCH_SIZE (now ${settings.batchSize}) or raise HOOKS_STATEMENT_TIMEOUT_MS.`,
+    )
+  }
+  return error
+}

@@ -1,0 +1,72 @@
+/**
+ * Running the real CLIs (graphile-migrate, our npm scripts) from tests, and scratch copies of
+ * the project for tests that change migrations (commit/uncommit, a tampered file).
+ */
+import { cpSync, mkdtempSync, mkdirSync, symlinkSync, rmSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll } from 'vitest'
+import { execa, type Options } from 'execa'
+
+export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..')
+
+/** Environment without the developer's own database settings. */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const k of ['DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'GM_DBURL', 'GM_SHADOW', 'MIGRATION_HOOKS_DEFERRED']) delete env[k]
+  return { ...env, ...extra }
+}
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  all: string
+}
+
+export async function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
+  const r = await execa('graphile-migrate', args, {
+    cwd,
+    env: cleanEnv(env),
+    extendEnv: false,
+    preferLocal: true,
+    localDir: PROJECT_ROOT,
+    reject: false,
+    all: true,
+    ...options,
+  })
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) }
+}
+
+/** Run `tsx <script> …` (our own CLIs) with the given environment. */
+export async function tsxScript(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
+  const r = await execa('tsx', [join(PROJECT_ROOT, script), ...args], {
+    cwd,
+    env: cleanEnv(env),
+    extendEnv: false,
+    preferLocal: true,
+    localDir: PROJECT_ROOT,
+    reject: false,
+    all: true,
+    ...options,
+  })
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) }
+}
+
+const copies: string[] = []
+
+/**
+ * A scratch copy of the project: its own .gmrc, migrations and schema folder (so commit,
+ * uncommit and tampering never touch this checkout), sharing code and node_modules by symlink.
+ */
+export function projectCopy(): string {
+  mkdirSync(join(PROJECT_ROOT, '.tmp'), { recursive: true })
+  const dir = mkdtempSync(join(PROJECT_ROOT, '.tmp', 'project-'))
+  for (const f of ['.gmrc', 'package.json', 'migrations', 'schema']) cpSync(join(PROJECT_ROOT, f), join(dir, f), { recursive: true })
+  for (const f of ['node_modules', 'scripts', 'hooks', 'tsconfig.json']) symlinkSync(join(PROJECT_ROOT, f), join(dir, f))
+  copies.push(dir)
+  return dir
+}
+
+afterAll(() => {
+  for (const dir of copies.splice(0)) rmSync(dir, { recursive: true, force: true })
+})

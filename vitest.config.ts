@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Starts (or reuses) a real PostgreSQL 15 unless TEST_ROOT_DATABASE_URL is given.
+    globalSetup: ['test/helpers/global-setup.ts'],
+    // Every test file works in databases of its own, so files can run in parallel; the
+    // machine has 2 cores and most time is spent in PostgreSQL and child processes.
+    pool: 'forks',
+    maxWorkers: 3,
+    minWorkers: 1,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+    // The soak drill (issue: reliability) only runs when SOAK=1.
+  },
+})
