@@ -298,11 +298,16 @@ CREATE CONSTRAINT TRIGGER train_members_keep_an_owner AFTER DELETE OR UPDATE ON 
 COMMENT ON TABLE public.analysis_audit_log IS 'Audit trail of analysis requests and their outcomes.';
 COMMENT ON TABLE public.anthropic_credentials IS 'OAuth credentials of Anthropic accounts.';
 COMMENT ON TABLE public.api_requests IS 'Every request proxied to the LLM API, with its response.';
+COMMENT ON COLUMN public.api_requests.api_key_hash IS 'Hash of the client API key.';
+COMMENT ON COLUMN public.api_requests.api_key_id IS 'Client API key identifier (script-chain databases; kept, the application now writes api_key_hash).';
 COMMENT ON COLUMN public.api_requests.branch_id IS 'Branch within the conversation: main, branch_…, subtask_N.';
 COMMENT ON COLUMN public.api_requests.cache_creation_input_tokens IS 'Input tokens written to the prompt cache.';
 COMMENT ON COLUMN public.api_requests.cache_read_input_tokens IS 'Input tokens read from the prompt cache.';
+COMMENT ON COLUMN public.api_requests.completed_at IS 'When the response completed (script-chain databases; kept for history).';
 COMMENT ON COLUMN public.api_requests.conversation_id IS 'Groups the requests of one conversation.';
 COMMENT ON COLUMN public.api_requests.current_message_hash IS 'SHA-256 of the request''s messages, used to chain requests into conversations.';
+COMMENT ON COLUMN public.api_requests.first_token_ms IS 'Milliseconds until the first streamed token.';
+COMMENT ON COLUMN public.api_requests.ip_address IS 'Client address (script-chain databases; kept for history).';
 COMMENT ON COLUMN public.api_requests.is_subtask IS 'True for every request of a sub-task conversation.';
 COMMENT ON COLUMN public.api_requests.message_count IS 'Number of messages in the conversation up to this request.';
 COMMENT ON COLUMN public.api_requests.parent_message_hash IS 'current_message_hash of the request this one continues.';
@@ -313,6 +318,7 @@ COMMENT ON COLUMN public.api_requests.system_hash IS 'SHA-256 of the stable part
 COMMENT ON COLUMN public.api_requests.task_tool_invocation IS 'The response''s Task tool calls: [{id, name, input, linked_conversation_id?}].';
 COMMENT ON COLUMN public.api_requests.tool_call_count IS 'Number of tool_use blocks in the response.';
 COMMENT ON COLUMN public.api_requests.train_id IS 'Train (project) the request belongs to.';
+COMMENT ON COLUMN public.api_requests.usage_data IS 'The usage object of the API response, as returned.';
 COMMENT ON TABLE public.conversation_analyses IS 'AI-generated analyses of conversation branches.';
 COMMENT ON COLUMN public.conversation_analyses.custom_prompt IS 'Prompt override requested by the user, if any.';
 COMMENT ON COLUMN public.conversation_analyses.status IS 'pending → processing → completed | failed.';

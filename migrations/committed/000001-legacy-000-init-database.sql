@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:e5d17e92282bfee93fa7a88bea5f7c875bee0d1e
+--! Hash: sha1:094c43be17697cd39deb4936e71e3aa2ead2336f
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -184,3 +184,9 @@ comment on column public.api_requests.request_type is 'inference, query_evaluati
 comment on column public.api_requests.tool_call_count is 'Number of tool_use blocks in the response.';
 comment on column public.api_requests.cache_creation_input_tokens is 'Input tokens written to the prompt cache.';
 comment on column public.api_requests.cache_read_input_tokens is 'Input tokens read from the prompt cache.';
+comment on column public.api_requests.usage_data is 'The usage object of the API response, as returned.';
+comment on column public.api_requests.api_key_id is 'Client API key identifier (script-chain databases; kept, the application now writes api_key_hash).';
+comment on column public.api_requests.api_key_hash is 'Hash of the client API key.';
+comment on column public.api_requests.ip_address is 'Client address (script-chain databases; kept for history).';
+comment on column public.api_requests.completed_at is 'When the response completed (script-chain databases; kept for history).';
+comment on column public.api_requests.first_token_ms is 'Milliseconds until the first streamed token.';

@@ -1,5 +1,5 @@
---! Previous: sha1:e5d17e92282bfee93fa7a88bea5f7c875bee0d1e
---! Hash: sha1:b2ac9b9a951ee1118a33494af01cfd82b1e680c8
+--! Previous: sha1:094c43be17697cd39deb4936e71e3aa2ead2336f
+--! Hash: sha1:c326958e6b80f697e81dac64970e92f2400ec7f6
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.

@@ -1,5 +1,5 @@
---! Previous: sha1:b2ac9b9a951ee1118a33494af01cfd82b1e680c8
---! Hash: sha1:5db96624777358ba334be3d3c7f34ce1edfecf59
+--! Previous: sha1:c326958e6b80f697e81dac64970e92f2400ec7f6
+--! Hash: sha1:811fc7f8ba5f727400b04237fc5acd4ef1360948
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:5db96624777358ba334be3d3c7f34ce1edfecf59
---! Hash: sha1:9bc9b43da65fbe20c0b72503fffd4a9e3faab38f
+--! Previous: sha1:811fc7f8ba5f727400b04237fc5acd4ef1360948
+--! Hash: sha1:26d4106eaf1094ee5fefb1f8b77605a1b389b49a
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.

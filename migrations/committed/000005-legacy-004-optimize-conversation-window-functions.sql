@@ -1,5 +1,5 @@
---! Previous: sha1:9bc9b43da65fbe20c0b72503fffd4a9e3faab38f
---! Hash: sha1:d5b414879b3e927def7302ed65f503bf86bb7f85
+--! Previous: sha1:26d4106eaf1094ee5fefb1f8b77605a1b389b49a
+--! Hash: sha1:f51d7e05fd7123f74e17ea6c575e0005280c4c35
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.

@@ -1,5 +1,5 @@
---! Previous: sha1:d5b414879b3e927def7302ed65f503bf86bb7f85
---! Hash: sha1:ce3fa06e6a923591f3cfed061b82e97ccb8e316a
+--! Previous: sha1:f51d7e05fd7123f74e17ea6c575e0005280c4c35
+--! Hash: sha1:ae78017a81c4f8abd3d773810a7bc1f4d187ca77
 --! Message: legacy 005 populate account ids
 
 -- legacy 005 populate-account-ids: the account_id column and its index.

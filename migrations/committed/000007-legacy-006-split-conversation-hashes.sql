@@ -1,5 +1,5 @@
---! Previous: sha1:ce3fa06e6a923591f3cfed061b82e97ccb8e316a
---! Hash: sha1:af4d92665f6e911ec1e9208d952d45741e6a4758
+--! Previous: sha1:ae78017a81c4f8abd3d773810a7bc1f4d187ca77
+--! Hash: sha1:62288c9e6ddac655d7b182e27ad1c60598a98d3b
 --! Message: legacy 006 split conversation hashes
 
 -- legacy 006 split-conversation-hashes: system_hash, so a changed system prompt does not

@@ -1,5 +1,5 @@
---! Previous: sha1:af4d92665f6e911ec1e9208d952d45741e6a4758
---! Hash: sha1:e9ef7b0f99009afec4ab0fa28bd57b6f8ac67db8
+--! Previous: sha1:62288c9e6ddac655d7b182e27ad1c60598a98d3b
+--! Hash: sha1:fb13c6c599377356e67651a0f98a0d0b3c69388b
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.

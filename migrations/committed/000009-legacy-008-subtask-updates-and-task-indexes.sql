@@ -1,5 +1,5 @@
---! Previous: sha1:e9ef7b0f99009afec4ab0fa28bd57b6f8ac67db8
---! Hash: sha1:fb67a3ba6f3fd510ecc8a8f3b2f02e3b693ed77d
+--! Previous: sha1:fb13c6c599377356e67651a0f98a0d0b3c69388b
+--! Hash: sha1:e80b3fef308f9dc830ffa4290a161bec5574de7d
 --! Message: legacy 008 subtask updates and task indexes
 
 -- legacy 008 subtask-updates-and-task-indexes: indexes for Task-tool queries.

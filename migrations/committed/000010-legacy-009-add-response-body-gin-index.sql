@@ -1,5 +1,5 @@
---! Previous: sha1:fb67a3ba6f3fd510ecc8a8f3b2f02e3b693ed77d
---! Hash: sha1:37341e9f70f6132d533b470630b34b132690ccab
+--! Previous: sha1:e80b3fef308f9dc830ffa4290a161bec5574de7d
+--! Hash: sha1:3cd4ae7df93147ddc4d5ac702376bc14d2f5f946
 --! Message: legacy 009 add response body gin index
 
 -- legacy 009 add-response-body-gin-index: full GIN index for @> containment queries.

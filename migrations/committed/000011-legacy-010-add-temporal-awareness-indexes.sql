@@ -1,5 +1,5 @@
---! Previous: sha1:37341e9f70f6132d533b470630b34b132690ccab
---! Hash: sha1:4b4d3730376d5be09c9dfa32654042dadfb8a191
+--! Previous: sha1:3cd4ae7df93147ddc4d5ac702376bc14d2f5f946
+--! Hash: sha1:a6632b62c1accf951970a6d3d2f58dd8dc0686ef
 --! Message: legacy 010 add temporal awareness indexes
 
 -- legacy 010 add-temporal-awareness-indexes.

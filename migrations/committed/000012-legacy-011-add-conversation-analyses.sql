@@ -1,5 +1,5 @@
---! Previous: sha1:4b4d3730376d5be09c9dfa32654042dadfb8a191
---! Hash: sha1:f23ed2911567e98a1a4c0f1e0acd6a5fe7690de5
+--! Previous: sha1:a6632b62c1accf951970a6d3d2f58dd8dc0686ef
+--! Hash: sha1:79911efc56bd8305f3ccae548a35a86a9f4e3f00
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.

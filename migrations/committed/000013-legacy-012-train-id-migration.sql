@@ -1,5 +1,5 @@
---! Previous: sha1:f23ed2911567e98a1a4c0f1e0acd6a5fe7690de5
---! Hash: sha1:8aa8faf5605fcbee8852af27d4664f5465b999ab
+--! Previous: sha1:79911efc56bd8305f3ccae548a35a86a9f4e3f00
+--! Hash: sha1:4344ae5a8ba1185efa841ba6d8b5799e449b168c
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

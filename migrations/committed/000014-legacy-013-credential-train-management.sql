@@ -1,5 +1,5 @@
---! Previous: sha1:8aa8faf5605fcbee8852af27d4664f5465b999ab
---! Hash: sha1:090eb81088c82d663551754f01557acaf469b3d9
+--! Previous: sha1:4344ae5a8ba1185efa841ba6d8b5799e449b168c
+--! Hash: sha1:acf551b134a1807257acb7d140935f96705541b9
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

@@ -1,5 +1,5 @@
---! Previous: sha1:090eb81088c82d663551754f01557acaf469b3d9
---! Hash: sha1:0c6aac52ab8f84ca0c815a86898db4b4b11dbf9d
+--! Previous: sha1:acf551b134a1807257acb7d140935f96705541b9
+--! Hash: sha1:6e98df8cf3521377b55ef84fa055a26d77483727
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every

@@ -9,6 +9,8 @@
  *   reset     drop and rebuild the database from the chain (development only)
  *   status    pending migrations, current.sql, unfinished backfills; non-zero when not clean
  *   schema    rebuild the shadow database and rewrite schema/schema.sql
+ *   verify    check committed files against their hashes and the database's record
+ *   drift     compare the database with a fresh build of the chain (--json for machines)
  *   url       print the connection strings (password hidden unless --show-password)
  *   stop      stop the embedded server
  */
@@ -20,6 +22,8 @@ import { redactUrl } from '../lib/redact.js'
 import { withDeployLock } from '../lifecycle/deploy-lock.js'
 import { appliedMigrations } from '../lifecycle/applied-migrations.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
+import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
+import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
 type Command = (urls: DatabaseUrls, args: string[]) => Promise<number>
 
@@ -72,6 +76,27 @@ const commands: Record<string, Command> = {
     // graphile-migrate's bitmap (1 pending, 2 current.sql not empty) plus 4: a backfill is
     // unfinished or failed.
     return result.exitCode | (hooks.clean ? 0 : 4)
+  },
+  async verify(urls) {
+    return printVerifyReport(await verify(urls.databaseUrl, migrationsFolderOf(PROJECT_ROOT)))
+  },
+  async drift(urls, args) {
+    if (!urls.shadowUrl || !urls.rootUrl) {
+      throw new UserError('db:drift builds the committed chain on the shadow database: set SHADOW_DATABASE_URL and ROOT_DATABASE_URL.')
+    }
+    const json = args.includes('--json')
+    // Build the chain from scratch on the shadow database (quietly in --json mode: the last
+    // line must be the JSON object).
+    const build = await runGraphileMigrate(['reset', '--shadow', '--erase'], {
+      cwd: PROJECT_ROOT,
+      env: childEnv(urls, { SKIP_SCHEMA_DUMP: '1' }),
+      quiet: true,
+    })
+    if (build.exitCode !== 0) {
+      console.error(build.output)
+      throw new UserError('db:drift could not build the committed chain on the shadow database (output above).')
+    }
+    return printDriftReport(await diffSchemas(urls.databaseUrl, urls.shadowUrl), json)
   },
   async url(urls, args) {
     const show = args.includes('--show-password')

@@ -32,6 +32,8 @@ export async function dumpSchema(databaseUrl: string, file = schemaFile()): Prom
 async function main() {
   const url = process.argv.includes('--from-hook') ? process.env.GM_DBURL : process.env.DATABASE_URL
   if (!url) throw new Error('No database: set GM_DBURL (hook) or DATABASE_URL.')
+  // db:drift rebuilds the shadow only to compare with it; the snapshot is not its business.
+  if (process.env.SKIP_SCHEMA_DUMP === '1') return
   // The shadow database only ever holds the committed chain (commit/uncommit rebuild it with
   // `migrate`, which never applies current.sql), so the snapshot never shows work in progress.
   await dumpSchema(url)

@@ -1,0 +1,13 @@
+/**
+ * The backfills, in the order they run. Order matters: sub-task linking reads the
+ * task_tool_invocation that task-invocations writes. Append new backfills at the end unless
+ * they depend on nothing and something depends on them.
+ */
+import type { Backfill } from '../lib/backfill.js'
+import { accountIds } from './account-ids.js'
+import { parentRequestIds } from './parent-request-ids.js'
+import { subtaskLinks } from './subtask-links.js'
+import { systemHash } from './system-hash.js'
+import { taskInvocations } from './task-invocations.js'
+
+export const BACKFILLS: readonly Backfill[] = [taskInvocations, subtaskLinks, parentRequestIds, accountIds, systemHash]

@@ -1,0 +1,161 @@
+/**
+ * Gathering steps of sub-task linking: walk the data once by key and fill the scratch tables
+ * (scratch.ts) that matching needs, so that no step ever runs a correlated subquery per row
+ * over api_requests (legacy 003's mistake).
+ */
+import type pg from 'pg'
+import type { BatchContext, Cursor, Step } from '../../lib/backfill.js'
+import { keyWalkStep, rangeFilter } from '../../lib/key-walk.js'
+import { firstMessageText } from '../../lib/subtask-text.js'
+import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
+
+const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
+
+/**
+ * scan-rows: per conversation, its earliest row (timestamp, then request_id), its size and
+ * whether any of its rows is already linked; and every already-linked row.
+ * Batches merge into the scratch row, so the result does not depend on key order.
+ */
+export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) => {
+  const range = rangeFilter(after, upTo)
+  await ctx.client.query(
+    `insert into ${CONVERSATIONS} as t (conversation_id, first_ts, first_request_id, row_count, has_linked)
+     select conversation_id,
+            (array_agg(timestamp order by timestamp, request_id))[1],
+            (array_agg(request_id order by timestamp, request_id))[1],
+            count(*), bool_or(parent_task_request_id is not null)
+     from api_requests where ${range.sql} and conversation_id is not null
+     group by conversation_id
+     on conflict (conversation_id) do update set
+       first_ts = case when (excluded.first_ts, excluded.first_request_id) < (t.first_ts, t.first_request_id)
+                       then excluded.first_ts else t.first_ts end,
+       first_request_id = case when (excluded.first_ts, excluded.first_request_id) < (t.first_ts, t.first_request_id)
+                       then excluded.first_request_id else t.first_request_id end,
+       row_count = t.row_count + excluded.row_count,
+       has_linked = t.has_linked or excluded.has_linked`,
+    range.params,
+  )
+  await ctx.client.query(
+    `insert into ${EXISTING} (request_id, parent_task_request_id)
+     select request_id, parent_task_request_id from api_requests where ${range.sql} and parent_task_request_id is not null`,
+    range.params,
+  )
+  return { changed: 0, skipped: 0 }
+})
+
+/** The first message of a row, read by path: (message count or null, first message if alone). */
+const FIRST_MESSAGE = (alias: string) => `
+  case when jsonb_typeof(${alias}.body->'messages') = 'array' then jsonb_array_length(${alias}.body->'messages') end as n,
+  case when jsonb_typeof(${alias}.body->'messages') = 'array' and jsonb_array_length(${alias}.body->'messages') = 1
+       then ${alias}.body->'messages'->0 end as first`
+
+/** Walk a scratch table by its uuid key; `cursor` is the last key done. */
+async function nextKeys<T extends pg.QueryResultRow>(ctx: BatchContext, cursor: Cursor, sql: (where: string) => string) {
+  const after = typeof cursor === 'string' ? cursor : null
+  const { rows } = await ctx.client.query<T>(sql(after === null ? 'true' : 'k > $2::uuid'), after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after])
+  return rows
+}
+
+/**
+ * conversation-texts: classify each conversation by its first row (subtasks.md step 2):
+ * a candidate has a single user message, whose text is computed as the application does.
+ * Conversations with an already-linked row are never candidates (step 5).
+ */
+export const conversationTexts: Step = {
+  name: 'conversation-texts',
+  estimate: (client) => count(client, `select count(*)::int as n from ${CONVERSATIONS}`),
+  async runBatch(ctx, cursor) {
+    const rows = await nextKeys<{ id: string; has_linked: boolean; found: boolean; n: number | null; first: unknown }>(
+      ctx,
+      cursor,
+      (where) => `
+        select c.conversation_id::text as id, c.has_linked, a.request_id is not null as found, ${FIRST_MESSAGE('a')}
+        from (select conversation_id as k, * from ${CONVERSATIONS}) c
+        left join api_requests a on a.request_id = c.first_request_id and not c.has_linked
+        where ${where} order by c.k limit $1`,
+    )
+    let skipped = 0
+    const updates = rows.map((row) => {
+      if (row.has_linked) return { id: row.id, state: 'linked', text: null }
+      if (!row.found) return { id: row.id, state: 'not-candidate', text: null }
+      const result = firstMessageText(row.n, row.first)
+      if (result.kind === 'malformed') skipped++
+      return { id: row.id, state: result.kind === 'text' ? 'candidate' : result.kind, text: result.kind === 'text' ? result.text : null }
+    })
+    if (updates.length) {
+      await ctx.client.query(
+        `update ${CONVERSATIONS} c set state = v.state, text = v.text, text_md5 = md5(v.text)
+         from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, text text) where c.conversation_id = v.id`,
+        [JSON.stringify(updates)],
+      )
+    }
+    const next = rows.length < ctx.settings.batchSize ? null : rows[rows.length - 1].id
+    return { changed: 0, skipped, examined: rows.length, cursor: next }
+  },
+}
+
+/**
+ * scan-calls: every Task call with a string `input.prompt`, with its parent's time window
+ * and conversation (subtasks.md step 3). Elements without a string prompt are counted as
+ * skipped. An element already carrying linked_conversation_id is claimed from the start.
+ */
+export const scanCalls: Step = keyWalkStep('scan-calls', async (ctx, after, upTo) => {
+  const range = rangeFilter(after, upTo, 1, 'a.request_id')
+  const { rows } = await ctx.client.query<{ skipped: number }>(
+    `with calls as (
+       select a.request_id, t.o::int as position, t.e, a.timestamp, a.duration_ms, a.conversation_id
+       from api_requests a
+       cross join lateral jsonb_array_elements(
+         case when jsonb_typeof(a.task_tool_invocation) = 'array' then a.task_tool_invocation else '[]'::jsonb end
+       ) with ordinality t(e, o)
+       where ${range.sql} and a.task_tool_invocation is not null
+     ), ins as (
+       insert into ${CALLS} (parent_request_id, position, prompt, prompt_md5, parent_ts, parent_end,
+                             parent_conversation_id, marked, claimed)
+       select request_id, position, e->'input'->>'prompt', md5(e->'input'->>'prompt'), timestamp,
+              timestamp + coalesce(duration_ms, 0) * interval '1 millisecond', conversation_id,
+              coalesce(e->'linked_conversation_id', 'null') <> 'null', coalesce(e->'linked_conversation_id', 'null') <> 'null'
+       from calls where jsonb_typeof(e->'input'->'prompt') = 'string' and conversation_id is not null
+       returning 1
+     )
+     select (select count(*)::int from ins) as inserted,
+            (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,
+    range.params,
+  )
+  return { changed: 0, skipped: rows[0].skipped }
+})
+
+/**
+ * claim-existing: a call whose sub-task is already linked (by the application, or by legacy
+ * 003 which marked only invocation 0) must not link a second conversation. Each existing
+ * linked first row (a single user message) accounts for one call of its parent with the same
+ * prompt — preferring a call already marked linked, then the lowest position.
+ */
+export const claimExisting: Step = {
+  name: 'claim-existing',
+  estimate: (client) => count(client, `select count(*)::int as n from ${EXISTING}`),
+  async runBatch(ctx, cursor) {
+    const rows = await nextKeys<{ id: string; parent: string; n: number | null; first: unknown }>(
+      ctx,
+      cursor,
+      (where) => `
+        select x.request_id::text as id, x.parent_task_request_id::text as parent, ${FIRST_MESSAGE('a')}
+        from (select request_id as k, * from ${EXISTING}) x left join api_requests a on a.request_id = x.request_id
+        where ${where} order by x.k limit $1`,
+    )
+    for (const row of rows) {
+      const text = firstMessageText(row.n, row.first)
+      if (text.kind !== 'text') continue
+      await ctx.client.query(
+        `update ${CALLS} set claimed = true, accounted = true
+         where (parent_request_id, position) in (
+           select parent_request_id, position from ${CALLS}
+           where parent_request_id = $1 and prompt_md5 = md5($2) and prompt = $2 and not accounted
+           order by marked desc, position limit 1)`,
+        [row.parent, text.text],
+      )
+    }
+    const next = rows.length < ctx.settings.batchSize ? null : rows[rows.length - 1].id
+    return { changed: 0, skipped: 0, examined: rows.length, cursor: next }
+  },
+}

@@ -1,0 +1,174 @@
+/**
+ * The pure building blocks of the backfills (no database): Task call extraction, sub-task
+ * text, the mapping file's validation, duplicate-key detection and settings.
+ */
+import { describe, expect, it } from 'vitest'
+import { parseAccountMapping } from '../../hooks/lib/account-mapping.js'
+import { findDuplicateKeys } from '../../hooks/lib/json-duplicates.js'
+import { loadSettings } from '../../hooks/lib/settings.js'
+import { subtaskText } from '../../hooks/lib/subtask-text.js'
+import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/lib/task-calls.js'
+import { backoffMs } from '../../hooks/lib/transaction.js'
+
+const task = (id: unknown, prompt: unknown, extra: Record<string, unknown> = {}) => ({ type: 'tool_use', id, name: 'Task', input: { prompt, description: 'd' }, ...extra })
+
+describe('extractTaskCalls', () => {
+  it('returns {id, name, input} for every Task call, in content order, ignoring other blocks', () => {
+    const content = [
+      { type: 'text', text: 'x' },
+      task('toolu_1', 'one'),
+      { type: 'tool_use', id: 'toolu_r', name: 'Read', input: {} },
+      'stray string',
+      task('toolu_2', 'two'),
+    ]
+    expect(extractTaskCalls(content)).toEqual({
+      kind: 'calls',
+      calls: [
+        { id: 'toolu_1', name: 'Task', input: { prompt: 'one', description: 'd' } },
+        { id: 'toolu_2', name: 'Task', input: { prompt: 'two', description: 'd' } },
+      ],
+    })
+  })
+
+  it('keeps the whole input object, whatever the prompt type', () => {
+    const r = extractTaskCalls([task('toolu_1', 42, { input: { prompt: 42, subagent_type: 'general' } })])
+    expect(r).toEqual({ kind: 'calls', calls: [{ id: 'toolu_1', name: 'Task', input: { prompt: 42, subagent_type: 'general' } }] })
+  })
+
+  it('says none when there is no Task call, malformed for non-array content or a Task block lacking fields', () => {
+    expect(extractTaskCalls([{ type: 'text', text: 'x' }])).toEqual({ kind: 'none' })
+    expect(extractTaskCalls('text content').kind).toBe('malformed')
+    expect(extractTaskCalls(null).kind).toBe('malformed')
+    expect(extractTaskCalls([task(undefined, 'p')]).kind).toBe('malformed')
+    expect(extractTaskCalls([task('', 'p')]).kind).toBe('malformed')
+    expect(extractTaskCalls([{ type: 'tool_use', id: 'toolu_1', name: 'Task' }]).kind).toBe('malformed')
+    expect(extractTaskCalls([{ type: 'tool_use', id: 'toolu_1', name: 'Task', input: 'p' }]).kind).toBe('malformed')
+  })
+})
+
+describe('legacy 003 shape', () => {
+  it('is recognised by an element with prompt but no input', () => {
+    expect(isLegacyShape([{ id: 'a', name: 'Task', prompt: 'p', description: '' }])).toBe(true)
+    expect(isLegacyShape([{ id: 'a', name: 'Task', input: { prompt: 'p' } }])).toBe(false)
+    expect(isLegacyShape(null)).toBe(false)
+  })
+
+  it('is rewritten from the calls, keeping linked_conversation_id by id, or by position when the id is ""', () => {
+    const calls = [
+      { id: 't1', name: 'Task', input: { prompt: 'a' } },
+      { id: 't2', name: 'Task', input: { prompt: 'b' } },
+    ]
+    expect(rewriteLegacy([{ id: 't2', prompt: 'b', linked_conversation_id: 'C2' }, { id: 't1', prompt: 'a' }], calls)).toEqual([
+      { id: 't1', name: 'Task', input: { prompt: 'a' } },
+      { id: 't2', name: 'Task', input: { prompt: 'b' }, linked_conversation_id: 'C2' },
+    ])
+    expect(rewriteLegacy([{ id: '', prompt: 'a', linked_conversation_id: 'C1' }], calls)[0].linked_conversation_id).toBe('C1')
+    // An id the response does not have links nothing (rather than a wrong call).
+    expect(rewriteLegacy([{ id: 'tX', prompt: 'a', linked_conversation_id: 'C1' }], calls).some((c) => c.linked_conversation_id)).toBe(false)
+  })
+})
+
+describe('subtaskText', () => {
+  it('is the string content of a single user message', () => {
+    expect(subtaskText([{ role: 'user', content: 'Research the parser' }])).toEqual({ kind: 'text', text: 'Research the parser' })
+  })
+
+  it('joins the text blocks with "\\n", dropping empty texts and non-text blocks', () => {
+    const content = [
+      { type: 'text', text: 'a' },
+      { type: 'text', text: '' },
+      { type: 'image', source: {} },
+      { type: 'text', text: 'b' },
+    ]
+    expect(subtaskText([{ role: 'user', content }])).toEqual({ kind: 'text', text: 'a\nb' })
+  })
+
+  it('removes system reminders with the whitespace before them, and nothing else', () => {
+    const content = [
+      { type: 'text', text: 'Write the tests' },
+      { type: 'text', text: '<system-reminder>ctx</system-reminder>' },
+    ]
+    expect(subtaskText([{ role: 'user', content }])).toEqual({ kind: 'text', text: 'Write the tests' })
+    expect(subtaskText([{ role: 'user', content: ' padded ' }])).toEqual({ kind: 'text', text: ' padded ' })
+  })
+
+  it('is not a candidate with several messages, a non-user role, or no text', () => {
+    expect(subtaskText([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]).kind).toBe('not-candidate')
+    expect(subtaskText([{ role: 'assistant', content: 'a' }]).kind).toBe('not-candidate')
+    expect(subtaskText([{ role: 'user', content: '<system-reminder>x</system-reminder>' }]).kind).toBe('not-candidate')
+  })
+
+  it('is malformed without a messages array, or with content of another type', () => {
+    expect(subtaskText(undefined).kind).toBe('malformed')
+    expect(subtaskText('hello').kind).toBe('malformed')
+    expect(subtaskText([{ role: 'user', content: 42 }]).kind).toBe('malformed')
+    expect(subtaskText([{ role: 'user', content: [{ type: 'text', text: 7 }] }]).kind).toBe('malformed')
+    expect(subtaskText(['x']).kind).toBe('malformed')
+  })
+})
+
+describe('findDuplicateKeys', () => {
+  it('finds duplicates at any depth, and none where keys only repeat across objects or as values', () => {
+    expect(findDuplicateKeys('{"a": 1, "b": 2, "a": 3}')).toEqual([{ key: 'a', path: '' }])
+    expect(findDuplicateKeys('{"x": {"k": 1, "k": 2}}')).toEqual([{ key: 'k', path: '/x' }])
+    expect(findDuplicateKeys('[{"a": "a"}, {"a": "b"}]')).toEqual([])
+    expect(findDuplicateKeys('{"a": "b", "b": "a"}')).toEqual([])
+    expect(findDuplicateKeys('{"q\\"uote": 1, "q\\u0022uote": 2}')).toEqual([{ key: 'q"uote', path: '' }])
+  })
+})
+
+describe('parseAccountMapping', () => {
+  const parse = (text: string) => parseAccountMapping(text, '/etc/mapping.json')
+
+  it('accepts an object of non-empty strings and fingerprints it independently of key order', () => {
+    const a = parse('{"train-a": "acc-1", "train-b": "acc-2"}')
+    expect(a.entries).toEqual({ 'train-a': 'acc-1', 'train-b': 'acc-2' })
+    expect(parse('{"train-b": "acc-2", "train-a": "acc-1"}').fingerprint).toBe(a.fingerprint)
+    expect(parse('{"train-b": "acc-3", "train-a": "acc-1"}').fingerprint).not.toBe(a.fingerprint)
+  })
+
+  it.each([
+    ['{"train-a": "acc", "train-a": "other"}', /entry "train-a" appears more than once/],
+    ['{"train-a": ""}', /entry "train-a": the account id must not be empty/],
+    ['{"train-a": 5}', /entry "train-a": the account id must be a string/],
+    ['{"train-a": {"id": "x"}}', /entry "train-a": the account id must be a string/],
+    ['{"": "acc"}', /entry "": the train id must not be empty/],
+    ['{"train-a": " acc"}', /entry "train-a": the account id has leading or trailing spaces/],
+    ['["train-a"]', /one JSON object/],
+    ['{"train-a": "acc",}', /not valid JSON/],
+  ])('rejects %s, naming the file and the entry', (text, message) => {
+    expect(() => parse(text)).toThrow(message)
+    expect(() => parse(text)).toThrow('ACCOUNT_MAPPING_FILE "/etc/mapping.json"')
+  })
+})
+
+describe('loadSettings', () => {
+  it('has the documented defaults', () => {
+    expect(loadSettings({})).toEqual({
+      batchSize: 1000,
+      batchDelayMs: 0,
+      lockTimeoutMs: 2000,
+      statementTimeoutMs: 30000,
+      maxRetries: 5,
+      subtaskWindowMs: 60000,
+      lockWaitSeconds: 300,
+      progressIntervalMs: 5000,
+      accountMappingFile: undefined,
+    })
+  })
+
+  it.each([
+    ['HOOKS_BATCH_SIZE', '0'],
+    ['HOOKS_BATCH_SIZE', 'lots'],
+    ['HOOKS_BATCH_SIZE', '10.5'],
+    ['HOOKS_LOCK_TIMEOUT_MS', '-1'],
+    ['HOOKS_MAX_RETRIES', '1e3'],
+    ['HOOKS_SUBTASK_WINDOW_MS', '60s'],
+  ])('rejects %s=%s naming the variable', (name, value) => {
+    expect(() => loadSettings({ [name]: value })).toThrow(new RegExp(`^${name} must be a whole number`))
+  })
+
+  it('backs off exponentially', () => {
+    expect([1, 2, 3, 4].map(backoffMs)).toEqual([100, 200, 400, 800])
+  })
+})
