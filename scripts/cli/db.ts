@@ -14,7 +14,7 @@
  *   url       print the connection strings (password hidden unless --show-password)
  *   stop      stop the embedded server
  */
-import { resolveDatabaseUrls, childEnv, PROJECT_ROOT, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
+import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
 import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
 import { runGraphileMigrate } from '../lib/graphile-cli.js'
 import { reportFatal, UserError } from '../lib/errors.js'
@@ -25,10 +25,16 @@ import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
+/**
+ * The project graphile-migrate works in: the folder holding .gmrc and migrations/. npm runs
+ * scripts from the package root; tests run them in scratch copies of the project.
+ */
+const PROJECT_DIR = process.cwd()
+
 type Command = (urls: DatabaseUrls, args: string[]) => Promise<number>
 
 const gm = (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-  runGraphileMigrate(args, { cwd: PROJECT_ROOT, env: childEnv(urls, extraEnv) })
+  runGraphileMigrate(args, { cwd: PROJECT_DIR, env: childEnv(urls, extraEnv) })
 
 const commands: Record<string, Command> = {
   async migrate(urls, args) {
@@ -78,7 +84,7 @@ const commands: Record<string, Command> = {
     return result.exitCode | (hooks.clean ? 0 : 4)
   },
   async verify(urls) {
-    return printVerifyReport(await verify(urls.databaseUrl, migrationsFolderOf(PROJECT_ROOT)))
+    return printVerifyReport(await verify(urls.databaseUrl, migrationsFolderOf(PROJECT_DIR)))
   },
   async drift(urls, args) {
     if (!urls.shadowUrl || !urls.rootUrl) {
@@ -88,7 +94,7 @@ const commands: Record<string, Command> = {
     // Build the chain from scratch on the shadow database (quietly in --json mode: the last
     // line must be the JSON object).
     const build = await runGraphileMigrate(['reset', '--shadow', '--erase'], {
-      cwd: PROJECT_ROOT,
+      cwd: PROJECT_DIR,
       env: childEnv(urls, { SKIP_SCHEMA_DUMP: '1' }),
       quiet: true,
     })

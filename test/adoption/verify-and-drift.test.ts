@@ -1,0 +1,81 @@
+/**
+ * The operator's two proofs: db:verify names an applied migration edited afterwards (which
+ * graphile-migrate itself never notices), and db:drift is silent on an untouched database but
+ * names a column added by hand.
+ */
+import { chmodSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
+import { graphileMigrate, projectCopy, tsxScript } from '../helpers/project.js'
+
+const db = (cwd: string, args: string[], env: NodeJS.ProcessEnv) => tsxScript('scripts/cli/db.ts', args, env, cwd)
+
+describe('db:verify', () => {
+  let dir: string
+  let target: TestDatabases
+  beforeAll(async () => {
+    dir = projectCopy()
+    target = await createTestDatabases('verify')
+    expect((await graphileMigrate(['migrate'], target.env, dir)).exitCode).toBe(0)
+  })
+
+  it('passes on an intact chain', async () => {
+    const r = await db(dir, ['verify'], target.env)
+    expect(r.exitCode, r.all).toBe(0)
+  })
+
+  it('names an applied migration whose body was edited afterwards', async () => {
+    const committed = join(dir, 'migrations', 'committed')
+    const file = readdirSync(committed).sort()[6]!
+    const original = readFileSync(join(committed, file), 'utf8')
+    chmodSync(join(committed, file), 0o644)
+    writeFileSync(join(committed, file), original.replace('add column if not exists system_hash varchar(64)', 'add column if not exists system_hash varchar(65)'))
+    try {
+      // graphile-migrate does not notice: the file was already applied.
+      expect((await graphileMigrate(['migrate'], target.env, dir)).exitCode).toBe(0)
+      const r = await db(dir, ['verify'], target.env)
+      expect(r.exitCode).toBe(1)
+      expect(r.stdout).toContain(`${file}: edited after it was applied`)
+    } finally {
+      writeFileSync(join(committed, file), original)
+    }
+  })
+
+  it('names a missing file and an out-of-order one', async () => {
+    const committed = join(dir, 'migrations', 'committed')
+    const last = readdirSync(committed).sort().at(-1)!
+    renameSync(join(committed, last), join(dir, last))
+    try {
+      const r = await db(dir, ['verify'], target.env)
+      expect(r.exitCode).toBe(1)
+      expect(r.stdout).toContain(`000015.sql: applied to the database`)
+      expect(r.stdout).toMatch(/missing from migrations\/committed/)
+    } finally {
+      renameSync(join(dir, last), join(committed, last))
+    }
+    const r = await db(dir, ['verify'], target.env)
+    expect(r.exitCode, r.all).toBe(0)
+  })
+})
+
+describe('db:drift', () => {
+  it('is silent on an untouched database and names a column added by hand', async () => {
+    const target = await createTestDatabases('drift')
+    expect((await db(process.cwd(), ['migrate'], target.env)).exitCode).toBe(0)
+    const clean = await db(process.cwd(), ['drift', '--json'], target.env)
+    expect(clean.exitCode, clean.all).toBe(0)
+    expect(JSON.parse(clean.stdout.trim().split('\n').at(-1)!)).toEqual({ drift: false, statements: [] })
+
+    await withClient(target.databaseUrl, (c) => c.query('alter table api_requests add column added_by_hand text'))
+    const drifted = await db(process.cwd(), ['drift', '--json'], target.env)
+    expect(drifted.exitCode).toBe(1)
+    const report = JSON.parse(drifted.stdout.trim().split('\n').at(-1)!)
+    expect(report.drift).toBe(true)
+    expect(report.statements.join('\n')).toMatch(/alter table "public"\."api_requests" drop column "added_by_hand"/)
+
+    const human = await db(process.cwd(), ['drift'], target.env)
+    expect(human.exitCode).toBe(1)
+    expect(human.stdout).toContain('"added_by_hand"')
+  })
+})
