@@ -85,7 +85,8 @@ function failureParagraph(s: BackfillSummary, dryRun: boolean): string {
   const kept = dryRun
     ? 'This was a dry run: nothing was written.'
     : `The failure is recorded in ${LEDGER_TABLE} and batches already committed are kept; fix the cause and run the hooks again (npm run db:migrate, or tsx hooks/run.ts), which resumes where this run stopped.`
-  return `Migration hooks: backfill "${s.name}" failed: ${s.error} ${kept} Later backfills were not run.`
+  const reason = /[.!?]$/.test(s.error ?? '') ? s.error : `${s.error}.`
+  return `Migration hooks: backfill "${s.name}" failed: ${reason} ${kept} Later backfills were not run.`
 }
 
 export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {

@@ -177,8 +177,8 @@ describe('all backfills over a realistic data set', () => {
     // Skipped: conversation 20 (no messages), the non-string prompt of req 45 and the
     // legacy element of req 44 that could not be rewritten (no input.prompt).
     expect(s.skipped).toBe(3)
-    // Rows moved: 5, 6, 7, 34; parents annotated: 3, 30.
-    expect(s.changed).toBe(6)
+    // Rows moved: 5, 6, 7, 34; calls linked: two of req 3, one of req 30.
+    expect(s.changed).toBe(7)
   })
 
   it('parent-request-ids: latest candidate at or before the child, same train and conversation', () => {

@@ -6,6 +6,7 @@
  *  - the matched element of the parent's task_tool_invocation gets linked_conversation_id =
  *    the sub-task's original conversation id.
  * Rows that already have a parent_task_request_id are never touched (step 5).
+ * "changed" counts sub-task rows moved plus calls linked.
  */
 import type { Step } from '../../lib/backfill.js'
 import { CONVERSATIONS, MATCHES } from './scratch.js'
@@ -48,9 +49,13 @@ export const applyMatches: Step = {
                           order by t.o)
          from jsonb_array_elements(a.task_tool_invocation) with ordinality t(e, o)
          left join v on v.parent_request_id = a.request_id and v.position = t.o)
-       where a.request_id in (select parent_request_id from v)`,
+       where a.request_id in (select parent_request_id from v)
+       returning (select count(*)::int from v where v.parent_request_id = a.request_id) as linked`,
       [ids],
     )
+    // Counted per call linked (not per parent row updated), so the total does not depend on
+    // how matches happened to be split into batches.
+    const callsLinked = parents.rows.reduce((sum, r) => sum + r.linked, 0)
     const moved = await ctx.client.query(
       `update api_requests a set parent_task_request_id = m.parent_request_id, is_subtask = true,
               conversation_id = m.parent_conversation_id, branch_id = m.branch
@@ -61,7 +66,7 @@ export const applyMatches: Step = {
     const last = take[take.length - 1]
     const finished = take.length === rows.length && rows.length < ctx.settings.batchSize
     return {
-      changed: (parents.rowCount ?? 0) + (moved.rowCount ?? 0),
+      changed: callsLinked + (moved.rowCount ?? 0),
       skipped: 0,
       examined: take.length,
       cursor: finished ? null : ([last.ts, last.first_id] as TimeCursor),

@@ -1,0 +1,283 @@
+/**
+ * The runner: ledger, resumption, version bumps, failures, dry runs, --only, locking,
+ * lock-timeout retries, status, shadow runs and script mode — asserted on database state.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+import { BACKFILLS } from '../../hooks/backfills/index.js'
+import { systemHash } from '../../hooks/backfills/system-hash.js'
+import type { Backfill } from '../../hooks/lib/backfill.js'
+import { keyWalkStep, rangeFilter } from '../../hooks/lib/key-walk.js'
+import { HOOKS_LOCK_KEY } from '../../hooks/lib/lock.js'
+import { hookStatus } from '../../hooks/run.js'
+import { createTestDatabases } from '../helpers/databases.js'
+import { tsxScript } from '../helpers/project.js'
+import { freshDatabase, inDb } from './support/db.js'
+import { conv, firstRequest, fullSnapshot, insertRows, ledgerRow, owned, req, runQuiet, taskResponse, type RowSpec } from './support/fixtures.js'
+
+const T = (n: number) => new Date(Date.UTC(2025, 0, 1, 10, 0, n)).toISOString()
+
+/** Rows for every backfill: Task calls, a sub-task, trains to map, system prompts. */
+function someRows(count = 12): RowSpec[] {
+  const rows: RowSpec[] = [
+    { id: req(1), ts: T(0), conversation: conv(1), body: firstRequest('root'), response: taskResponse([{ id: 'toolu_1', prompt: 'Go' }]) },
+    { id: req(2), ts: T(1), conversation: conv(2), body: firstRequest('Go') },
+  ]
+  for (let i = 3; i <= count; i++) rows.push({ id: req(i), ts: T(i), train: i % 2 ? 'train-a' : 'train-b', body: firstRequest(`q${i}`, `System ${i}`) })
+  return rows
+}
+
+function mappingFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'hooks-map-')), 'accounts.json')
+  writeFileSync(file, text)
+  return file
+}
+
+async function seeded(label: string, rows = someRows()): Promise<string> {
+  const url = await freshDatabase(label)
+  await inDb(url, (c) => insertRows(c, rows))
+  return url
+}
+
+const state = (url: string, name: string) => inDb(url, (c) => ledgerRow(c, name))
+
+describe('ledger', () => {
+  it('lives in the migration_hooks schema with the documented columns', async () => {
+    const url = await seeded('ledger')
+    expect((await runQuiet(url)).ok).toBe(true)
+    const columns = await inDb(url, async (c) => {
+      const { rows } = await c.query(
+        `select table_schema, column_name from information_schema.columns where table_name = 'backfills' order by ordinal_position`,
+      )
+      return rows
+    })
+    expect(new Set(columns.map((r) => r.table_schema))).toEqual(new Set(['migration_hooks']))
+    expect(columns.map((r) => r.column_name)).toEqual([
+      'name', 'version', 'state', 'cursor', 'step', 'rows_changed', 'rows_skipped', 'started_at', 'finished_at',
+      'updated_at', 'last_error', 'note', 'config_key',
+    ])
+    await expect(inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'bogus'`))).rejects.toThrow(/check/)
+  })
+})
+
+describe('dry run', () => {
+  it('reports what would change and writes nothing, not even the ledger', async () => {
+    const url = await seeded('dry')
+    const file = mappingFile('{"train-a": "acc-A"}')
+    const before = await inDb(url, fullSnapshot)
+    const dry = await runQuiet(url, { dryRun: true, env: { ACCOUNT_MAPPING_FILE: file } })
+    expect(dry.ok).toBe(true)
+    expect(await inDb(url, fullSnapshot)).toEqual(before)
+    expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
+    // The counts are those of the real run that follows.
+    const real = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: file } })
+    expect(dry.summaries.map((s) => [s.name, s.changed, s.skipped])).toEqual(real.summaries.map((s) => [s.name, s.changed, s.skipped]))
+    expect(real.summaries.find((s) => s.name === 'account-ids')!.changed).toBe(7)
+  })
+
+  it('writes nothing when run as a script with --dry-run either', async () => {
+    const url = await seeded('dry_script')
+    const before = await inDb(url, fullSnapshot)
+    const r = await tsxScript('hooks/run.ts', ['--dry-run'], { GM_DBURL: url })
+    expect(r.exitCode, r.all).toBe(0)
+    expect(await inDb(url, fullSnapshot)).toEqual(before)
+    expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
+  })
+})
+
+describe('failures', () => {
+  it('an invalid mapping file fails account-ids with nothing changed; a fixed file then completes', async () => {
+    const url = await seeded('fail_map')
+    const bad = mappingFile('{"train-a": "acc-A", "train-b": "acc-B", "train-a": "acc-C"}')
+    const failed = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: bad } })
+    expect(failed.ok).toBe(false)
+    const entry = await state(url, 'account-ids')
+    expect(entry).toMatchObject({ state: 'failed' })
+    expect(entry!.last_error).toContain(bad)
+    expect(entry!.last_error).toContain('"train-a"')
+    expect([...(await inDb(url, owned)).values()].every((r) => r.account_id === null)).toBe(true)
+    // Earlier backfills are done; later ones did not run.
+    expect((await state(url, 'parent-request-ids'))!.state).toBe('done')
+    expect(await state(url, 'system-hash')).toBeUndefined()
+    expect((await hookStatus(url, { env: { ACCOUNT_MAPPING_FILE: bad } })).clean).toBe(false)
+
+    const good = mappingFile('{"train-a": "acc-A", "train-b": "acc-B"}')
+    const fixed = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: good } })
+    expect(fixed.ok).toBe(true)
+    expect(await state(url, 'account-ids')).toMatchObject({ state: 'done', last_error: null })
+    expect((await state(url, 'system-hash'))!.state).toBe('done')
+    const rows = await inDb(url, owned)
+    expect(rows.get(req(3))!.account_id).toBe('acc-A')
+    expect(rows.get(req(4))!.account_id).toBe('acc-B')
+    expect((await hookStatus(url, { env: { ACCOUNT_MAPPING_FILE: good } })).clean).toBe(true)
+  })
+
+  it('without a mapping file account-ids is done with a note; configuring one later re-runs it', async () => {
+    const url = await seeded('no_map')
+    expect((await runQuiet(url)).ok).toBe(true)
+    const entry = await state(url, 'account-ids')
+    expect(entry).toMatchObject({ state: 'done', note: expect.stringContaining('ACCOUNT_MAPPING_FILE') })
+    expect((await inDb(url, owned)).get(req(3))!.account_id).toBeNull()
+    expect((await hookStatus(url, { env: {} })).clean).toBe(true)
+
+    const file = mappingFile('{"train-a": "acc-A"}')
+    expect((await hookStatus(url, { env: { ACCOUNT_MAPPING_FILE: file } })).clean).toBe(false)
+    const later = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: file } })
+    expect(later.summaries.find((s) => s.name === 'account-ids')).toMatchObject({ outcome: 'done', changed: 7 })
+    expect(later.summaries.filter((s) => s.name !== 'account-ids').every((s) => s.outcome === 'already-done')).toBe(true)
+    expect((await inDb(url, owned)).get(req(3))!.account_id).toBe('acc-A')
+  })
+
+  it('a failure mid-walk keeps the committed batches; the next run resumes at the stored cursor', async () => {
+    const url = await seeded('resume', someRows(30))
+    await inDb(url, (c) => c.query(`create table public.seen (request_id uuid, run int)`))
+    let run = 1
+    let batches = 0
+    // A backfill that records which keys each run processed, and fails at its 3rd batch once.
+    const probe: Backfill = {
+      name: 'probe',
+      version: 1,
+      description: 'test probe',
+      tables: [],
+      steps: [
+        keyWalkStep('walk', async (ctx, after, upTo) => {
+          if (run === 1 && ++batches === 3) throw new Error('injected failure')
+          const range = rangeFilter(after, upTo)
+          const r = await ctx.client.query(`insert into public.seen select request_id, ${run} from api_requests where ${range.sql}`, range.params)
+          return { changed: r.rowCount ?? 0, skipped: 0 }
+        }),
+      ],
+    }
+    const env = { HOOKS_BATCH_SIZE: '5' }
+    const first = await runQuiet(url, { backfills: [probe], env })
+    expect(first.ok).toBe(false)
+    expect(await state(url, 'probe')).toMatchObject({ state: 'failed', rows_changed: '10', last_error: 'injected failure' })
+    run = 2
+    expect((await runQuiet(url, { backfills: [probe], env })).ok).toBe(true)
+    const seen = await inDb(url, async (c) => (await c.query(`select run, count(*)::int as n, count(distinct request_id)::int as d from seen group by run order by run`)).rows)
+    // Exactly the 10 keys of the two committed batches in run 1, the other 20 in run 2.
+    expect(seen).toEqual([{ run: 1, n: 10, d: 10 }, { run: 2, n: 20, d: 20 }])
+    expect(await state(url, 'probe')).toMatchObject({ state: 'done', rows_changed: '30' })
+  })
+
+  it('retries a batch that hits lock_timeout, and fails clearly once retries are exhausted', async () => {
+    const url = await seeded('locks')
+    const blocker = new pg.Client({ connectionString: url })
+    await blocker.connect()
+    try {
+      await blocker.query('begin')
+      await blocker.query(`select 1 from api_requests where request_id = $1 for update`, [req(5)])
+      const noRetry = await runQuiet(url, { backfills: [systemHash], env: { HOOKS_LOCK_TIMEOUT_MS: '50', HOOKS_MAX_RETRIES: '0' } })
+      expect(noRetry.ok).toBe(false)
+      expect(noRetry.error).toMatch(/HOOKS_LOCK_TIMEOUT_MS/)
+      expect(await state(url, 'system-hash')).toMatchObject({ state: 'failed' })
+      expect((await inDb(url, owned)).get(req(5))!.system_hash).toBeNull()
+      // Release the row while the next run is backing off: it then succeeds.
+      setTimeout(() => void blocker.query('rollback'), 400)
+      const retried = await runQuiet(url, { backfills: [systemHash], env: { HOOKS_LOCK_TIMEOUT_MS: '50', HOOKS_MAX_RETRIES: '8' } })
+      expect(retried.ok, retried.error).toBe(true)
+      expect((await inDb(url, owned)).get(req(5))!.system_hash).toMatch(/^[0-9a-f]{64}$/)
+    } finally {
+      await blocker.end()
+    }
+  })
+})
+
+describe('versions and selection', () => {
+  it('a bumped version resets the ledger and re-runs; the same version does not', async () => {
+    const url = await seeded('version')
+    expect((await runQuiet(url, { backfills: [systemHash] })).ok).toBe(true)
+    await inDb(url, (c) => c.query(`update api_requests set system_hash = null where request_id = $1`, [req(3)]))
+    await runQuiet(url, { backfills: [systemHash] })
+    expect((await inDb(url, owned)).get(req(3))!.system_hash).toBeNull()
+    expect((await hookStatus(url, { backfills: [{ ...systemHash, version: 2 }] })).clean).toBe(false)
+    const bumped = await runQuiet(url, { backfills: [{ ...systemHash, version: 2 }] })
+    expect(bumped.summaries[0]).toMatchObject({ outcome: 'done', changed: 1 })
+    expect((await inDb(url, owned)).get(req(3))!.system_hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(await state(url, 'system-hash')).toMatchObject({ version: 2, state: 'done', rows_changed: '1' })
+  })
+
+  it('--only runs just the named backfills, and rejects unknown names', async () => {
+    const url = await seeded('only')
+    const r = await runQuiet(url, { only: ['system-hash'] })
+    expect(r.summaries.map((s) => s.name)).toEqual(['system-hash'])
+    const rows = await inDb(url, owned)
+    expect(rows.get(req(3))!.system_hash).not.toBeNull()
+    expect(rows.get(req(1))!.task_tool_invocation).toBeNull()
+    expect(await state(url, 'task-invocations')).toBeUndefined()
+    const bad = await runQuiet(url, { only: ['nope'] })
+    expect(bad.ok).toBe(false)
+    expect(bad.error).toMatch(/Unknown backfill "nope"/)
+  })
+})
+
+describe('hookStatus', () => {
+  it('is clean on a database without api_requests, pending before the first run, clean after', async () => {
+    const empty = await createTestDatabases('status_empty')
+    expect(await hookStatus(empty.databaseUrl)).toMatchObject({ clean: true })
+    const url = await seeded('status')
+    const before = await hookStatus(url)
+    expect(before.clean).toBe(false)
+    expect(before.lines.filter((l) => l.includes('pending (never run)'))).toHaveLength(BACKFILLS.length)
+    expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
+    await runQuiet(url)
+    expect((await hookStatus(url)).clean).toBe(true)
+    await inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'running' where name = 'system-hash'`))
+    expect((await hookStatus(url)).clean).toBe(false)
+  })
+})
+
+describe('locking', () => {
+  it('waits for another run, bounded by HOOKS_LOCK_WAIT_SECONDS', async () => {
+    const url = await seeded('lock')
+    const holder = new pg.Client({ connectionString: url })
+    await holder.connect()
+    try {
+      await holder.query('select pg_advisory_lock($1::bigint)', [HOOKS_LOCK_KEY])
+      const blocked = await runQuiet(url, { env: { HOOKS_LOCK_WAIT_SECONDS: '1' } })
+      expect(blocked.ok).toBe(false)
+      expect(blocked.error).toMatch(/HOOKS_LOCK_WAIT_SECONDS/)
+      expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
+      setTimeout(() => void holder.query('select pg_advisory_unlock($1::bigint)', [HOOKS_LOCK_KEY]), 500)
+      const waited = await runQuiet(url, { env: { HOOKS_LOCK_WAIT_SECONDS: '30' } })
+      expect(waited.ok).toBe(true)
+      expect((await state(url, 'system-hash'))!.state).toBe('done')
+    } finally {
+      await holder.end()
+    }
+  })
+})
+
+describe('shadow and script mode', () => {
+  it('a shadow run on empty tables completes every backfill quickly', async () => {
+    const url = await freshDatabase('shadow')
+    const started = Date.now()
+    const r = await runQuiet(url, { shadow: true })
+    expect(r.ok).toBe(true)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    const entries = await inDb(url, async (c) => (await c.query(`select name, state from migration_hooks.backfills order by name`)).rows)
+    expect(entries).toEqual(BACKFILLS.map((b) => ({ name: b.name, state: 'done' })).sort((a, b) => a.name.localeCompare(b.name)))
+  })
+
+  it('as graphile-migrate runs it: GM_DBURL and GM_SHADOW; deferred to the wrapper when asked', async () => {
+    const url = await seeded('script')
+    const deferred = await tsxScript('hooks/run.ts', [], { GM_DBURL: url, MIGRATION_HOOKS_DEFERRED: '1' })
+    expect(deferred.exitCode).toBe(0)
+    expect(deferred.stdout).toContain('hooks deferred to the db:migrate wrapper')
+    expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
+    const real = await tsxScript('hooks/run.ts', [], { GM_DBURL: url, GM_SHADOW: '1' })
+    expect(real.exitCode, real.all).toBe(0)
+    expect((await state(url, 'system-hash'))!.state).toBe('done')
+    expect((await inDb(url, owned)).get(req(3))!.system_hash).not.toBeNull()
+  })
+
+  it('exits non-zero with the password redacted when it cannot connect', async () => {
+    const r = await tsxScript('hooks/run.ts', [], { GM_DBURL: 'postgres://someone:Sup3rSecretPw@127.0.0.1:1/nowhere' })
+    expect(r.exitCode).not.toBe(0)
+    expect(r.all).not.toContain('Sup3rSecretPw')
+    expect(r.stderr).toMatch(/Migration hooks failed/)
+  })
+})
