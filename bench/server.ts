@@ -1,0 +1,108 @@
+/**
+ * Where the benchmark runs: its own embedded PostgreSQL 15 (data folder .data/bench-embedded,
+ * separate from the development server so that its databases never mix with yours), or the
+ * server named by BENCH_ROOT_DATABASE_URL (a superuser connection to a maintenance database).
+ *
+ * Every measurement works in databases of its own, created here with a `bench_` prefix and a
+ * per-run suffix, and dropped by `cleanup()` at the end (also after a failure or Ctrl-C).
+ */
+import { existsSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import pg from 'pg'
+import { ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
+import { registerUrlSecret } from '../scripts/lib/redact.js'
+
+export const PROJECT_ROOT = resolve(import.meta.dirname, '..')
+export const BENCH_DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'bench-embedded')
+
+export interface BenchServer {
+  /** Superuser URL of the maintenance database. */
+  rootUrl: string
+  /** URL of another database on the same server. */
+  urlFor(database: string): string
+  /** Create an empty database and remember it for cleanup. */
+  createDatabase(label: string): Promise<string>
+  /** Copy `template` (which must have no open connections) into a new database. */
+  cloneDatabase(template: string, label: string): Promise<string>
+  dropDatabase(name: string): Promise<void>
+  /** Drop every database this run created; stop the server if this run started it. */
+  cleanup(): Promise<void>
+  /** Where the server came from, for the report. */
+  description: string
+}
+
+/** Run `fn` with a short-lived client. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {
+  let rootUrl: string
+  let startedHere = false
+  let description: string
+  if (process.env.BENCH_ROOT_DATABASE_URL) {
+    rootUrl = process.env.BENCH_ROOT_DATABASE_URL
+    registerUrlSecret(rootUrl)
+    description = 'BENCH_ROOT_DATABASE_URL'
+  } else {
+    // The server is "ours" to stop at the end only if it was not already running.
+    const wasRunning = existsSync(join(BENCH_DATA_ROOT, 'pgdata', 'postmaster.pid'))
+    log(`Starting the benchmark's embedded PostgreSQL in ${BENCH_DATA_ROOT} …`)
+    const server = await ensureEmbeddedServer(BENCH_DATA_ROOT)
+    rootUrl = server.url('postgres')
+    startedHere = !wasRunning
+    description = `embedded PostgreSQL (.data/bench-embedded, port ${server.port}${startedHere ? '' : ', already running'})`
+  }
+
+  const urlFor = (database: string) => {
+    const u = new URL(rootUrl)
+    u.pathname = '/' + encodeURIComponent(database)
+    return u.toString()
+  }
+  const suffix = randomBytes(3).toString('hex')
+  const created = new Set<string>()
+  const root = (fn: (c: pg.Client) => Promise<unknown>) => withClient(rootUrl, fn)
+
+  const dropDatabase = async (name: string) => {
+    await root((c) => c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`))
+    created.delete(name)
+  }
+
+  return {
+    rootUrl,
+    urlFor,
+    description,
+    async createDatabase(label) {
+      const name = `bench_${label}_${suffix}`
+      await root((c) => c.query(`create database ${pg.escapeIdentifier(name)}`))
+      created.add(name)
+      return name
+    },
+    async cloneDatabase(template, label) {
+      const name = `bench_${label}_${suffix}`
+      // FILE_COPY copies the data files directly (one checkpoint) instead of WAL-logging
+      // every block: seconds instead of minutes for a few GB.
+      await root((c) =>
+        c.query(`create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(template)} strategy = file_copy`),
+      )
+      created.add(name)
+      return name
+    },
+    dropDatabase,
+    async cleanup() {
+      for (const name of [...created]) await dropDatabase(name).catch((e) => log(`could not drop ${name}: ${e.message}`))
+      if (startedHere) {
+        log('Stopping the benchmark server (this run started it).')
+        stopEmbeddedServer(BENCH_DATA_ROOT)
+      }
+    },
+  }
+}
