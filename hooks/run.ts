@@ -119,6 +119,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
           result.ok = false
           result.error = summary.error
           process.stderr.write(redact(failureParagraph(summary, dryRun)) + '\n')
+          const stack = (summary.cause as Error | undefined)?.stack
+          if (process.env.DEBUG && stack) process.stderr.write(redact(stack) + '\n')
           break
         }
       }

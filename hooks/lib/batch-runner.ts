@@ -31,6 +31,8 @@ export interface BackfillSummary {
   note?: string
   /** One-paragraph, password-free failure message. */
   error?: string
+  /** The original error (its stack is printed with DEBUG set). */
+  cause?: unknown
 }
 
 export interface RunOptions {
@@ -57,7 +59,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
     const message = redact(explain(error))
     if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
     if (!opts.dryRun) await markFailed(client, backfill.name, message)
-    return finish('failed', { error: message })
+    return finish('failed', { error: message, cause: error })
   }
   const configKey = prepared.configKey ?? null
 
@@ -133,6 +135,6 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   } catch (error) {
     const message = redact(explain(error))
     if (!opts.dryRun) await markFailed(client, backfill.name, message).catch(() => {})
-    return finish('failed', { error: message })
+    return finish('failed', { error: message, cause: error })
   }
 }

@@ -2,9 +2,6 @@
  * All backfills over one realistic data set: exact values after one run, and a second run —
  * and a re-run of every backfill at a bumped version — changes nothing.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { computeSystemHash } from '../../hooks/lib/system-hash.js'
@@ -19,6 +16,7 @@ import {
   hash,
   insertRows,
   ledgerRow,
+  mappingFile,
   owned,
   req,
   runQuiet,
@@ -115,18 +113,12 @@ describe('all backfills over a realistic data set', () => {
   let url: string
   let first: Awaited<ReturnType<typeof runQuiet>>
   let rows: Awaited<ReturnType<typeof owned>>
-  const env = () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hooks-map-'))
-    const file = join(dir, 'accounts.json')
-    writeFileSync(file, JSON.stringify({ 'train-a': 'acc-A', 'train-b': 'acc-B' }))
-    return { ACCOUNT_MAPPING_FILE: file }
-  }
   let mappingEnv: NodeJS.ProcessEnv
 
   beforeAll(async () => {
     url = await freshDatabase('hooks_all')
     await inDb(url, (c) => insertRows(c, dataset()))
-    mappingEnv = env()
+    mappingEnv = { ACCOUNT_MAPPING_FILE: mappingFile(JSON.stringify({ 'train-a': 'acc-A', 'train-b': 'acc-B' })) }
     first = await runQuiet(url, { env: mappingEnv })
     rows = await inDb(url, owned)
   })

@@ -7,14 +7,13 @@
  * them make it killable mid-way through each backfill, including the staged sub-task steps.
  */
 import { execa } from 'execa'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { cleanEnv, PROJECT_ROOT } from '../helpers/project.js'
+import { PROJECT_ROOT } from '../helpers/project.js'
 import { copyDatabase, inDb } from './support/db.js'
 import { generateDataset } from './support/dataset.js'
-import { fullSnapshot, insertRows, runQuiet } from './support/fixtures.js'
+import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet } from './support/fixtures.js'
 
 interface LedgerView {
   name: string
@@ -23,12 +22,10 @@ interface LedgerView {
   cursor: unknown
 }
 
-async function ledger(url: string): Promise<LedgerView[]> {
-  return inDb(url, async (c) => {
-    const { rows } = await c.query(`select to_regclass('migration_hooks.backfills') is not null as ok`)
-    if (!rows[0].ok) return []
-    return (await c.query(`select name, state, step, cursor from migration_hooks.backfills`)).rows
-  })
+async function ledger(c: pg.Client): Promise<LedgerView[]> {
+  const { rows } = await c.query(`select to_regclass('migration_hooks.backfills') is not null as ok`)
+  if (!rows[0].ok) return []
+  return (await c.query(`select name, state, step, cursor from migration_hooks.backfills`)).rows
 }
 
 /** Kill points: a backfill (and step) with a cursor, i.e. genuinely part-way through. */
@@ -37,7 +34,7 @@ const KILL_POINTS: Array<{ name: string; steps?: string[] }> = [
   { name: 'subtask-links', steps: ['scan-rows'] },
   { name: 'subtask-links', steps: ['conversation-texts', 'scan-calls'] },
   { name: 'subtask-links', steps: ['match'] },
-  { name: 'subtask-links', steps: ['number', 'apply'] },
+  { name: 'subtask-links', steps: ['apply'] },
   { name: 'parent-request-ids' },
   { name: 'system-hash' },
 ]
@@ -47,18 +44,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 describe('SIGKILL and resume', () => {
   it('ends identical to an uninterrupted run on a copy', async () => {
     const a = await copyDatabase('kill_a')
-    await inDb(a.url, (c) => insertRows(c, generateDataset(20250201, 60)))
+    await inDb(a.url, (c) => insertRows(c, generateDataset(20250201, 40)))
     const b = await copyDatabase('kill_b', a.name)
-    const mapping = join(mkdtempSync(join(tmpdir(), 'hooks-map-')), 'accounts.json')
-    writeFileSync(mapping, JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' }))
+    const mapping = mappingFile(JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' }))
 
     // The reference: one uninterrupted run, default batch size, in-process.
     const reference = await runQuiet(b.url, { env: { ACCOUNT_MAPPING_FILE: mapping } })
     expect(reference.ok, reference.error).toBe(true)
     expect(reference.summaries.every((s) => s.outcome === 'done')).toBe(true)
 
-    const env = cleanEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', HOOKS_BATCH_DELAY_MS: '10' })
+    const env = hookEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', HOOKS_BATCH_DELAY_MS: '10' })
     const killedAt: string[] = []
+    // One session for polling the ledger (a connection per poll would slow everything down).
+    const poller = new pg.Client({ connectionString: a.url })
+    await poller.connect()
     for (const point of KILL_POINTS) {
       const child = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
         cwd: PROJECT_ROOT, env, extendEnv: false, preferLocal: true, localDir: PROJECT_ROOT, reject: false, detached: true,
@@ -68,7 +67,7 @@ describe('SIGKILL and resume', () => {
       const deadline = Date.now() + 120_000
       let hit: LedgerView | undefined
       while (!exited && Date.now() < deadline) {
-        hit = (await ledger(a.url)).find(
+        hit = (await ledger(poller)).find(
           (e) => e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
         )
         if (hit) break
@@ -80,6 +79,7 @@ describe('SIGKILL and resume', () => {
       }
       await child
     }
+    await poller.end()
     // Most kill points must really have interrupted a run part-way (timing may skip one).
     console.log(`SIGKILLed at: ${killedAt.join(', ')}`)
     expect(killedAt.length, `killed at: ${killedAt.join(', ')}`).toBeGreaterThanOrEqual(5)

@@ -2,9 +2,6 @@
  * The runner: ledger, resumption, version bumps, failures, dry runs, --only, locking,
  * lock-timeout retries, status, shadow runs and script mode — asserted on database state.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
@@ -16,7 +13,7 @@ import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
 import { tsxScript } from '../helpers/project.js'
 import { freshDatabase, inDb } from './support/db.js'
-import { conv, firstRequest, fullSnapshot, insertRows, ledgerRow, owned, req, runQuiet, taskResponse, type RowSpec } from './support/fixtures.js'
+import { conv, firstRequest, fullSnapshot, insertRows, ledgerRow, mappingFile, owned, req, runQuiet, taskResponse, type RowSpec } from './support/fixtures.js'
 
 const T = (n: number) => new Date(Date.UTC(2025, 0, 1, 10, 0, n)).toISOString()
 
@@ -28,12 +25,6 @@ function someRows(count = 12): RowSpec[] {
   ]
   for (let i = 3; i <= count; i++) rows.push({ id: req(i), ts: T(i), train: i % 2 ? 'train-a' : 'train-b', body: firstRequest(`q${i}`, `System ${i}`) })
   return rows
-}
-
-function mappingFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'hooks-map-')), 'accounts.json')
-  writeFileSync(file, text)
-  return file
 }
 
 async function seeded(label: string, rows = someRows()): Promise<string> {
@@ -193,7 +184,7 @@ describe('versions and selection', () => {
     await inDb(url, (c) => c.query(`update api_requests set system_hash = null where request_id = $1`, [req(3)]))
     await runQuiet(url, { backfills: [systemHash] })
     expect((await inDb(url, owned)).get(req(3))!.system_hash).toBeNull()
-    expect((await hookStatus(url, { backfills: [{ ...systemHash, version: 2 }] })).clean).toBe(false)
+    expect((await hookStatus(url, { backfills: [{ ...systemHash, version: 2 }], env: {} })).clean).toBe(false)
     const bumped = await runQuiet(url, { backfills: [{ ...systemHash, version: 2 }] })
     expect(bumped.summaries[0]).toMatchObject({ outcome: 'done', changed: 1 })
     expect((await inDb(url, owned)).get(req(3))!.system_hash).toMatch(/^[0-9a-f]{64}$/)
@@ -217,16 +208,16 @@ describe('versions and selection', () => {
 describe('hookStatus', () => {
   it('is clean on a database without api_requests, pending before the first run, clean after', async () => {
     const empty = await createTestDatabases('status_empty')
-    expect(await hookStatus(empty.databaseUrl)).toMatchObject({ clean: true })
+    expect(await hookStatus(empty.databaseUrl, { env: {} })).toMatchObject({ clean: true })
     const url = await seeded('status')
-    const before = await hookStatus(url)
+    const before = await hookStatus(url, { env: {} })
     expect(before.clean).toBe(false)
     expect(before.lines.filter((l) => l.includes('pending (never run)'))).toHaveLength(BACKFILLS.length)
     expect(await inDb(url, async (c) => (await c.query(`select to_regnamespace('migration_hooks') as s`)).rows[0].s)).toBeNull()
     await runQuiet(url)
-    expect((await hookStatus(url)).clean).toBe(true)
+    expect((await hookStatus(url, { env: {} })).clean).toBe(true)
     await inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'running' where name = 'system-hash'`))
-    expect((await hookStatus(url)).clean).toBe(false)
+    expect((await hookStatus(url, { env: {} })).clean).toBe(false)
   })
 })
 

@@ -9,7 +9,7 @@
  * "changed" counts sub-task rows moved plus calls linked.
  */
 import type { Step } from '../../lib/backfill.js'
-import { CONVERSATIONS, MATCHES } from './scratch.js'
+import { CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 type TimeCursor = [string, string]
 
@@ -22,7 +22,7 @@ export const applyMatches: Step = {
   async runBatch(ctx, cursor) {
     const after = Array.isArray(cursor) ? (cursor as TimeCursor) : null
     const { rows } = await ctx.client.query<{ id: string; ts: string; first_id: string; row_count: number; branch: string | null }>(
-      `select m.conversation_id::text as id, m.first_ts::text as ts, m.first_request_id::text as first_id, c.row_count, m.branch
+      `select m.conversation_id::text as id, ${cursorTime('m.first_ts')} as ts, m.first_request_id::text as first_id, c.row_count, m.branch
        from ${MATCHES} m join ${CONVERSATIONS} c using (conversation_id)
        where ${after ? '(m.first_ts, m.first_request_id) > ($2::timestamptz, $3::uuid)' : 'true'}
        order by m.first_ts, m.first_request_id limit $1`,

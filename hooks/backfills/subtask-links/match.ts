@@ -13,7 +13,7 @@
  * Both run before anything in api_requests changes, so their input is stable across a kill.
  */
 import type { Step } from '../../lib/backfill.js'
-import { CALLS, CONVERSATIONS, MATCHES } from './scratch.js'
+import { CALLS, CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 /** Cursor over (first_ts, first_request_id); the timestamp is kept as text to keep microseconds. */
 type TimeCursor = [string, string]
@@ -34,7 +34,7 @@ export const matchConversations: Step = {
     // Only conversations whose text is some unclaimed call's prompt can match: the rest
     // (every ordinary conversation start) is passed over by index.
     const { rows } = await ctx.client.query<{ id: string; ts: string; first_id: string }>(
-      `select conversation_id::text as id, first_ts::text as ts, first_request_id::text as first_id
+      `select conversation_id::text as id, ${cursorTime('first_ts')} as ts, first_request_id::text as first_id
        from ${CONVERSATIONS} c
        where state = 'candidate' and ${after.sql}
          and exists (select 1 from ${CALLS} k where k.prompt_md5 = c.text_md5 and not k.claimed)

@@ -14,6 +14,12 @@ export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
 export const EXISTING = `${LEDGER_SCHEMA}.subtask_existing_links`
 export const MATCHES = `${LEDGER_SCHEMA}.subtask_matches`
 
+/**
+ * A timestamptz as text for a cursor: ISO 8601 in UTC with microseconds, which reads back
+ * exactly whatever the session's DateStyle or TimeZone (a JS Date would drop microseconds).
+ */
+export const cursorTime = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+
 const DROP = `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`
 
 const CREATE = [

@@ -2,8 +2,13 @@
  * Building api_requests rows the way the proxy stores them, and reading back the columns the
  * backfills own. Ids are readable: req(12) = 00000000-0000-4000-8000-00000000000c.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type pg from 'pg'
+import { afterAll } from 'vitest'
 import { runHooks, type RunHooksOptions, type RunHooksResult } from '../../../hooks/run.js'
+import { cleanEnv } from '../../helpers/project.js'
 
 const uuid = (prefix: string, n: number) => `${prefix}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
 export const req = (n: number) => uuid('00000000', n)
@@ -140,13 +145,16 @@ export async function fullSnapshot(client: pg.ClientBase): Promise<string[]> {
   return rows.map((r) => r.j)
 }
 
-/** Run the hooks without a terminal, collecting the log instead of printing it. */
+/**
+ * Run the hooks without a terminal, collecting the log instead of printing it. Settings come
+ * from `opts.env` only (default: none), never from the developer's shell.
+ */
 export async function runQuiet(
   databaseUrl: string,
   opts: Partial<RunHooksOptions> = {},
 ): Promise<RunHooksResult & { log: string[] }> {
   const log: string[] = []
-  const result = await runHooks({ databaseUrl, shadow: false, tty: false, log: (l) => log.push(l), ...opts })
+  const result = await runHooks({ databaseUrl, shadow: false, tty: false, log: (l) => log.push(l), env: {}, ...opts })
   return { ...result, log }
 }
 
@@ -157,3 +165,25 @@ export async function ledgerRow(client: pg.ClientBase, name: string) {
     | { name: string; version: number; state: string; cursor: unknown; step: string | null; rows_changed: string; rows_skipped: string; last_error: string | null; note: string | null; config_key: string | null }
     | undefined
 }
+
+/** The environment for a spawned hook process: the given settings and none from the shell. */
+export function hookEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = cleanEnv()
+  for (const key of Object.keys(env)) if (key.startsWith('HOOKS_') || key === 'ACCOUNT_MAPPING_FILE') delete env[key]
+  return { ...env, ...extra }
+}
+
+const tempDirs: string[] = []
+
+/** A mapping file (ACCOUNT_MAPPING_FILE) with this text, removed when the test file ends. */
+export function mappingFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hooks-map-'))
+  tempDirs.push(dir)
+  const file = join(dir, 'accounts.json')
+  writeFileSync(file, text)
+  return file
+}
+
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
