@@ -23,6 +23,7 @@ import { withDeployLock } from '../lifecycle/deploy-lock.js'
 import { appliedMigrations } from '../lifecycle/applied-migrations.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
+import { readCommittedChain } from '../verify/chain.js'
 import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
 /**
@@ -46,8 +47,10 @@ const commands: Record<string, Command> = {
       if (result.exitCode !== 0) return result.exitCode
       const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
       if (applied.length) {
+        // graphile-migrate records only the number; show the committed file's full name.
+        const names = new Map(readCommittedChain(migrationsFolderOf(PROJECT_DIR)).map((m) => [m.filename.slice(0, 6), m.filename]))
         console.log(`Applied ${applied.length} migration(s):`)
-        for (const m of applied) console.log(`  ${m.filename}`)
+        for (const m of applied) console.log(`  ${names.get(m.filename.slice(0, 6)) ?? m.filename}`)
       } else {
         console.log('Migrations: already up to date.')
       }

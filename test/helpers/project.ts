@@ -23,8 +23,9 @@ export interface CliResult {
   all: string
 }
 
-export async function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
-  const r = await execa('graphile-migrate', args, {
+/** Run a locally installed CLI (node_modules/.bin) with only the given database settings. */
+async function runCli(command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, options: Options): Promise<CliResult> {
+  const r = await execa(command, args, {
     cwd,
     env: cleanEnv(env),
     extendEnv: false,
@@ -37,19 +38,13 @@ export async function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cw
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) }
 }
 
+export function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
+  return runCli('graphile-migrate', args, env, cwd, options)
+}
+
 /** Run `tsx <script> …` (our own CLIs) with the given environment. */
-export async function tsxScript(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
-  const r = await execa('tsx', [join(PROJECT_ROOT, script), ...args], {
-    cwd,
-    env: cleanEnv(env),
-    extendEnv: false,
-    preferLocal: true,
-    localDir: PROJECT_ROOT,
-    reject: false,
-    all: true,
-    ...options,
-  })
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) }
+export function tsxScript(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
+  return runCli('tsx', [join(PROJECT_ROOT, script), ...args], env, cwd, options)
 }
 
 const copies: string[] = []
