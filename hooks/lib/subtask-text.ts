@@ -16,7 +16,7 @@ export type SubtaskText =
   /** Messages missing or of an unexpected shape: skipped and counted. */
   | { kind: 'malformed'; reason: string }
 
-const REMINDER = /\s*<system-reminder>[\s\S]*?<\/system-reminder>/gi
+import { removeSystemReminders } from './system-reminders.js'
 
 /**
  * From the message count and the first message only (what the backfill reads from the
@@ -44,7 +44,7 @@ export function firstMessageText(count: number | null, first: unknown): SubtaskT
   } else {
     return { kind: 'malformed', reason: 'the message content is neither a string nor an array' }
   }
-  text = text.replace(REMINDER, '')
+  text = removeSystemReminders(text)
   return text === '' ? { kind: 'not-candidate' } : { kind: 'text', text }
 }
 

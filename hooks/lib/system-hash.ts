@@ -5,13 +5,18 @@
  * the quirks (texts are joined *before* normalising; line endings are not normalised).
  */
 import { createHash } from 'node:crypto'
+import { removeSystemReminders } from './system-reminders.js'
 
 const CLI_PREFIX = 'You are an interactive CLI tool that helps users with software engineering tasks'
 
-/** Rule 4, in order. Each regex is global, so every occurrence is replaced. */
-const NORMALISATIONS: Array<[RegExp, string]> = [
+/**
+ * Rule 4, in order. Each regex is global, so every occurrence is replaced. Rule 4.2
+ * (`/\s*<system-reminder>[\s\S]*?<\/system-reminder>/gi` → "") is a function with the same
+ * result in linear time (see system-reminders.ts).
+ */
+const NORMALISATIONS: Array<[RegExp, string] | ((text: string) => string)> = [
   [/<transient_context>[\s\S]*?<\/transient_context>/g, ''],
-  [/\s*<system-reminder>[\s\S]*?<\/system-reminder>/gi, ''],
+  removeSystemReminders,
   [/gitStatus:[\s\S]*?(?:\n\n|$)/g, '\n\n'],
   [/(?:^|\n)Status:\s*\n(?:[^\n]*\n)*?(?=\n\n|$)/gm, '\n'],
   [/(?:^|\n)Current branch:.*$/gm, ''],
@@ -37,7 +42,7 @@ export function systemText(sys: unknown): string | null {
 export function stableSystemText(text: string): string {
   if (text.trim().startsWith(CLI_PREFIX)) return CLI_PREFIX
   let out = text
-  for (const [pattern, replacement] of NORMALISATIONS) out = out.replace(pattern, replacement)
+  for (const step of NORMALISATIONS) out = typeof step === 'function' ? step(out) : out.replace(step[0], step[1])
   return out.trim()
 }
 
