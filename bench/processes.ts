@@ -3,7 +3,7 @@
  * (db.ts, the hook runner wrapper, the writer), always with an environment that holds only
  * the connection settings we choose — never the developer's own DATABASE_URL or HOOKS_*.
  */
-import { execa, type ResultPromise } from 'execa'
+import { execa } from 'execa'
 import { join } from 'node:path'
 import { redact } from '../scripts/lib/redact.js'
 import { PROJECT_ROOT } from './server.js'
@@ -28,11 +28,13 @@ export interface Finished {
   ms: number
 }
 
-function run(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): ResultPromise<{ all: true }> {
+function run(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string) {
   return execa(file, args, { cwd, env, extendEnv: false, preferLocal: true, localDir: PROJECT_ROOT, reject: false, all: true })
 }
 
-async function timed(child: ResultPromise<{ all: true }>): Promise<Finished> {
+type Child = ReturnType<typeof run>
+
+async function timed(child: Child): Promise<Finished> {
   const started = performance.now()
   const r = await child
   return { exitCode: r.exitCode ?? -1, output: redact(String(r.all ?? '')), ms: performance.now() - started }
@@ -49,7 +51,7 @@ export function tsx(script: string, args: string[], env: NodeJS.ProcessEnv, cwd 
 }
 
 /** Start `tsx <script>` and hand back the live child (for the writer, which is stopped by signal). */
-export function startTsx(script: string, args: string[], env: NodeJS.ProcessEnv): ResultPromise<{ all: true }> {
+export function startTsx(script: string, args: string[], env: NodeJS.ProcessEnv): Child {
   return run('tsx', [join(PROJECT_ROOT, script), ...args], env, PROJECT_ROOT)
 }
 

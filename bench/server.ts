@@ -90,9 +90,17 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
       const name = `bench_${label}_${suffix}`
       // FILE_COPY copies the data files directly (one checkpoint) instead of WAL-logging
       // every block: seconds instead of minutes for a few GB.
-      await root((c) =>
-        c.query(`create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(template)} strategy = file_copy`),
-      )
+      const sql = `create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(template)} strategy = file_copy`
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await root((c) => c.query(sql))
+          break
+        } catch (error) {
+          // 55006: an autovacuum worker is in the template right now; it leaves soon.
+          if ((error as { code?: string }).code !== '55006' || attempt >= 60) throw error
+          await new Promise((r) => setTimeout(r, 1000))
+        }
+      }
       created.add(name)
       return name
     },

@@ -2,7 +2,10 @@
  * `npm run db:<command>` entry point. Resolves where to connect (the three URLs, or the
  * embedded server), then drives the real graphile-migrate CLI and our hooks.
  *
- *   migrate   apply pending committed migrations, then run/resume the hooks; print what ran
+ *   migrate   apply pending committed migrations, then run/resume the hooks; print what ran.
+ *             Refuses, with nothing changed, when the committed chain on disk is broken (CRLF,
+ *             edited, missing files), a backfill setting or the mapping file is invalid, or the
+ *             role cannot create/alter what the pending migrations need (lifecycle/preflight.ts)
  *   watch     re-apply migrations/current.sql on every save
  *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
  *   uncommit  move the last committed migration back into current.sql
@@ -14,6 +17,8 @@
  *   url       print the connection strings (password hidden unless --show-password)
  *   stop      stop the embedded server
  */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
 import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
 import { runGraphileMigrate } from '../lib/graphile-cli.js'
@@ -24,6 +29,8 @@ import { appliedMigrations } from '../lifecycle/applied-migrations.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { readCommittedChain } from '../verify/chain.js'
+import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../lifecycle/preflight.js'
+import { redact } from '../lib/redact.js'
 import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
 /**
@@ -34,13 +41,28 @@ const PROJECT_DIR = process.cwd()
 
 type Command = (urls: DatabaseUrls, args: string[]) => Promise<number>
 
-const gm = (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-  runGraphileMigrate(args, { cwd: PROJECT_DIR, env: childEnv(urls, extraEnv) })
+const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
+  const result = await runGraphileMigrate(args, { cwd: PROJECT_DIR, env: childEnv(urls, extraEnv) })
+  // graphile-migrate's own message is above (stack trace only with DEBUG); say what to do.
+  // (`status` reports through its exit code, and `watch` ends with Ctrl-C: neither failed.)
+  if (result.exitCode !== 0 && !['status', 'watch'].includes(args[0] ?? '')) process.stderr.write(redact(graphileFailureAdvice(args[0] ?? '', result.output)) + '\n')
+  return result
+}
 
 const commands: Record<string, Command> = {
   async migrate(urls, args) {
+    // Refuse before changing anything: a broken chain on disk, or invalid backfill settings,
+    // would otherwise stop the deploy halfway.
+    const folder = migrationsFolderOf(PROJECT_DIR)
+    checkCommittedChain(folder)
+    await checkHookInputs()
     return withDeployLock(urls.databaseUrl, async () => {
-      const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
+      const recorded = await appliedMigrations(urls.databaseUrl)
+      const before = new Set(recorded.map((m) => m.filename))
+      const appliedNumbers = new Set(recorded.map((m) => m.filename.slice(0, 6)))
+      const onDisk = existsSync(join(folder, 'committed')) ? readCommittedChain(folder) : []
+      const pending = onDisk.filter((m) => !appliedNumbers.has(m.filename.slice(0, 6))).length
+      await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
       // The hooks run right after, in this process, so that their progress is visible;
       // the .gmrc action sees this flag and leaves the work to us.
       const result = await gm(urls, ['migrate', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })

@@ -1,10 +1,12 @@
 /**
  * Running the real graphile-migrate CLI. Its output is streamed line by line through
- * `redact()` because graphile-migrate can echo connection strings in its errors.
+ * `redact()` because graphile-migrate can echo connection strings in its errors, and without
+ * the Node stack traces it prints under them (set DEBUG to keep those).
  */
 import { execa, type ResultPromise } from 'execa'
 import { createInterface } from 'node:readline'
 import { redact } from './redact.js'
+import { stackTraceFilter } from './errors.js'
 
 export interface RunOptions {
   cwd: string
@@ -20,7 +22,10 @@ export interface RunResult {
 
 function pipeRedacted(stream: NodeJS.ReadableStream | null, sink: NodeJS.WriteStream, collect: string[], quiet: boolean) {
   if (!stream) return
+  // graphile-migrate prints a stack trace under every error; only DEBUG shows it.
+  const keep = stackTraceFilter()
   createInterface({ input: stream }).on('line', (line) => {
+    if (!keep(line)) return
     const clean = redact(line)
     collect.push(clean)
     if (!quiet) sink.write(clean + '\n')

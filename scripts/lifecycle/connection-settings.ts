@@ -28,6 +28,15 @@ function databaseName(url: string): string | undefined {
   }
 }
 
+/**
+ * A value that does not parse as a URL may still hold a password (`postgres//u:secret@h/db`),
+ * and redact() only recognises passwords in well-formed URLs: show nothing before the last @.
+ */
+function maskUnparsable(value: string): string {
+  const at = value.lastIndexOf('@')
+  return redactUrl(at < 0 ? value : `***${value.slice(at)}`)
+}
+
 /** Reject configurations that would silently hurt a real deploy. */
 export function validateUrls(urls: DatabaseUrls): void {
   const { databaseUrl, shadowUrl } = urls
@@ -42,7 +51,7 @@ export function validateUrls(urls: DatabaseUrls): void {
       if (!/^postgres(ql)?:$/.test(u.protocol)) throw new Error('scheme')
     } catch {
       throw new UserError(
-        `${name} is not a PostgreSQL connection string (expected postgres://user:password@host:port/database, got "${redactUrl(value)}").`,
+        `${name} is not a PostgreSQL connection string (expected postgres://user:password@host:port/database, got "${maskUnparsable(value)}").`,
       )
     }
   }
@@ -58,7 +67,12 @@ function sameDatabase(a: string, b: string): boolean {
     const ua = new URL(a)
     const ub = new URL(b)
     const port = (u: URL) => u.port || '5432'
-    return ua.hostname === ub.hostname && port(ua) === port(ub) && databaseName(a) === databaseName(b)
+    // The loopback names all reach the same local server.
+    const host = (u: URL) => {
+      const h = u.hostname.toLowerCase().replace(/^\[|\]$/g, '')
+      return h === 'localhost' || h === '::1' || /^127\./.test(h) ? 'loopback' : h
+    }
+    return host(ua) === host(ub) && port(ua) === port(ub) && databaseName(a) === databaseName(b)
   } catch {
     return false
   }

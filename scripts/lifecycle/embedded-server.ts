@@ -226,5 +226,8 @@ export function stopEmbeddedServer(dataRoot: string): boolean {
 /** Restart (used by the reliability drills to simulate the server going away). */
 export function restartEmbeddedServer(dataRoot: string, mode: 'fast' | 'immediate' = 'fast'): void {
   const pgdata = join(resolve(dataRoot), 'pgdata')
-  runAsPostgres(pgBin('pg_ctl'), ['restart', '-D', pgdata, '-m', mode, '-w', '-t', '60'], osUser())
+  // -l as in ensureEmbeddedServer: without it the new postmaster inherits pg_ctl's stdout and
+  // stderr, and runAsPostgres (spawnSync) would wait for those pipes to close — forever.
+  const logFile = join(resolve(dataRoot), 'postgres.log')
+  runAsPostgres(pgBin('pg_ctl'), ['restart', '-D', pgdata, '-l', logFile, '-m', mode, '-w', '-t', '60'], osUser())
 }

@@ -16,9 +16,19 @@ export interface TestDatabases {
 }
 
 const created: string[] = []
+let serverOverride: string | undefined
+
+/**
+ * Use another server (a superuser URL to its maintenance database) for the rest of this test
+ * file, e.g. a private embedded server that a drill may restart. `undefined` goes back to the
+ * shared test server.
+ */
+export function useServer(root: string | undefined): void {
+  serverOverride = root
+}
 
 export function rootUrl(): string {
-  return inject('rootUrl')
+  return serverOverride ?? inject('rootUrl')
 }
 
 export function urlFor(database: string): string {
@@ -66,10 +76,13 @@ export async function dropDatabase(name: string): Promise<void> {
   })
 }
 
-afterAll(async () => {
+/** Drop every database createTestDatabases made so far (also done when the test file ends). */
+export async function dropTestDatabases(): Promise<void> {
   if (process.env.KEEP_TEST_DATABASES) return
   for (const name of created.splice(0)) {
     await dropDatabase(name)
     await dropDatabase(name + '_shadow')
   }
-})
+}
+
+afterAll(dropTestDatabases)

@@ -1,0 +1,104 @@
+/**
+ * The hook runner, as a child process of the benchmark, instrumented:
+ *
+ *   tsx bench/hook-child.ts --only name,name    (target: BENCH_DB_URL)
+ *
+ * It calls the real `runHooks()` (hooks/run.ts) with the default settings, and prints, as
+ * its last stdout line, one JSON object: the run's summaries, the duration of every batch
+ * transaction (BEGIN … COMMIT/ROLLBACK) per backfill, and the process's peak RSS.
+ *
+ * Batch timings: the hooks expose no per-batch callback, so pg.Client.prototype.query is
+ * wrapped (in this process only) to note when the runner sends BEGIN and when COMMIT or
+ * ROLLBACK completes. The ledger update the runner writes in every batch
+ * (`update migration_hooks.backfills … where name = $1`) tells which backfill a transaction
+ * belongs to. This is client-side wall time: it includes the JavaScript work done while the
+ * transaction is open, which is what other sessions actually wait for.
+ */
+import pg from 'pg'
+import { runHooks } from '../hooks/run.js'
+
+interface Txn {
+  backfill: string
+  ms: number
+}
+
+const txns: Txn[] = []
+let open: { started: number; backfill: string } | null = null
+/** Total time per statement (its first 80 characters), to show where the time goes. */
+const statements = new Map<string, { ms: number; calls: number }>()
+
+const original = pg.Client.prototype.query as (...args: unknown[]) => unknown
+pg.Client.prototype.query = function patchedQuery(this: pg.Client, ...args: unknown[]) {
+  const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '')
+  const statement = text.trim().toLowerCase()
+  if (statement === 'begin') open = { started: performance.now(), backfill: '?' }
+  if (open && statement.startsWith('update migration_hooks.backfills set step') && Array.isArray(args[1])) {
+    open.backfill = String(args[1][0])
+  }
+  const result = original.apply(this, args)
+  if (result instanceof Promise) {
+    const started = performance.now()
+    const key = text.replace(/\s+/g, ' ').trim().slice(0, 80)
+    result.then(
+      () => {
+        const entry = statements.get(key) ?? { ms: 0, calls: 0 }
+        entry.ms += performance.now() - started
+        entry.calls++
+        statements.set(key, entry)
+      },
+      () => {},
+    )
+  }
+  if ((statement === 'commit' || statement === 'rollback') && open && result instanceof Promise) {
+    const txn = open
+    open = null
+    return result.then((value) => {
+      txns.push({ backfill: txn.backfill, ms: performance.now() - txn.started })
+      return value
+    })
+  }
+  return result
+} as typeof pg.Client.prototype.query
+
+function stats(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0)
+  return { count: sorted.length, maxMs: sorted.at(-1) ?? 0, p50Ms: at(0.5), p99Ms: at(0.99) }
+}
+
+async function main() {
+  const url = process.env.BENCH_DB_URL
+  if (!url) throw new Error('BENCH_DB_URL is not set')
+  const i = process.argv.indexOf('--only')
+  const only = i > 0 ? process.argv[i + 1].split(',') : undefined
+  const started = performance.now()
+  // Progress and summaries go to stderr; stdout carries only the JSON result.
+  const result = await runHooks({ databaseUrl: url, shadow: false, only, tty: false, log: (line) => process.stderr.write(line + '\n') })
+  const wallMs = performance.now() - started
+  const byBackfill: Record<string, ReturnType<typeof stats>> = {}
+  for (const name of new Set(txns.map((t) => t.backfill))) byBackfill[name] = stats(txns.filter((t) => t.backfill === name).map((t) => t.ms))
+  process.stdout.write(
+    JSON.stringify({
+      ok: result.ok,
+      error: result.error,
+      wallMs,
+      summaries: result.summaries,
+      txns: byBackfill,
+      topStatements: [...statements.entries()]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .slice(0, 8)
+        .map(([sql, e]) => ({ sql, ms: Math.round(e.ms), calls: e.calls })),
+      // maxRSS is in kilobytes: the peak resident set of this process (VmHWM).
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+    }) + '\n',
+  )
+  return result.ok ? 0 : 1
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(String(error?.stack ?? error) + '\n')
+    process.exit(1)
+  },
+)

@@ -1,0 +1,71 @@
+/**
+ * Running our backfills the way a deploy does — through the real hook runner — in a child
+ * process (bench/hook-child.ts), so that its peak RSS is its own and its timings are not
+ * disturbed by the benchmark's bookkeeping.
+ */
+import type { BackfillSummary } from '../hooks/run.js'
+import { cleanEnv, startTsx } from './processes.js'
+
+export interface TxnStats {
+  count: number
+  maxMs: number
+  p50Ms: number
+  p99Ms: number
+}
+
+export interface HookRun {
+  ok: boolean
+  error?: string
+  /** Whole runHooks() call, ANALYZE and hourly_stats refresh included. */
+  wallMs: number
+  summaries: BackfillSummary[]
+  /** Batch transactions per backfill. */
+  txns: Record<string, TxnStats>
+  peakRssMb: number
+  /** The statements that took the most time in total (first 80 characters of each). */
+  topStatements: Array<{ sql: string; ms: number; calls: number }>
+}
+
+/**
+ * HOOKS_* settings for the hook runner, from `--hook-env NAME=VALUE` (what-if runs). Empty by
+ * default: the benchmark measures the defaults.
+ */
+export const hookEnv: NodeJS.ProcessEnv = {}
+
+export interface HookChild {
+  done: Promise<HookRun>
+}
+
+/**
+ * Start the hook runner on `url` for the `only` backfills (all when omitted). The HOOKS_*
+ * variables of the benchmark's own environment are not passed on: defaults apply.
+ */
+export function startHooks(url: string, only?: string[]): HookChild {
+  const child = startTsx('bench/hook-child.ts', only ? ['--only', only.join(',')] : [], cleanEnv({ ...hookEnv, BENCH_DB_URL: url }))
+  const done = child.then((r) => {
+    const lines = String(r.stdout ?? '').trim().split('\n')
+    let parsed: HookRun | undefined
+    try {
+      parsed = JSON.parse(lines.at(-1) ?? '') as HookRun
+    } catch {
+      /* reported below */
+    }
+    if (!parsed || r.exitCode !== 0) {
+      throw new Error(`hook runner failed (exit ${r.exitCode}):\n${String(r.all ?? '').slice(-4000)}`)
+    }
+    return parsed
+  })
+  return { done }
+}
+
+export const runHooksChild = (url: string, only?: string[]) => startHooks(url, only).done
+
+/** Sum of the named backfills' own durations (without ANALYZE / refresh). */
+export function backfillMs(run: HookRun, names: string[]): number {
+  return run.summaries.filter((s) => names.includes(s.name)).reduce((sum, s) => sum + s.durationMs, 0)
+}
+
+/** Longest batch transaction among the named backfills. */
+export function maxTxnMs(run: HookRun, names: string[]): number {
+  return Math.max(0, ...names.map((n) => run.txns[n]?.maxMs ?? 0))
+}

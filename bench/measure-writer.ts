@@ -1,0 +1,63 @@
+/**
+ * Does the backfill hurt the application? The writer (bench/writer-child.ts: the proxy's
+ * INSERT + response UPDATE at a fixed rate, in its own process) runs twice on the same fresh
+ * copy of the data, whose backfill columns are all NULL (so every backfill has its full work):
+ *
+ *  baseline  alone, for `idleSeconds`;
+ *  during    from just before the hook runner starts (all backfills, default settings) until
+ *            it has finished.
+ *
+ * Compared: p99 latency per statement.
+ */
+import { cleanEnv, startTsx } from './processes.js'
+import { startHooks, type HookRun } from './hooks.js'
+
+export interface WriterStats {
+  seconds: number
+  requests: number
+  errors: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+  insertP99Ms: number
+  updateP99Ms: number
+}
+
+export interface WriterResult {
+  rate: number
+  baseline: WriterStats
+  during: WriterStats
+  hooks: HookRun
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function startWriter(url: string, rate: number) {
+  const child = startTsx('bench/writer-child.ts', ['--rate', String(rate)], cleanEnv({ BENCH_DB_URL: url }))
+  return {
+    async stop(): Promise<WriterStats> {
+      child.stdin?.write('stop\n')
+      child.stdin?.end()
+      const r = await child
+      try {
+        return JSON.parse(String(r.stdout).trim().split('\n').at(-1) ?? '') as WriterStats
+      } catch {
+        throw new Error(`writer failed (exit ${r.exitCode}):\n${String(r.all ?? '').slice(-3000)}`)
+      }
+    },
+  }
+}
+
+export async function measureWriter(url: string, opts: { rate: number; idleSeconds: number }): Promise<WriterResult> {
+  // tsx needs a moment to start; the writer's clock starts when its pool is connected.
+  const idle = startWriter(url, opts.rate)
+  await sleep(opts.idleSeconds * 1000 + 1500)
+  const baseline = await idle.stop()
+
+  const busy = startWriter(url, opts.rate)
+  await sleep(2000)
+  const hooks = await startHooks(url).done
+  const during = await busy.stop()
+  if (!hooks.ok) throw new Error(`hooks failed while the writer ran: ${hooks.error}`)
+  return { rate: opts.rate, baseline, during, hooks }
+}

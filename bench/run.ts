@@ -1,0 +1,140 @@
+/**
+ * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--legacy-timeout-s T]`
+ *
+ * Measures the migration hooks against the legacy strategies on generated, realistic data
+ * (see bench/README.md for what is measured and how). In order:
+ *   1. migrate-from-empty and the commit shadow rebuild (on a quiet server);
+ *   2. one template database: schema by the real chain, N generated rows;
+ *   3. on fresh clones of it: system_hash (floor + legacy, then ours), linking (ours, then
+ *      legacy), the application writer idle and during all backfills;
+ *   4. the table; with --json the last stdout line is the JSON object.
+ * Progress goes to stderr. Every database created is dropped at the end, and the embedded
+ * server is stopped if this run started it — also after a failure or Ctrl-C.
+ */
+import { UserError, reportFatal } from '../scripts/lib/errors.js'
+import { redact } from '../scripts/lib/redact.js'
+import { measureLegacyLinking, measureOursLinking } from './measure-linking.js'
+import { measureMigrate } from './measure-migrate.js'
+import { measureFloor, measureLegacy, measureOurs } from './measure-system-hash.js'
+import { measureWriter } from './measure-writer.js'
+import { renderTable, toJson, type Results } from './report.js'
+import { hookEnv } from './hooks.js'
+import { startBenchServer, type BenchServer } from './server.js'
+import { buildTemplate } from './setup.js'
+
+interface Args {
+  rows: number
+  json: boolean
+  writerRate: number
+  idleSeconds: number
+  legacyTimeoutS: number
+  /** HOOKS_* overrides for what-if runs (--hook-env NAME=VALUE). */
+  hookEnv: Record<string, string>
+}
+
+const USAGE = 'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { rows: 100_000, json: false, writerRate: 50, idleSeconds: 20, legacyTimeoutS: 1800, hookEnv: {} }
+  const numeric = (name: string, value: string | undefined, min: number) => {
+    const n = Number(value)
+    if (!value || !Number.isInteger(n) || n < min) throw new UserError(`${name} needs a whole number >= ${min} (got "${value ?? ''}"). ${USAGE}`)
+    return n
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const eq = argv[i].indexOf('=')
+    const [flag, inline] = eq > 0 && argv[i].startsWith('--') ? [argv[i].slice(0, eq), argv[i].slice(eq + 1)] : [argv[i], undefined]
+    const value = () => inline ?? argv[++i]
+    if (flag === '--json') args.json = true
+    else if (flag === '--rows') args.rows = numeric('--rows', value(), 100)
+    else if (flag === '--writer-rate') args.writerRate = numeric('--writer-rate', value(), 1)
+    else if (flag === '--idle-seconds') args.idleSeconds = numeric('--idle-seconds', value(), 1)
+    else if (flag === '--legacy-timeout-s') args.legacyTimeoutS = numeric('--legacy-timeout-s', value(), 1)
+    else if (flag === '--hook-env') {
+      const setting = value() ?? ''
+      const m = /^(HOOKS_[A-Z_]+)=(.*)$/.exec(setting)
+      if (!m) throw new UserError(`--hook-env needs HOOKS_NAME=VALUE (got "${setting}"). ${USAGE}`)
+      args.hookEnv[m[1]] = m[2]
+    } else throw new UserError(`Unknown argument "${argv[i]}". ${USAGE}`)
+  }
+  return args
+}
+
+const log = (line: string) => process.stderr.write(redact(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`) + '\n')
+
+/** Run `fn` on a fresh clone of the template, dropping the clone afterwards. */
+async function onClone<T>(server: BenchServer, template: string, label: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const name = await server.cloneDatabase(template, label)
+  try {
+    return await fn(server.urlFor(name))
+  } finally {
+    await server.dropDatabase(name)
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv)
+  Object.assign(hookEnv, args.hookEnv)
+  const started = performance.now()
+  const server = await startBenchServer(log)
+  let interrupted = false
+  const onSignal = () => {
+    if (interrupted) return
+    interrupted = true
+    log('Interrupted: dropping the benchmark databases …')
+    server.cleanup().finally(() => process.exit(130))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    log('Measuring migrate-from-empty and the commit shadow rebuild …')
+    const migrate = await measureMigrate(server)
+
+    const template = await buildTemplate(server, args.rows, log)
+    const g = template.generated
+    log(`Generated ${g.rows} rows in ${(g.ms / 1000).toFixed(0)} s (avg body ${(g.avgBodyBytes / 1024).toFixed(1)} KB).`)
+
+    log('system_hash: floor (read + hash, no writes), then the legacy strategy (time-boxed) …')
+    const { floor, legacy } = await onClone(server, template.name, 'hash_legacy', async (url) => ({
+      floor: await measureFloor(url),
+      legacy: await measureLegacy(url),
+    }))
+    log('system_hash: our backfill through the hook runner …')
+    const ours = await onClone(server, template.name, 'hash_ours', (url) => measureOurs(url, args.rows))
+
+    log('linking: our backfills …')
+    const oursLinking = await onClone(server, template.name, 'link_ours', (url) => measureOursLinking(url))
+    log('linking: legacy 003/007/008 SQL …')
+    const legacyLinking = await onClone(server, template.name, 'link_legacy', (url) => measureLegacyLinking(url, args.legacyTimeoutS * 1000))
+
+    log(`writer: ${args.idleSeconds} s idle, then during all backfills …`)
+    const writer = await onClone(server, template.name, 'writer', (url) =>
+      measureWriter(url, { rate: args.writerRate, idleSeconds: args.idleSeconds }),
+    )
+
+    const results: Results = {
+      rows: args.rows,
+      server: server.description,
+      hookSettings: Object.entries(args.hookEnv).map(([k, v]) => `${k}=${v}`),
+      generated: g,
+      ours,
+      legacy,
+      floor,
+      oursLinking,
+      legacyLinking,
+      migrate,
+      writer,
+      totalS: (performance.now() - started) / 1000,
+    }
+    process.stdout.write(renderTable(results) + '\n')
+    if (args.json) process.stdout.write(JSON.stringify(toJson(results)) + '\n')
+    return 0
+  } finally {
+    if (!interrupted) await server.cleanup()
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => process.exit(reportFatal(error, 'Benchmark failed')),
+)

@@ -1,0 +1,90 @@
+/**
+ * Drill: the database server goes away under a running `db:migrate`. From the client's point
+ * of view, a restart and an administrator's pg_terminate_backend look the same: the session
+ * ends mid-statement or between statements. (A real restart of the shared test server would
+ * break the test files running in parallel; server-restart.test.ts does that, run alone.)
+ *
+ * Expected: a clear error (no stack trace) and a non-zero exit; the next run completes and
+ * ends identical to an uninterrupted run — no row lost, no batch applied twice.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createTestDatabases } from '../helpers/databases.js'
+import {
+  checksums,
+  COMMITTED,
+  expectCleanFailure,
+  holdTransaction,
+  ledger,
+  ledgerOutcome,
+  loadFixture,
+  runDb,
+  sessionsOn,
+  startDb,
+  terminateSessions,
+  waitFor,
+  waitForNoSessions,
+} from '../helpers/drills.js'
+import { expectComplete, expectConsistentPrefix, FILES, uninterrupted } from './support.js'
+
+const FIXTURE = 'script-chain.sql'
+const TIMEOUT = 600_000
+const LOST = /connection to PostgreSQL was lost|shut down or is starting up, or an administrator ended the session/
+
+describe('the server goes away', () => {
+  it.each([
+    { name: 'task-invocations', steps: undefined },
+    { name: 'subtask-links', steps: ['match', 'number', 'apply'] },
+  ])('during the $name backfill: clear error, and the next run completes with no row lost', { timeout: TIMEOUT }, async (point) => {
+    const reference = await uninterrupted(FIXTURE)
+    const db = await createTestDatabases('gone_hooks')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const run = startDb(['migrate'], { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' })
+    await waitFor(
+      async () =>
+        (await ledger(db.databaseUrl)).find(
+          (e) => e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
+        ),
+      { what: `${point.name} to be part-way`, process: run, timeoutMs: 300_000, intervalMs: 40 },
+    )
+    expect(await terminateSessions(db.databaseUrl, `application_name = 'migration hooks'`)).toBe(1)
+    const r = await run.result
+    expectCleanFailure(r, LOST)
+    expect(r.stderr).toMatch(new RegExp(`backfill "${point.name}" failed`))
+    await waitForNoSessions(db.databaseUrl)
+
+    const again = await runDb(['migrate'], db.env)
+    expect(again.exitCode, again.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
+    expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+  })
+
+  it('during a migration: clear error, the migration left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('gone_mig')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const blockedIndex = FILES.findIndex((f) => readFileSync(join(COMMITTED, f), 'utf8').includes('analysis_audit_log'))
+    const holder = await holdTransaction(db.databaseUrl, ['lock table public.analysis_audit_log in access exclusive mode'])
+    const run = startDb(['migrate'], db.env)
+    try {
+      await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.blocked_by.includes(holder.pid)), {
+        what: 'a migration to wait for the held lock',
+        process: run,
+        timeoutMs: 300_000,
+      })
+      // Every session of the deploy, as a restart would end them.
+      expect(await terminateSessions(db.databaseUrl, `pid <> ${holder.pid}`)).toBeGreaterThanOrEqual(2)
+    } finally {
+      await holder.release()
+    }
+    const r = await run.result
+    expectCleanFailure(r, /db:migrate failed\. The connection to PostgreSQL was lost/)
+    await waitForNoSessions(db.databaseUrl)
+    expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
+
+    const again = await runDb(['migrate'], db.env)
+    expect(again.exitCode, again.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+  })
+})

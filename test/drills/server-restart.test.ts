@@ -1,0 +1,96 @@
+/**
+ * Drill: the real thing — the database server is restarted under a running `db:migrate`:
+ * 'immediate' is a crash followed by recovery from WAL, 'fast' a clean shutdown that ends
+ * every session.
+ *
+ * Restarting the shared test server would break every test file running in parallel, so
+ * this file starts a private embedded server of its own (.data/drill-restart-embedded,
+ * created on first use) and restarts that one; it stops it when done. Skipped when the tests
+ * use an external server (TEST_ROOT_DATABASE_URL), where the embedded binaries may be absent.
+ * The same failures without a restart (pg_terminate_backend) are in server-going-away.test.ts.
+ */
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
+import {
+  checksums,
+  COMMITTED,
+  expectCleanFailure,
+  holdTransaction,
+  ledger,
+  ledgerOutcome,
+  loadFixture,
+  runDb,
+  sessionsOn,
+  startDb,
+  waitFor,
+  waitForNoSessions,
+} from '../helpers/drills.js'
+import { PROJECT_ROOT } from '../helpers/project.js'
+import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
+import { expectComplete, expectConsistentPrefix, FILES, uninterrupted } from './support.js'
+
+const FIXTURE = 'script-chain.sql'
+const TIMEOUT = 600_000
+const DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'drill-restart-embedded')
+const enabled = inject('embeddedDataRoot') !== null
+
+if (enabled) {
+  beforeAll(async () => {
+    useServer((await ensureEmbeddedServer(DATA_ROOT)).url('postgres'))
+  }, 180_000)
+  afterAll(async () => {
+    await dropTestDatabases()
+    useServer(undefined)
+    stopEmbeddedServer(DATA_ROOT)
+  }, 180_000)
+}
+
+describe.skipIf(!enabled)('restarting the server', () => {
+  it.each(['immediate', 'fast'] as const)('%s restart during the backfills: clear error; the next run completes with no row lost', { timeout: TIMEOUT }, async (mode) => {
+    const reference = await uninterrupted(FIXTURE)
+    const db = await createTestDatabases(`restart_hooks_${mode}`)
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const run = startDb(['migrate'], { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' })
+    await waitFor(
+      async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'subtask-links' && e.state === 'running' && e.cursor !== null),
+      { what: 'subtask-links to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
+    )
+    restartEmbeddedServer(DATA_ROOT, mode)
+    const r = await run.result
+    expectCleanFailure(r, /connection to PostgreSQL was lost|shut down or is starting up/)
+    await waitForNoSessions(db.databaseUrl)
+
+    const again = await runDb(['migrate'], db.env)
+    expect(again.exitCode, again.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
+    expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+  })
+
+  it('immediate restart during a migration: it left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('restart_mig')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const blockedIndex = FILES.findIndex((f) => readFileSync(join(COMMITTED, f), 'utf8').includes('analysis_audit_log'))
+    const holder = await holdTransaction(db.databaseUrl, ['lock table public.analysis_audit_log in access exclusive mode'])
+    const run = startDb(['migrate'], db.env)
+    try {
+      await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.blocked_by.includes(holder.pid)), {
+        what: 'a migration to wait for the held lock',
+        process: run,
+        timeoutMs: 300_000,
+      })
+      restartEmbeddedServer(DATA_ROOT, 'immediate')
+    } finally {
+      await holder.release()
+    }
+    const r = await run.result
+    expectCleanFailure(r, /db:migrate failed\. The connection to PostgreSQL was lost/)
+    expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
+
+    const again = await runDb(['migrate'], db.env)
+    expect(again.exitCode, again.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+  })
+})

@@ -1,0 +1,88 @@
+/**
+ * Shared by the drills: reference databases to compare an interrupted database with, and the
+ * "nothing half-applied" / "fully migrated" assertions.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { expect } from 'vitest'
+import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
+import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
+import {
+  appliedMigrations,
+  checksums,
+  COMMITTED,
+  committedFiles,
+  ledger,
+  loadFixture,
+  runDb,
+  truncatedProject,
+} from '../helpers/drills.js'
+import { graphileMigrate } from '../helpers/project.js'
+import { parseCommitted } from '../../scripts/verify/chain.js'
+import { BACKFILLS } from '../../hooks/backfills/index.js'
+
+export const FILES = committedFiles()
+/** What graphile-migrate records for each committed file: its number and its hash. */
+export const RECORDS = FILES.map((f) => ({ filename: `${f.slice(0, 6)}.sql`, hash: parseCommitted(f, readFileSync(join(COMMITTED, f), 'utf8')).recordedHash }))
+
+/** Every backfill, in the ledger's (name) order. */
+export const BACKFILL_NAMES = BACKFILLS.map((b) => b.name).sort()
+
+const referenceCache = new Map<string, Promise<string>>()
+
+/**
+ * A database holding `fixture` (or nothing) with exactly the first `count` committed migrations
+ * applied by graphile-migrate, hooks not run: "what a crash after migration k must look like".
+ */
+export function databaseAfter(count: number, fixture?: string): Promise<string> {
+  const key = `${count}:${fixture ?? ''}`
+  let ref = referenceCache.get(key)
+  if (!ref) {
+    ref = (async () => {
+      const db = await createTestDatabases('ref')
+      if (fixture) await loadFixture(db.databaseUrl, fixture)
+      if (count > 0) {
+        const r = await graphileMigrate(['migrate'], { ...db.env, MIGRATION_HOOKS_DEFERRED: '1' }, truncatedProject(count))
+        if (r.exitCode !== 0) throw new Error(`building the reference after ${count} migrations failed:\n${r.all}`)
+      }
+      return db.databaseUrl
+    })()
+    referenceCache.set(key, ref)
+  }
+  return ref
+}
+
+/** A database holding `fixture`, migrated by one uninterrupted `db:migrate` with default settings. */
+export async function uninterrupted(fixture: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<TestDatabases> {
+  const db = await createTestDatabases('reference')
+  if (fixture) await loadFixture(db.databaseUrl, fixture)
+  const r = await runDb(['migrate'], { ...db.env, ...env })
+  expect(r.exitCode, r.all).toBe(0)
+  return db
+}
+
+/**
+ * The database is exactly "some prefix of the chain applied, nothing else": the recorded
+ * migrations are the first k files with their hashes, and schema and rows equal a database on
+ * which exactly those k migrations ran. Returns k.
+ */
+export async function expectConsistentPrefix(url: string, fixture?: string): Promise<number> {
+  const applied = await appliedMigrations(url)
+  const k = applied.length
+  expect(applied).toEqual(RECORDS.slice(0, k))
+  const reference = await databaseAfter(k, fixture)
+  expect(await catalogOf(url), `schema after ${k} migrations`).toBe(await catalogOf(reference))
+  expect(await checksums(url), `rows after ${k} migrations`).toEqual(await checksums(reference))
+  return k
+}
+
+/** Fully migrated: the fresh-build catalog, every migration recorded once, every backfill done. */
+export async function expectComplete(url: string): Promise<void> {
+  expect(await catalogOf(url)).toBe(committedSnapshot())
+  expect(await appliedMigrations(url)).toEqual(RECORDS)
+  const entries = await ledger(url)
+  expect(entries.map((e) => e.name)).toEqual(BACKFILL_NAMES)
+  for (const e of entries) expect(e, e.name).toMatchObject({ state: 'done' })
+  const dupes = await withClient(url, (c) => c.query(`select filename from graphile_migrate.migrations group by 1 having count(*) > 1`))
+  expect(dupes.rows).toEqual([])
+}
