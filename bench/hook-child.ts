@@ -1,7 +1,8 @@
 /**
  * The hook runner, as a child process of the benchmark, instrumented:
  *
- *   tsx bench/hook-child.ts --only name,name    (target: BENCH_DB_URL)
+ *   tsx bench/hook-child.ts [--only name,name] [--system-hash-first] [--stop-after-ms N]
+ *                                               (target: BENCH_DB_URL)
  *
  * It calls the real `runHooks()` (hooks/run.ts) with the default settings, and prints, as
  * its last stdout line, one JSON object: the run's summaries, the duration of every batch
@@ -13,8 +14,14 @@
  * (`update migration_hooks.backfills … where name = $1`) tells which backfill a transaction
  * belongs to. This is client-side wall time: it includes the JavaScript work done while the
  * transaction is open, which is what other sessions actually wait for.
+ *
+ * --system-hash-first runs the backfills in a different order (runHooks' `backfills` option),
+ * so that a time-limited window sees the system_hash backfill. --stop-after-ms ends the run
+ * after that long: the JSON is printed with `partial: true` and the process exits, which rolls
+ * back the batch in flight (the hooks resume from their ledger; the benchmark drops the copy).
  */
 import pg from 'pg'
+import { BACKFILLS } from '../hooks/backfills/index.js'
 import { runHooks } from '../hooks/run.js'
 
 interface Txn {
@@ -66,22 +73,15 @@ function stats(values: number[]) {
   return { count: sorted.length, maxMs: sorted.at(-1) ?? 0, p50Ms: at(0.5), p99Ms: at(0.99) }
 }
 
-async function main() {
-  const url = process.env.BENCH_DB_URL
-  if (!url) throw new Error('BENCH_DB_URL is not set')
-  const i = process.argv.indexOf('--only')
-  const only = i > 0 ? process.argv[i + 1].split(',') : undefined
-  const started = performance.now()
-  // Progress and summaries go to stderr; stdout carries only the JSON result.
-  const result = await runHooks({ databaseUrl: url, shadow: false, only, tty: false, log: (line) => process.stderr.write(line + '\n') })
-  const wallMs = performance.now() - started
+function report(started: number, result: { ok: boolean; error?: string; summaries: unknown[] }, partial: boolean): void {
   const byBackfill: Record<string, ReturnType<typeof stats>> = {}
   for (const name of new Set(txns.map((t) => t.backfill))) byBackfill[name] = stats(txns.filter((t) => t.backfill === name).map((t) => t.ms))
   process.stdout.write(
     JSON.stringify({
       ok: result.ok,
       error: result.error,
-      wallMs,
+      partial,
+      wallMs: performance.now() - started,
       summaries: result.summaries,
       txns: byBackfill,
       topStatements: [...statements.entries()]
@@ -92,6 +92,31 @@ async function main() {
       peakRssMb: process.resourceUsage().maxRSS / 1024,
     }) + '\n',
   )
+}
+
+const flag = (name: string) => {
+  const i = process.argv.indexOf(name)
+  return i > 0 ? process.argv[i + 1] : undefined
+}
+
+async function main() {
+  const url = process.env.BENCH_DB_URL
+  if (!url) throw new Error('BENCH_DB_URL is not set')
+  const only = flag('--only')?.split(',')
+  const stopAfter = Number(flag('--stop-after-ms') ?? 0)
+  const backfills = process.argv.includes('--system-hash-first')
+    ? [...BACKFILLS.filter((b) => b.name === 'system-hash'), ...BACKFILLS.filter((b) => b.name !== 'system-hash')]
+    : undefined
+  const started = performance.now()
+  if (stopAfter > 0) {
+    setTimeout(() => {
+      report(started, { ok: true, summaries: [] }, true)
+      process.exit(0)
+    }, stopAfter)
+  }
+  // Progress and summaries go to stderr; stdout carries only the JSON result.
+  const result = await runHooks({ databaseUrl: url, shadow: false, only, backfills, tty: false, log: (line) => process.stderr.write(line + '\n') })
+  report(started, result, false)
   return result.ok ? 0 : 1
 }
 

@@ -15,6 +15,8 @@ export interface TxnStats {
 
 export interface HookRun {
   ok: boolean
+  /** Stopped by --stop-after-ms before the backfills finished (summaries then empty). */
+  partial?: boolean
   error?: string
   /** Whole runHooks() call, ANALYZE and hourly_stats refresh included. */
   wallMs: number
@@ -40,8 +42,9 @@ export interface HookChild {
  * Start the hook runner on `url` for the `only` backfills (all when omitted). The HOOKS_*
  * variables of the benchmark's own environment are not passed on: defaults apply.
  */
-export function startHooks(url: string, only?: string[]): HookChild {
-  const child = startTsx('bench/hook-child.ts', only ? ['--only', only.join(',')] : [], cleanEnv({ ...hookEnv, BENCH_DB_URL: url }))
+export function startHooks(url: string, only?: string[], extraArgs: string[] = []): HookChild {
+  const args = [...(only ? ['--only', only.join(',')] : []), ...extraArgs]
+  const child = startTsx('bench/hook-child.ts', args, cleanEnv({ ...hookEnv, BENCH_DB_URL: url }))
   const done = child.then((r) => {
     const lines = String(r.stdout ?? '').trim().split('\n')
     let parsed: HookRun | undefined

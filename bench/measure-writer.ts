@@ -4,8 +4,10 @@
  * copy of the data, whose backfill columns are all NULL (so every backfill has its full work):
  *
  *  baseline  alone, for `idleSeconds`;
- *  during    from just before the hook runner starts (all backfills, default settings) until
- *            it has finished.
+ *  during    from just before the hook runner starts (all backfills, default settings,
+ *            system_hash first) for `duringSeconds`, or until the runner has finished if
+ *            that is sooner. A runner still going at the end of the window is stopped
+ *            (bench/hook-child.ts --stop-after-ms); its batch timings up to then are kept.
  *
  * Compared: p99 latency per statement.
  */
@@ -25,6 +27,8 @@ export interface WriterStats {
 
 export interface WriterResult {
   rate: number
+  /** The backfills finished inside the window (false: stopped at its end). */
+  hooksFinished: boolean
   baseline: WriterStats
   during: WriterStats
   hooks: HookRun
@@ -48,7 +52,7 @@ function startWriter(url: string, rate: number) {
   }
 }
 
-export async function measureWriter(url: string, opts: { rate: number; idleSeconds: number }): Promise<WriterResult> {
+export async function measureWriter(url: string, opts: { rate: number; idleSeconds: number; duringSeconds: number }): Promise<WriterResult> {
   // tsx needs a moment to start; the writer's clock starts when its pool is connected.
   const idle = startWriter(url, opts.rate)
   await sleep(opts.idleSeconds * 1000 + 1500)
@@ -56,8 +60,8 @@ export async function measureWriter(url: string, opts: { rate: number; idleSecon
 
   const busy = startWriter(url, opts.rate)
   await sleep(2000)
-  const hooks = await startHooks(url).done
+  const hooks = await startHooks(url, undefined, ['--system-hash-first', '--stop-after-ms', String(opts.duringSeconds * 1000)]).done
   const during = await busy.stop()
   if (!hooks.ok) throw new Error(`hooks failed while the writer ran: ${hooks.error}`)
-  return { rate: opts.rate, baseline, during, hooks }
+  return { rate: opts.rate, hooksFinished: !hooks.partial, baseline, during, hooks }
 }

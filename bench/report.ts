@@ -83,7 +83,7 @@ export function checks(r: Results): Check[] {
       measured: `${slowest[1].toFixed(0)} ms (${slowest[0]})`,
       target: `<= ${TARGETS.maxTxnMs} ms`,
       met: slowest[1] <= TARGETS.maxTxnMs,
-      note: `all backfills while the writer ran: ${duringMax.toFixed(0)} ms`,
+      note: `backfills while the writer ran: ${duringMax.toFixed(0)} ms`,
     },
     {
       name: 'peak RSS (hook runner)',
@@ -164,10 +164,13 @@ export function renderTable(r: Results): string {
     ['commit shadow rebuild (reset --shadow --erase)', `${fmt(r.migrate.commitS, 2)} s`],
   ]))
   out.push('')
-  out.push(`Application writer (${r.writer.rate} requests/s: INSERT + response UPDATE)`)
+  out.push(
+    `Application writer (${r.writer.rate} requests/s: INSERT + response UPDATE); during = all backfills, system_hash first, ` +
+      (r.writer.hooksFinished ? 'until they finished' : `stopped after ${fmt(r.writer.during.seconds, 0)} s (window limit)`),
+  )
   const w = (label: string, s: WriterResult['baseline']) => [label, `${fmt(s.seconds, 0)} s`, `${fmt(s.requests)} req`, `p50 ${fmt(s.p50Ms, 1)} ms`, `p99 ${fmt(s.p99Ms, 1)} ms`,
     `max ${fmt(s.maxMs, 1)} ms`, `insert p99 ${fmt(s.insertP99Ms, 1)} / update p99 ${fmt(s.updateP99Ms, 1)} ms`, s.errors ? `${s.errors} errors` : '']
-  out.push(table([w('idle', r.writer.baseline), w('during all backfills', r.writer.during)]))
+  out.push(table([w('idle', r.writer.baseline), w('during backfills', r.writer.during)]))
   out.push('')
   out.push('Targets (benchmark figures, not assertions)')
   out.push(table([['', 'measured', 'target', ''], ...checks(r).map((c) => [c.name, c.measured, c.target, (c.met ? 'met' : 'MISSED') + (c.note ? ` — ${c.note}` : '')])]))

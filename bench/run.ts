@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--legacy-timeout-s T]`
+ * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T]`
  *
  * Measures the migration hooks against the legacy strategies on generated, realistic data
  * (see bench/README.md for what is measured and how). In order:
@@ -27,15 +27,16 @@ interface Args {
   json: boolean
   writerRate: number
   idleSeconds: number
+  duringSeconds: number
   legacyTimeoutS: number
   /** HOOKS_* overrides for what-if runs (--hook-env NAME=VALUE). */
   hookEnv: Record<string, string>
 }
 
-const USAGE = 'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
+const USAGE = 'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rows: 100_000, json: false, writerRate: 50, idleSeconds: 20, legacyTimeoutS: 1800, hookEnv: {} }
+  const args: Args = { rows: 100_000, json: false, writerRate: 50, idleSeconds: 30, duringSeconds: 120, legacyTimeoutS: 1800, hookEnv: {} }
   const numeric = (name: string, value: string | undefined, min: number) => {
     const n = Number(value)
     if (!value || !Number.isInteger(n) || n < min) throw new UserError(`${name} needs a whole number >= ${min} (got "${value ?? ''}"). ${USAGE}`)
@@ -49,6 +50,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--rows') args.rows = numeric('--rows', value(), 100)
     else if (flag === '--writer-rate') args.writerRate = numeric('--writer-rate', value(), 1)
     else if (flag === '--idle-seconds') args.idleSeconds = numeric('--idle-seconds', value(), 1)
+    else if (flag === '--during-seconds') args.duringSeconds = numeric('--during-seconds', value(), 1)
     else if (flag === '--legacy-timeout-s') args.legacyTimeoutS = numeric('--legacy-timeout-s', value(), 1)
     else if (flag === '--hook-env') {
       const setting = value() ?? ''
@@ -107,9 +109,9 @@ async function main(argv: string[]): Promise<number> {
     log('linking: legacy 003/007/008 SQL …')
     const legacyLinking = await onClone(server, template.name, 'link_legacy', (url) => measureLegacyLinking(url, args.legacyTimeoutS * 1000))
 
-    log(`writer: ${args.idleSeconds} s idle, then during all backfills …`)
+    log(`writer: ${args.idleSeconds} s idle, then up to ${args.duringSeconds} s during the backfills …`)
     const writer = await onClone(server, template.name, 'writer', (url) =>
-      measureWriter(url, { rate: args.writerRate, idleSeconds: args.idleSeconds }),
+      measureWriter(url, { rate: args.writerRate, idleSeconds: args.idleSeconds, duringSeconds: args.duringSeconds }),
     )
 
     const results: Results = {
