@@ -7,7 +7,7 @@ import { chmodSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
-import { graphileMigrate, projectCopy, tsxScript } from '../helpers/project.js'
+import { graphileMigrate, projectCopy, tsxScript, PROJECT_ROOT } from '../helpers/project.js'
 
 const db = (cwd: string, args: string[], env: NodeJS.ProcessEnv) => tsxScript('scripts/cli/db.ts', args, env, cwd)
 
@@ -77,5 +77,14 @@ describe('db:drift', () => {
     const human = await db(process.cwd(), ['drift'], target.env)
     expect(human.exitCode).toBe(1)
     expect(human.stdout).toContain('"added_by_hand"')
+  })
+
+  it('is silent on a converged legacy script-chain database (columns at other positions)', async () => {
+    const target = await createTestDatabases('drift_legacy')
+    await withClient(target.databaseUrl, (c) => c.query(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'legacy', 'script-chain.sql'), 'utf8')))
+    expect((await db(process.cwd(), ['migrate'], target.env)).exitCode).toBe(0)
+    const r = await db(process.cwd(), ['drift', '--json'], target.env)
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toEqual({ drift: false, statements: [] })
+    expect(r.exitCode).toBe(0)
   })
 })
