@@ -39,6 +39,13 @@ import { diffSchemas, printDriftReport } from '../drift/drift.js'
  */
 const PROJECT_DIR = process.cwd()
 
+/** A shadow URL that is named but never connected to (see `status`). */
+function placeholderShadowUrl(databaseUrl: string): string {
+  const u = new URL(databaseUrl)
+  u.pathname = `${u.pathname}_shadow_unused`
+  return u.toString()
+}
+
 type Command = (urls: DatabaseUrls, args: string[]) => Promise<number>
 
 const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
@@ -101,7 +108,10 @@ const commands: Record<string, Command> = {
     return (await gm(urls, ['reset', '--shadow', '--erase'])).exitCode
   },
   async status(urls, args) {
-    const result = await gm(urls, ['status', ...args])
+    // graphile-migrate's status insists on a shadow URL although it never connects to it; a
+    // production deploy that sets only DATABASE_URL gets a placeholder so status still works.
+    const statusUrls = urls.shadowUrl ? urls : { ...urls, shadowUrl: placeholderShadowUrl(urls.databaseUrl) }
+    const result = await gm(statusUrls, ['status', ...args])
     const hooks = await hookStatus(urls.databaseUrl)
     for (const line of hooks.lines) console.log(line)
     // graphile-migrate's bitmap (1 pending, 2 current.sql not empty) plus 4: a backfill is

@@ -20,6 +20,12 @@ describe('db:verify', () => {
     expect((await graphileMigrate(['migrate'], target.env, dir)).exitCode).toBe(0)
   })
 
+  it('db:status works with only DATABASE_URL set (production deploys)', async () => {
+    expect((await db(dir, ['migrate'], target.env)).exitCode).toBe(0)
+    const r = await db(dir, ['status'], { DATABASE_URL: target.databaseUrl })
+    expect(r.exitCode, r.all).toBe(0)
+  })
+
   it('passes on an intact chain', async () => {
     const r = await db(dir, ['verify'], target.env)
     expect(r.exitCode, r.all).toBe(0)
