@@ -91,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     log('Measuring migrate-from-empty and the commit shadow rebuild …')
     const migrate = await measureMigrate(server)
+    log(`  migrate from empty ${migrate.migrateFromEmptyS.toFixed(2)} s, commit ${migrate.commitS.toFixed(2)} s`)
 
     const template = await buildTemplate(server, args.rows, log)
     const g = template.generated
@@ -101,13 +102,17 @@ async function main(argv: string[]): Promise<number> {
       floor: await measureFloor(url),
       legacy: await measureLegacy(url),
     }))
+    log(`  floor ${floor.rowsPerS.toFixed(0)} rows/s; legacy ${legacy.rowsPerS.toFixed(0)} rows/s (${legacy.rows} rows, ${(legacy.ms / 1000).toFixed(0)} s)`)
     log('system_hash: our backfill through the hook runner …')
     const ours = await onClone(server, template.name, 'hash_ours', (url) => measureOurs(url, args.rows))
+    log(`  ours ${ours.rowsPerS.toFixed(0)} rows/s (${(ours.ms / 1000).toFixed(0)} s), longest txn ${ours.maxTxnMs.toFixed(0)} ms, peak RSS ${ours.peakRssMb.toFixed(0)} MB`)
 
     log('linking: our backfills …')
     const oursLinking = await onClone(server, template.name, 'link_ours', (url) => measureOursLinking(url))
+    log(`  ours ${oursLinking.s.toFixed(1)} s, longest txn ${oursLinking.maxTxnMs.toFixed(0)} ms`)
     log('linking: legacy 003/007/008 SQL …')
     const legacyLinking = await onClone(server, template.name, 'link_legacy', (url) => measureLegacyLinking(url, args.legacyTimeoutS * 1000))
+    log(`  legacy ${legacyLinking.s.toFixed(1)} s${legacyLinking.timedOut ? ' (time limit hit)' : ''}`)
 
     log(`writer: ${args.idleSeconds} s idle, then up to ${args.duringSeconds} s during the backfills …`)
     const writer = await onClone(server, template.name, 'writer', (url) =>
