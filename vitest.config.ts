@@ -12,6 +12,6 @@ export default defineConfig({
     minWorkers: 1,
     testTimeout: 600_000,
     hookTimeout: 600_000,
-    // The soak drill (issue: reliability) only runs when SOAK=1.
+    // The soak drill (test/drills/soak.test.ts) runs too; SOAK=0 skips it for quick runs.
   },
 })

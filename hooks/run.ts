@@ -82,9 +82,12 @@ function summaryLine(s: BackfillSummary, width: number, dryRun: boolean): string
 }
 
 function failureParagraph(s: BackfillSummary, dryRun: boolean): string {
+  const rerun = 'run the hooks again (npm run db:migrate, or tsx hooks/run.ts), which resumes where this run stopped'
   const kept = dryRun
     ? 'This was a dry run: nothing was written.'
-    : `The failure is recorded in ${LEDGER_TABLE} and batches already committed are kept; fix the cause and run the hooks again (npm run db:migrate, or tsx hooks/run.ts), which resumes where this run stopped.`
+    : s.failureRecorded
+      ? `The failure is recorded in ${LEDGER_TABLE} and batches already committed are kept; fix the cause and ${rerun}.`
+      : `The connection was lost, so ${LEDGER_TABLE} still shows this backfill as running; batches already committed are kept. When the server is reachable again, ${rerun}.`
   const reason = /[.!?]$/.test(s.error ?? '') ? s.error : `${s.error}.`
   return `Migration hooks: backfill "${s.name}" failed: ${reason} ${kept} Later backfills were not run.`
 }

@@ -33,6 +33,11 @@ export interface BackfillSummary {
   error?: string
   /** The original error (its stack is printed with DEBUG set). */
   cause?: unknown
+  /**
+   * For a failure: whether it could be written to the ledger. Not when the connection itself
+   * was lost; the ledger then still says `running`, which the next run treats the same way.
+   */
+  failureRecorded?: boolean
 }
 
 export interface RunOptions {
@@ -59,7 +64,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
     const message = redact(explain(error))
     if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
     if (!opts.dryRun) await markFailed(client, backfill.name, message)
-    return finish('failed', { error: message, cause: error })
+    return finish('failed', { error: message, cause: error, failureRecorded: !opts.dryRun })
   }
   const configKey = prepared.configKey ?? null
 
@@ -134,7 +139,12 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
     return finish('done')
   } catch (error) {
     const message = redact(explain(error))
-    if (!opts.dryRun) await markFailed(client, backfill.name, message).catch(() => {})
-    return finish('failed', { error: message, cause: error })
+    const failureRecorded = opts.dryRun
+      ? false
+      : await markFailed(client, backfill.name, message).then(
+          () => true,
+          () => false,
+        )
+    return finish('failed', { error: message, cause: error, failureRecorded })
   }
 }

@@ -26,6 +26,7 @@ import { reportFatal, UserError } from '../lib/errors.js'
 import { redactUrl } from '../lib/redact.js'
 import { withDeployLock } from '../lifecycle/deploy-lock.js'
 import { appliedMigrations } from '../lifecycle/applied-migrations.js'
+import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { readCommittedChain } from '../verify/chain.js'
@@ -70,8 +71,12 @@ const commands: Record<string, Command> = {
       const onDisk = existsSync(join(folder, 'committed')) ? readCommittedChain(folder) : []
       const pending = onDisk.filter((m) => !appliedNumbers.has(m.filename.slice(0, 6))).length
       await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
-      // The hooks run right after, in this process, so that their progress is visible;
-      // the .gmrc action sees this flag and leaves the work to us.
+      // The .gmrc actions around the migrations run here, in this process, and the flag tells
+      // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs):
+      // the INVALID-index repair before (graphile-migrate runs it only when something is
+      // pending, so do we; the deploy lock keeps another deploy from building meanwhile), and
+      // the hooks after, so that their progress is visible.
+      if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
       const result = await gm(urls, ['migrate', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
       if (result.exitCode !== 0) return result.exitCode
       const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))

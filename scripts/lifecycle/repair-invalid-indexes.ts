@@ -1,6 +1,6 @@
 /**
- * graphile-migrate `beforeAllMigrations` action: drop INVALID indexes left behind by an
- * interrupted `create index concurrently`.
+ * graphile-migrate `beforeAllMigrations` action (and, in-process, a step of `npm run
+ * db:migrate`): drop INVALID indexes left behind by an interrupted `create index concurrently`.
  *
  * Why: a concurrent index build cannot run in a transaction, so such a migration is a
  * `--! no-transaction` file holding exactly one statement:

@@ -53,6 +53,10 @@ describe('the server goes away', () => {
     expectCleanFailure(r, LOST)
     expect(r.stderr).toMatch(new RegExp(`backfill "${point.name}" failed`))
     await waitForNoSessions(db.databaseUrl)
+    // The failure could not be written with the session gone: the ledger still says running
+    // (which the next run resumes like any interruption), and the message says so.
+    expect((await ledger(db.databaseUrl)).find((e) => e.name === point.name)?.state).toBe('running')
+    expect(r.stderr).toMatch(/still shows this backfill as running/)
 
     const again = await runDb(['migrate'], db.env)
     expect(again.exitCode, again.all).toBe(0)
