@@ -45,14 +45,19 @@ export function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cwd = PR
   return timed(run('graphile-migrate', args, env, cwd))
 }
 
-/** `tsx <script> <args>`, the script path relative to the project root. */
+/**
+ * Our TypeScript script `script` (relative to the project root) with `args`, started as the
+ * npm scripts start it: one Node process with tsx's loader (`node --import tsx`).
+ */
+const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(PROJECT_ROOT, script), ...args]
+
 export function tsx(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT): Promise<Finished> {
-  return timed(run('tsx', [join(PROJECT_ROOT, script), ...args], env, cwd))
+  return timed(run(process.execPath, tsxArgs(script, args), env, cwd))
 }
 
-/** Start `tsx <script>` and hand back the live child (for the writer, which is stopped by signal). */
+/** Start a script and hand back the live child (for the writer, which is stopped by signal). */
 export function startTsx(script: string, args: string[], env: NodeJS.ProcessEnv): Child {
-  return run('tsx', [join(PROJECT_ROOT, script), ...args], env, PROJECT_ROOT)
+  return run(process.execPath, tsxArgs(script, args), env, PROJECT_ROOT)
 }
 
 /** Throw with the child's output when it failed. */

@@ -20,7 +20,7 @@ import { redact } from '../scripts/lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
 import type { Backfill } from './lib/backfill.js'
 import { runBackfill, type BackfillSummary } from './lib/batch-runner.js'
-import { connect, tableExists } from './lib/connect.js'
+import { connect, connectReader, tableExists } from './lib/connect.js'
 import { ensureLedger, LEDGER_TABLE } from './lib/ledger.js'
 import { acquireHooksLock, releaseHooksLock } from './lib/lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './lib/maintenance.js'
@@ -97,6 +97,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   const dryRun = opts.dryRun ?? false
   const result: RunHooksResult = { ok: true, summaries: [], analyzed: [] }
   let client: Awaited<ReturnType<typeof connect>> | undefined
+  let reader: Awaited<ReturnType<typeof connect>> | undefined
   try {
     const settings = loadSettings(opts.env ?? process.env)
     const backfills = select(opts.backfills ?? BACKFILLS, opts.only)
@@ -114,8 +115,11 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     try {
       await ensureLedger(client)
       const changedTables = new Set<string>()
+      // Planned steps read ahead on a second session while the first one writes (not in a
+      // dry run, whose reads must see its own uncommitted writes).
+      reader = dryRun ? undefined : await connectReader(opts.databaseUrl, settings)
       for (const backfill of backfills) {
-        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty })
+        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader })
         result.summaries.push(summary)
         if (summary.changed > 0) backfill.tables.forEach((t) => changedTables.add(t))
         if (summary.outcome === 'failed') {
@@ -154,6 +158,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     reportFatal(error, 'Migration hooks failed')
     return result
   } finally {
+    await reader?.end().catch(() => {})
     if (client) {
       await releaseHooksLock(client).catch(() => {})
       await client.end().catch(() => {})

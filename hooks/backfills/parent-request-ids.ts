@@ -11,32 +11,31 @@
  * and are counted as skipped.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkStep, rangeFilter } from '../lib/key-walk.js'
+import { keyWalkPlannedStep, rangeFilter } from '../lib/key-walk.js'
 
-// One indexed lookup per child (idx on current_message_hash), inside a key range of children.
-const resolve = (range: string) => `
-  with children as (
-    select c.request_id, c.parent_message_hash, c.train_id, c.conversation_id, c.timestamp
-    from api_requests c
-    where ${range}
-      and c.parent_request_id is null and c.parent_message_hash is not null and c.conversation_id is not null
-  ), resolved as (
-    select ch.request_id, (
-      select p.request_id from api_requests p
-      where p.current_message_hash = ch.parent_message_hash
-        and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
-        and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
-      order by p.timestamp desc, p.request_id desc
-      limit 1) as parent
-    from children ch
-  ), applied as (
-    update api_requests a set parent_request_id = r.parent
-    from resolved r
-    where a.request_id = r.request_id and r.parent is not null and a.parent_request_id is null
-    returning 1
-  )
-  select (select count(*)::int from applied) as changed,
-         (select count(*)::int from resolved where parent is null) as skipped`
+// Read phase: one indexed lookup per child (idx on current_message_hash), inside a key range
+// of children.
+const RESOLVE = (range: string) => `
+  select ch.request_id::text as id, (
+    select p.request_id::text from api_requests p
+    where p.current_message_hash = ch.parent_message_hash
+      and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
+      and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
+    order by p.timestamp desc, p.request_id desc
+    limit 1) as parent
+  from api_requests ch
+  where ${range}
+    and ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
+
+// Write phase: only rows still without a parent (the application may have set one meanwhile).
+const WRITE = `update api_requests a set parent_request_id = v.parent
+  from unnest($1::uuid[], $2::uuid[]) as v(id, parent)
+  where a.request_id = v.id and a.parent_request_id is null`
+
+interface Link {
+  id: string
+  parent: string
+}
 
 export const parentRequestIds: Backfill = {
   name: 'parent-request-ids',
@@ -44,10 +43,15 @@ export const parentRequestIds: Backfill = {
   description: 'parent_request_id from parent_message_hash (same train and conversation)',
   tables: ['api_requests'],
   steps: [
-    keyWalkStep('walk', async (ctx, after, upTo) => {
-      const range = rangeFilter(after, upTo, 1, 'c.request_id')
-      const { rows } = await ctx.client.query<{ changed: number; skipped: number }>(resolve(range.sql), range.params)
-      return rows[0]
-    }),
+    keyWalkPlannedStep<Link>(
+      'walk',
+      async (ctx, after, upTo) => {
+        const range = rangeFilter(after, upTo, 1, 'ch.request_id')
+        const { rows } = await ctx.client.query<{ id: string; parent: string | null }>(RESOLVE(range.sql), range.params)
+        const work = rows.filter((r): r is Link => r.parent !== null)
+        return { work, skipped: rows.length - work.length }
+      },
+      async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.parent)])).rowCount ?? 0,
+    ),
   ],
 }

@@ -10,7 +10,7 @@
  * response bodies are never read whole.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkStep, rangeFilter } from '../lib/key-walk.js'
+import { keyWalkPlannedStep, rangeFilter } from '../lib/key-walk.js'
 import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../lib/task-calls.js'
 
 /** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/lib/task-calls.ts). */
@@ -31,32 +31,41 @@ const APPLY = `update api_requests a set task_tool_invocation = v.tti
   from jsonb_to_recordset($1::jsonb) as v(id uuid, tti jsonb, old jsonb)
   where a.request_id = v.id and a.task_tool_invocation is not distinct from v.old`
 
+interface Rewrite {
+  id: string
+  tti: TaskCall[]
+  old: unknown
+}
+
 export const taskInvocations: Backfill = {
   name: 'task-invocations',
   version: 1,
   description: 'task_tool_invocation in the application shape [{id, name, input}] from response_body.content',
   tables: ['api_requests'],
   steps: [
-    keyWalkStep('walk', async (ctx, after, upTo) => {
-      const range = rangeFilter(after, upTo)
-      const { rows } = await ctx.client.query<{ id: string; task_blocks: unknown; old: unknown }>(pending(range.sql), range.params)
-      const updates: Array<{ id: string; tti: TaskCall[]; old: unknown }> = []
-      let skipped = 0
-      for (const row of rows) {
-        // task_blocks is null exactly when content is not an array.
-        const extraction = extractTaskCalls(row.task_blocks)
-        const legacy = row.old !== null
-        if (extraction.kind === 'malformed' || (legacy && extraction.kind === 'none')) {
-          skipped++
-          continue
+    keyWalkPlannedStep<Rewrite>(
+      'walk',
+      async (ctx, after, upTo) => {
+        const range = rangeFilter(after, upTo)
+        const { rows } = await ctx.client.query<{ id: string; task_blocks: unknown; old: unknown }>(pending(range.sql), range.params)
+        const work: Rewrite[] = []
+        let skipped = 0
+        for (const row of rows) {
+          // task_blocks is null exactly when content is not an array.
+          const extraction = extractTaskCalls(row.task_blocks)
+          const legacy = row.old !== null
+          if (extraction.kind === 'malformed' || (legacy && extraction.kind === 'none')) {
+            skipped++
+            continue
+          }
+          if (extraction.kind === 'none') continue
+          const tti = legacy ? rewriteLegacy(row.old as unknown[], extraction.calls) : extraction.calls
+          work.push({ id: row.id, tti, old: row.old })
         }
-        if (extraction.kind === 'none') continue
-        const tti = legacy ? rewriteLegacy(row.old as unknown[], extraction.calls) : extraction.calls
-        updates.push({ id: row.id, tti, old: row.old })
-      }
-      if (!updates.length) return { changed: 0, skipped }
-      const result = await ctx.client.query(APPLY, [JSON.stringify(updates)])
-      return { changed: result.rowCount ?? 0, skipped }
-    }),
+        return { work, skipped }
+      },
+      // The old value is compared, so a row the application rewrote meanwhile is left alone.
+      async (ctx, work) => (await ctx.client.query(APPLY, [JSON.stringify(work)])).rowCount ?? 0,
+    ),
   ],
 }

@@ -70,6 +70,44 @@ export interface Step {
   runBatch(ctx: BatchContext, cursor: Cursor): Promise<BatchResult & { cursor: Cursor }>
 }
 
+/** What a planned step's read phase hands to its write phase. */
+export interface Planned {
+  /** What `apply()` writes (e.g. the new values by key); computed outside the transaction. */
+  work: unknown
+  /** Rows found malformed or unresolvable while reading. */
+  skipped: number
+  /** Rows looked at, for the progress display. */
+  examined: number
+  /** The cursor once this batch is written; null when it is the step's last batch. */
+  cursor: Cursor
+}
+
+/** The read phase's view: a connection that is not in the batch transaction. */
+export interface ReadContext {
+  client: pg.ClientBase
+  settings: HookSettings
+  input: unknown
+}
+
+/**
+ * A step split in two, for the backfills whose reading (detoasting bodies, hashing, resolving
+ * links) costs as much as their writing: `plan()` reads and computes one batch outside any
+ * transaction — on the runner's second connection, one batch ahead, while the previous
+ * batch is being written — and `apply()` writes it in the short batch transaction, together
+ * with the ledger cursor. `apply()` must re-check in its WHERE clause that each row still
+ * needs the change (the application may have written it since `plan()` read it).
+ */
+export interface PlannedStep {
+  name: string
+  estimate?(client: pg.ClientBase, settings: HookSettings): Promise<number>
+  plan(ctx: ReadContext, cursor: Cursor): Promise<Planned>
+  apply(ctx: BatchContext, work: unknown): Promise<{ changed: number }>
+}
+
+export type AnyStep = Step | PlannedStep
+
+export const isPlanned = (step: AnyStep): step is PlannedStep => 'plan' in step
+
 /** What `prepare()` decided before anything is written. */
 export interface Prepared {
   /** Set to skip the backfill: recorded as done with this note (not a failure). */
@@ -97,5 +135,5 @@ export interface Backfill {
    * with nothing changed.
    */
   prepare?(settings: HookSettings): Promise<Prepared> | Prepared
-  steps: Step[]
+  steps: AnyStep[]
 }

@@ -1,5 +1,6 @@
-/** The hooks' single database session. */
+/** The hooks' database sessions: the main one (lock, ledger, writes) and the read-ahead one. */
 import pg from 'pg'
+import type { HookSettings } from './backfill.js'
 import { registerUrlSecret } from '../../scripts/lib/redact.js'
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
@@ -17,4 +18,17 @@ export async function connect(databaseUrl: string, applicationName: string): Pro
 export async function tableExists(client: pg.ClientBase, name: string): Promise<boolean> {
   const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [name])
   return rows[0].ok
+}
+
+/**
+ * The second session, for planned steps' reads (hooks/lib/backfill.ts, PlannedStep). Its
+ * statements run outside any transaction, bounded by the same timeouts as a batch.
+ */
+export async function connectReader(databaseUrl: string, settings: HookSettings): Promise<pg.Client> {
+  const client = await connect(databaseUrl, 'migration hooks reader')
+  await client.query(`select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)`, [
+    `${settings.lockTimeoutMs}ms`,
+    `${settings.statementTimeoutMs}ms`,
+  ])
+  return client
 }

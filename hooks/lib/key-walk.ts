@@ -7,7 +7,7 @@
  * `batchSize` rows. Nothing ever holds more than one batch of keys in memory.
  */
 import type pg from 'pg'
-import type { BatchContext, BatchResult, Cursor, Step } from './backfill.js'
+import type { BatchContext, BatchResult, Cursor, PlannedStep, ReadContext, Step } from './backfill.js'
 
 export interface KeyRange {
   /** Keys in the range (for progress). */
@@ -78,4 +78,31 @@ export function rangeFilter(after: string | null, upTo: string, first = 1, colum
   return after === null
     ? { sql: `${column} <= $${first}::uuid`, params: [upTo] }
     : { sql: `${column} > $${first}::uuid and ${column} <= $${first + 1}::uuid`, params: [after, upTo] }
+}
+
+export type RangeReader<W> = (ctx: ReadContext, after: string | null, upTo: string) => Promise<{ work: W[]; skipped: number }>
+export type WorkWriter<W> = (ctx: BatchContext, work: W[]) => Promise<number>
+
+/**
+ * The two-phase form of `keyWalkStep` (see PlannedStep): `read` finds and computes what the
+ * range (after, upTo] needs, outside the transaction; `write` applies it — only where a row
+ * still needs it — inside. Returns the number of rows changed.
+ */
+export function keyWalkPlannedStep<W>(name: string, read: RangeReader<W>, write: WorkWriter<W>): PlannedStep {
+  return {
+    name,
+    estimate: (client) => estimateRows(client),
+    async plan(ctx, cursor) {
+      const after = typeof cursor === 'string' ? cursor : null
+      const range = await nextKeyRange(ctx.client, after, ctx.settings.batchSize)
+      if (!range) return { work: [], skipped: 0, examined: 0, cursor: null }
+      const { work, skipped } = await read(ctx, after, range.last)
+      // A short range is the last one: finishing now saves an empty round trip.
+      return { work, skipped, examined: range.count, cursor: range.count < ctx.settings.batchSize ? null : range.last }
+    },
+    async apply(ctx, work) {
+      const rows = work as W[]
+      return { changed: rows.length ? await write(ctx, rows) : 0 }
+    },
+  }
 }

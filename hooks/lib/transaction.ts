@@ -11,6 +11,7 @@
 import type pg from 'pg'
 import { UserError } from '../../scripts/lib/errors.js'
 import type { HookSettings } from './backfill.js'
+import { DEFERRED_PENDING_LIST_KB } from './gin-pending.js'
 
 /** lock_not_available (lock_timeout), deadlock_detected, serialization_failure. */
 const RETRYABLE = new Set(['55P03', '40P01', '40001'])
@@ -19,6 +20,8 @@ const MAX_BACKOFF_MS = 30_000
 export interface TxOptions {
   settings: HookSettings
   dryRun: boolean
+  /** Raise gin_pending_list_limit: the runner merges GIN pending lists after the batch. */
+  deferGinMerge?: boolean
   /** Told about every retry (for the log). */
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void
 }
@@ -30,12 +33,17 @@ export function backoffMs(attempt: number): number {
   return Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1))
 }
 
-async function setLimits(client: pg.ClientBase, settings: HookSettings): Promise<void> {
+async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean): Promise<void> {
   // set_config(…, true) is `set local`, with parameters instead of string interpolation.
-  await client.query(`select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, [
-    `${settings.lockTimeoutMs}ms`,
-    `${settings.statementTimeoutMs}ms`,
-  ])
+  // synchronous_commit off: the batch does not wait for its WAL to reach disk. Safe here
+  // because the ledger cursor commits in the same transaction: a crash that loses the last
+  // batches loses their cursor with them, and the next run simply redoes them.
+  await client.query(
+    `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true),
+            set_config('synchronous_commit', 'off', true)`,
+    [`${settings.lockTimeoutMs}ms`, `${settings.statementTimeoutMs}ms`],
+  )
+  if (deferGinMerge) await client.query(`select set_config('gin_pending_list_limit', $1, true)`, [String(DEFERRED_PENDING_LIST_KB)])
 }
 
 /** Run `work` in one batch transaction (a savepoint in a dry run), retrying lock timeouts. */
@@ -47,7 +55,7 @@ export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptio
   for (let attempt = 0; ; attempt++) {
     await client.query(open)
     try {
-      await setLimits(client, settings)
+      await setLimits(client, settings, opts.deferGinMerge ?? false)
       const result = await work()
       await client.query(commit)
       return result

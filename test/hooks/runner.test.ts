@@ -272,3 +272,32 @@ describe('shadow and script mode', () => {
     expect(r.stderr).toMatch(/Migration hooks failed/)
   })
 })
+
+describe('GIN pending lists', () => {
+  const pending = (url: string) =>
+    inDb(url, async (c) => {
+      await c.query('create extension if not exists pgstattuple')
+      const { rows } = await c.query(
+        `select i.relname as index, (pgstatginindex(i.oid)).pending_tuples::int as tuples
+         from pg_class i join pg_am am on am.oid = i.relam
+         where am.amname = 'gin' and i.relname like 'idx_%' order by 1`,
+      )
+      return rows as Array<{ index: string; tuples: number }>
+    })
+
+  it('are merged by the runner after its batches, not left for the application’s inserts', async () => {
+    const url = await seeded('gin', someRows(40))
+    const before = await pending(url)
+    expect(before.map((r) => r.index)).toEqual([
+      'idx_api_requests_response_body_gin',
+      'idx_api_requests_response_body_task',
+      'idx_requests_task_tool_invocation_gin',
+    ])
+    // Inserting the rows filled the pending lists (fastupdate); the backfills' updates add to them.
+    expect(before.some((r) => r.tuples > 0)).toBe(true)
+    const r = await runQuiet(url, { env: { HOOKS_BATCH_SIZE: '7' } })
+    expect(r.ok).toBe(true)
+    expect(r.summaries.find((s) => s.name === 'system-hash')!.changed).toBeGreaterThan(0)
+    expect(await pending(url)).toEqual(before.map((b) => ({ index: b.index, tuples: 0 })))
+  })
+})

@@ -23,6 +23,12 @@ const afterTime = (cursor: unknown, tsParam: number) =>
     ? { sql: `(first_ts, first_request_id) > ($${tsParam}::timestamptz, $${tsParam + 1}::uuid)`, params: cursor as TimeCursor }
     : { sql: 'true', params: [] as string[] }
 
+/**
+ * Conversations per match transaction: each costs a statement of its own (claims are made one
+ * at a time), so a fifth of the batch size keeps the transaction as short as a key-walk batch.
+ */
+const matchBatch = (batchSize: number) => Math.max(1, Math.floor(batchSize / 5))
+
 export const matchConversations: Step = {
   name: 'match',
   async estimate(client) {
@@ -39,7 +45,7 @@ export const matchConversations: Step = {
        where state = 'candidate' and ${after.sql}
          and exists (select 1 from ${CALLS} k where k.prompt_md5 = c.text_md5 and not k.claimed)
        order by first_ts, first_request_id limit $1`,
-      [ctx.settings.batchSize, ...after.params],
+      [matchBatch(ctx.settings.batchSize), ...after.params],
     )
     let matched = 0
     // One at a time, in order: each claim changes what the next conversation may take.
@@ -70,7 +76,7 @@ export const matchConversations: Step = {
       matched += done[0].n
     }
     const last = rows[rows.length - 1]
-    const next = rows.length < ctx.settings.batchSize ? null : ([last.ts, last.first_id] as TimeCursor)
+    const next = rows.length < matchBatch(ctx.settings.batchSize) ? null : ([last.ts, last.first_id] as TimeCursor)
     return { changed: 0, skipped: 0, examined: rows.length, cursor: next }
   },
 }
