@@ -11,21 +11,23 @@
  * and are counted as skipped.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep, rangeFilter } from '../lib/key-walk.js'
+import { keyWalkPlannedStep } from '../lib/key-walk.js'
 
-// Read phase: one indexed lookup per child (idx on current_message_hash), inside a key range
-// of children.
-const RESOLVE = (range: string) => `
-  select ch.request_id::text as id, (
-    select p.request_id::text from api_requests p
-    where p.current_message_hash = ch.parent_message_hash
-      and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
-      and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
-    order by p.timestamp desc, p.request_id desc
-    limit 1) as parent
+const PENDING = `ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
+
+// Read phase: for each pending child of the page, one indexed lookup (idx on
+// current_message_hash).
+const READ = (page: string) => `
+  select ch.request_id::text as id, ${PENDING} as pending,
+    case when ${PENDING} then (
+      select p.request_id::text from api_requests p
+      where p.current_message_hash = ch.parent_message_hash
+        and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
+        and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
+      order by p.timestamp desc, p.request_id desc
+      limit 1) end as parent
   from api_requests ch
-  where ${range}
-    and ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
+  where ${page}`
 
 // Write phase: only rows still without a parent (the application may have set one meanwhile).
 const WRITE = `update api_requests a set parent_request_id = v.parent
@@ -43,15 +45,15 @@ export const parentRequestIds: Backfill = {
   description: 'parent_request_id from parent_message_hash (same train and conversation)',
   tables: ['api_requests'],
   steps: [
-    keyWalkPlannedStep<Link>(
-      'walk',
-      async (ctx, after, upTo) => {
-        const range = rangeFilter(after, upTo, 1, 'ch.request_id')
-        const { rows } = await ctx.client.query<{ id: string; parent: string | null }>(RESOLVE(range.sql), range.params)
-        const work = rows.filter((r): r is Link => r.parent !== null)
-        return { work, skipped: rows.length - work.length }
+    keyWalkPlannedStep<{ id: string; pending: boolean; parent: string | null }, Link>('walk', {
+      select: READ,
+      column: 'ch.request_id',
+      compute(rows) {
+        const pending = rows.filter((r) => r.pending)
+        const work = pending.filter((r): r is typeof r & Link => r.parent !== null).map(({ id, parent }) => ({ id, parent }))
+        return { work, skipped: pending.length - work.length }
       },
-      async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.parent)])).rowCount ?? 0,
-    ),
+      write: async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.parent)])).rowCount ?? 0,
+    }),
   ],
 }

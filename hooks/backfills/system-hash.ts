@@ -2,20 +2,20 @@
  * system_hash for historical rows: the value the application would have stored
  * (/work/shared/spec/system-hash.md, computed by hooks/lib/system-hash.ts).
  *
- * Pending: `system_hash is null and body ? 'system'`. Only `body->'system'` is read — bodies
- * are often hundreds of kilobytes. Rows whose system prompt hashes to NULL (empty, or not a
+ * Pending: `system_hash is null` and a `system` key in the body. Only `body->'system'` is
+ * read — bodies are often hundreds of kilobytes. Rows whose system prompt hashes to NULL (empty, or not a
  * string/array) stay NULL and are counted as skipped; they are re-examined only by a re-run.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep, rangeFilter } from '../lib/key-walk.js'
+import { keyWalkPlannedStep } from '../lib/key-walk.js'
 import { computeSystemHash } from '../lib/system-hash.js'
 
-// `body->'system'` is evaluated once per row: the fence (offset 0) keeps the planner from
-// copying the expression into the outer filter, which would decompress the body twice.
-const READ = (range: string) => `select id, system from (
-    select request_id::text as id, body->'system' as system from api_requests
-    where ${range} and system_hash is null offset 0) pending
-  where system is not null`
+// `body->'system'` only for rows still pending, and once per row: every use of the expression
+// would decompress the body again (the inner query's LIMIT keeps the planner from copying it
+// into the outer one). `pending` tells a JSON null prompt (counted as skipped) from none.
+const READ = (page: string) => `select id, system, system is not null as pending from (
+    select request_id::text as id, case when system_hash is null then body->'system' end as system
+    from api_requests where ${page}) r`
 
 const WRITE = `update api_requests a set system_hash = v.h
   from unnest($1::uuid[], $2::text[]) as v(id, h)
@@ -32,21 +32,20 @@ export const systemHash: Backfill = {
   description: "system_hash from body->'system', as the application computes it",
   tables: ['api_requests'],
   steps: [
-    keyWalkPlannedStep<Hashed>(
-      'walk',
-      async (ctx, after, upTo) => {
-        const range = rangeFilter(after, upTo)
-        const { rows } = await ctx.client.query<{ id: string; system: unknown }>(READ(range.sql), range.params)
+    keyWalkPlannedStep<{ id: string; system: unknown; pending: boolean }, Hashed>('walk', {
+      select: READ,
+      compute(rows) {
         const work: Hashed[] = []
         let skipped = 0
         for (const row of rows) {
+          if (!row.pending) continue // hashed already, or no system prompt
           const h = computeSystemHash(row.system)
           if (h === null) skipped++
           else work.push({ id: row.id, h })
         }
         return { work, skipped }
       },
-      async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.h)])).rowCount ?? 0,
-    ),
+      write: async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.h)])).rowCount ?? 0,
+    }),
   ],
 }

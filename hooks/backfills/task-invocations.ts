@@ -10,7 +10,7 @@
  * response bodies are never read whole.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep, rangeFilter } from '../lib/key-walk.js'
+import { keyWalkPlannedStep } from '../lib/key-walk.js'
 import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../lib/task-calls.js'
 
 /** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/lib/task-calls.ts). */
@@ -18,14 +18,17 @@ const LEGACY_SHAPE = `(jsonb_typeof(task_tool_invocation) = 'array' and exists (
   select 1 from jsonb_array_elements(task_tool_invocation) l(e)
   where jsonb_typeof(l.e) = 'object' and l.e ? 'prompt' and not l.e ? 'input'))`
 
-const pending = (range: string) => `select request_id::text as id,
-    case when jsonb_typeof(response_body->'content') = 'array' then coalesce((
-      select jsonb_agg(b.e order by b.o) from jsonb_array_elements(response_body->'content') with ordinality b(e, o)
-      where b.e->>'type' = 'tool_use' and b.e->>'name' = 'Task'), '[]'::jsonb) end as task_blocks,
-    task_tool_invocation as old
-  from api_requests
-  where ${range}
-    and ((task_tool_invocation is null and response_body ? 'content') or ${LEGACY_SHAPE})`
+// The inner query takes response_body->'content' once, and only for candidate rows (NULL or
+// legacy-shaped task_tool_invocation); its LIMIT keeps the planner from copying the
+// expression into the outer query, where each use would decompress the response again.
+const READ = (page: string) => `select id, legacy, case when legacy then tti end as old, content is not null as has_content,
+    case when jsonb_typeof(content) = 'array' then coalesce((
+      select jsonb_agg(b.e order by b.o) from jsonb_array_elements(content) with ordinality b(e, o)
+      where b.e->>'type' = 'tool_use' and b.e->>'name' = 'Task'), '[]'::jsonb) end as task_blocks
+  from (
+    select request_id::text as id, task_tool_invocation as tti, coalesce(${LEGACY_SHAPE}, false) as legacy,
+           case when task_tool_invocation is null or ${LEGACY_SHAPE} then response_body->'content' end as content
+    from api_requests where ${page}) r`
 
 const APPLY = `update api_requests a set task_tool_invocation = v.tti
   from jsonb_to_recordset($1::jsonb) as v(id uuid, tti jsonb, old jsonb)
@@ -43,29 +46,28 @@ export const taskInvocations: Backfill = {
   description: 'task_tool_invocation in the application shape [{id, name, input}] from response_body.content',
   tables: ['api_requests'],
   steps: [
-    keyWalkPlannedStep<Rewrite>(
-      'walk',
-      async (ctx, after, upTo) => {
-        const range = rangeFilter(after, upTo)
-        const { rows } = await ctx.client.query<{ id: string; task_blocks: unknown; old: unknown }>(pending(range.sql), range.params)
+    keyWalkPlannedStep<{ id: string; legacy: boolean; old: unknown; has_content: boolean; task_blocks: unknown }, Rewrite>('walk', {
+      select: READ,
+      compute(rows) {
         const work: Rewrite[] = []
         let skipped = 0
         for (const row of rows) {
+          // Content is read only for NULL or legacy rows: none here means filled already, or no content.
+          if (!row.legacy && !row.has_content) continue
           // task_blocks is null exactly when content is not an array.
           const extraction = extractTaskCalls(row.task_blocks)
-          const legacy = row.old !== null
-          if (extraction.kind === 'malformed' || (legacy && extraction.kind === 'none')) {
+          if (extraction.kind === 'malformed' || (row.legacy && extraction.kind === 'none')) {
             skipped++
             continue
           }
           if (extraction.kind === 'none') continue
-          const tti = legacy ? rewriteLegacy(row.old as unknown[], extraction.calls) : extraction.calls
+          const tti = row.legacy ? rewriteLegacy(row.old as unknown[], extraction.calls) : extraction.calls
           work.push({ id: row.id, tti, old: row.old })
         }
         return { work, skipped }
       },
       // The old value is compared, so a row the application rewrote meanwhile is left alone.
-      async (ctx, work) => (await ctx.client.query(APPLY, [JSON.stringify(work)])).rowCount ?? 0,
-    ),
+      write: async (ctx, work) => (await ctx.client.query(APPLY, [JSON.stringify(work)])).rowCount ?? 0,
+    }),
   ],
 }

@@ -80,29 +80,49 @@ export function rangeFilter(after: string | null, upTo: string, first = 1, colum
     : { sql: `${column} > $${first}::uuid and ${column} <= $${first + 1}::uuid`, params: [after, upTo] }
 }
 
-export type RangeReader<W> = (ctx: ReadContext, after: string | null, upTo: string) => Promise<{ work: W[]; skipped: number }>
 export type WorkWriter<W> = (ctx: BatchContext, work: W[]) => Promise<number>
 
+export interface PlannedWalk<R extends { id: string }, W> {
+  /**
+   * The read, given its WHERE tail: `select … as id, … from api_requests <alias> where ${page}`.
+   * `page` selects the next batch of keys in key order (`<column> > $2 order by <column>
+   * limit $1`), so the query must return one row per key with the key as text in `id`, and
+   * compute the expensive expressions only for rows that still need the change (`case when
+   * <pending> then … end`): one index walk, and each body decompressed at most once.
+   */
+  select: (page: string) => string
+  /** The walked key column as the query names it (default `request_id`; e.g. `a.request_id`). */
+  column?: string
+  /** What the page's rows need: the work to write and the rows skipped as malformed. */
+  compute: (rows: R[], ctx: ReadContext) => { work: W[]; skipped: number }
+  /** Apply the work inside the batch transaction, re-checking each row; rows changed. */
+  write: WorkWriter<W>
+}
+
 /**
- * The two-phase form of `keyWalkStep` (see PlannedStep): `read` finds and computes what the
- * range (after, upTo] needs, outside the transaction; `write` applies it — only where a row
- * still needs it — inside. Returns the number of rows changed.
+ * The two-phase form of `keyWalkStep` (see PlannedStep): the read phase fetches the next page
+ * of keys together with what they need, outside the transaction (on the read-ahead session);
+ * the write phase applies it — only where a row still needs it — inside.
  */
-export function keyWalkPlannedStep<W>(name: string, read: RangeReader<W>, write: WorkWriter<W>): PlannedStep {
+export function keyWalkPlannedStep<R extends { id: string }, W>(name: string, walk: PlannedWalk<R, W>): PlannedStep {
+  const column = walk.column ?? 'request_id'
   return {
     name,
     estimate: (client) => estimateRows(client),
     async plan(ctx, cursor) {
       const after = typeof cursor === 'string' ? cursor : null
-      const range = await nextKeyRange(ctx.client, after, ctx.settings.batchSize)
-      if (!range) return { work: [], skipped: 0, examined: 0, cursor: null }
-      const { work, skipped } = await read(ctx, after, range.last)
-      // A short range is the last one: finishing now saves an empty round trip.
-      return { work, skipped, examined: range.count, cursor: range.count < ctx.settings.batchSize ? null : range.last }
+      const page = `${after === null ? 'true' : `${column} > $2::uuid`} order by ${column} limit $1`
+      const params: unknown[] = after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after]
+      const { rows } = await ctx.client.query<R>(walk.select(page), params)
+      const { work, skipped } = walk.compute(rows, ctx)
+      // A short page is the last one: finishing now saves an empty round trip. The greatest
+      // key, whatever order the rows came in (canonical uuid text sorts like the uuid).
+      const last = rows.reduce<string | null>((max, r) => (max === null || r.id > max ? r.id : max), null)
+      return { work, skipped, examined: rows.length, cursor: rows.length < ctx.settings.batchSize ? null : last }
     },
     async apply(ctx, work) {
       const rows = work as W[]
-      return { changed: rows.length ? await write(ctx, rows) : 0 }
+      return { changed: rows.length ? await walk.write(ctx, rows) : 0 }
     },
   }
 }

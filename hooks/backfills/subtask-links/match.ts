@@ -13,6 +13,7 @@
  * Both run before anything in api_requests changes, so their input is stable across a kill.
  */
 import type { Step } from '../../lib/backfill.js'
+import { LEDGER_SCHEMA } from '../../lib/ledger.js'
 import { CALLS, CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 /** Cursor over (first_ts, first_request_id); the timestamp is kept as text to keep microseconds. */
@@ -24,10 +25,44 @@ const afterTime = (cursor: unknown, tsParam: number) =>
     : { sql: 'true', params: [] as string[] }
 
 /**
- * Conversations per match transaction: each costs a statement of its own (claims are made one
- * at a time), so a fifth of the batch size keeps the transaction as short as a key-walk batch.
+ * The greedy claim loop, server-side: one call per batch instead of one round trip per
+ * conversation. For each conversation of `ids`, in the given order (each claim changes what
+ * the next conversation may take): pick the nearest unclaimed call as described above, claim
+ * it, record the match. Created (or replaced) by every match batch, in its transaction, so a
+ * run resumed at this step by newer code gets the newer function; dropped with the scratch
+ * tables.
  */
-const matchBatch = (batchSize: number) => Math.max(1, Math.floor(batchSize / 5))
+export const MATCH_FUNCTION = `${LEDGER_SCHEMA}.subtask_match_in_order`
+
+const CREATE_MATCH_FUNCTION = `create or replace function ${MATCH_FUNCTION}(ids uuid[], window_ms bigint) returns integer
+language plpgsql as $fn$
+declare
+  c record;
+  pick record;
+  matched integer := 0;
+begin
+  for c in
+    select s.* from unnest(ids) with ordinality as u(id, o)
+    join ${CONVERSATIONS} s on s.conversation_id = u.id
+    order by u.o
+  loop
+    select k.parent_request_id, k.position, k.parent_conversation_id into pick
+    from ${CALLS} k
+    where not k.claimed and k.prompt_md5 = c.text_md5 and k.prompt = c.text
+      and k.parent_ts <= c.first_ts
+      and c.first_ts <= k.parent_end + window_ms * interval '1 millisecond'
+      and k.parent_conversation_id <> c.conversation_id
+    order by k.parent_ts desc, k.parent_request_id, k.position
+    limit 1;
+    continue when not found;
+    update ${CALLS} set claimed = true where parent_request_id = pick.parent_request_id and position = pick.position;
+    insert into ${MATCHES} (conversation_id, parent_request_id, position, parent_conversation_id, first_ts, first_request_id)
+    values (c.conversation_id, pick.parent_request_id, pick.position, pick.parent_conversation_id, c.first_ts, c.first_request_id);
+    matched := matched + 1;
+  end loop;
+  return matched;
+end
+$fn$`
 
 export const matchConversations: Step = {
   name: 'match',
@@ -45,38 +80,14 @@ export const matchConversations: Step = {
        where state = 'candidate' and ${after.sql}
          and exists (select 1 from ${CALLS} k where k.prompt_md5 = c.text_md5 and not k.claimed)
        order by first_ts, first_request_id limit $1`,
-      [matchBatch(ctx.settings.batchSize), ...after.params],
+      [ctx.settings.batchSize, ...after.params],
     )
-    let matched = 0
-    // One at a time, in order: each claim changes what the next conversation may take.
-    for (const row of rows) {
-      const { rows: done } = await ctx.client.query<{ n: number }>(
-        `with c as (select * from ${CONVERSATIONS} where conversation_id = $1),
-         pick as (
-           select k.parent_request_id, k.position, k.parent_conversation_id
-           from ${CALLS} k, c
-           where not k.claimed and k.prompt_md5 = c.text_md5 and k.prompt = c.text
-             and k.parent_ts <= c.first_ts
-             and c.first_ts <= k.parent_end + $2::bigint * interval '1 millisecond'
-             and k.parent_conversation_id <> c.conversation_id
-           order by k.parent_ts desc, k.parent_request_id, k.position
-           limit 1),
-         claim as (
-           update ${CALLS} k set claimed = true from pick
-           where k.parent_request_id = pick.parent_request_id and k.position = pick.position
-           returning k.parent_request_id, k.position, k.parent_conversation_id),
-         ins as (
-           insert into ${MATCHES} (conversation_id, parent_request_id, position, parent_conversation_id, first_ts, first_request_id)
-           select c.conversation_id, claim.parent_request_id, claim.position, claim.parent_conversation_id, c.first_ts, c.first_request_id
-           from claim, c
-           returning 1)
-         select count(*)::int as n from ins`,
-        [row.id, ctx.settings.subtaskWindowMs],
-      )
-      matched += done[0].n
+    if (rows.length) {
+      await ctx.client.query(CREATE_MATCH_FUNCTION)
+      await ctx.client.query(`select ${MATCH_FUNCTION}($1::uuid[], $2::bigint)`, [rows.map((r) => r.id), ctx.settings.subtaskWindowMs])
     }
     const last = rows[rows.length - 1]
-    const next = rows.length < matchBatch(ctx.settings.batchSize) ? null : ([last.ts, last.first_id] as TimeCursor)
+    const next = rows.length < ctx.settings.batchSize ? null : ([last.ts, last.first_id] as TimeCursor)
     return { changed: 0, skipped: 0, examined: rows.length, cursor: next }
   },
 }

@@ -43,11 +43,18 @@ export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) 
   return { changed: 0, skipped: 0 }
 })
 
-/** The first message of a row, read by path: (message count or null, first message if alone). */
-const FIRST_MESSAGE = (alias: string) => `
-  case when jsonb_typeof(${alias}.body->'messages') = 'array' then jsonb_array_length(${alias}.body->'messages') end as n,
-  case when jsonb_typeof(${alias}.body->'messages') = 'array' and jsonb_array_length(${alias}.body->'messages') = 1
-       then ${alias}.body->'messages'->0 end as first`
+/**
+ * The first message of each row of `inner` (a query with a `messages` column, the row's
+ * `body->'messages'`, and its walk key `k`, kept in order), read by path: (message count or null, first message if alone). The
+ * inner query computes `body->'messages'` once; repeating it here would decompress the body
+ * once per use.
+ */
+const withFirstMessage = (columns: string, inner: string) => `
+  select ${columns},
+    case when jsonb_typeof(messages) = 'array' then jsonb_array_length(messages) end as n,
+    case when jsonb_typeof(messages) = 'array' and jsonb_array_length(messages) = 1 then messages->0 end as first
+  from (${inner}) rows_with_messages
+  order by k`
 
 /** Walk a scratch table by its uuid key; `cursor` is the last key done. */
 async function nextKeys<T extends pg.QueryResultRow>(ctx: BatchContext, cursor: Cursor, sql: (where: string) => string) {
@@ -68,11 +75,14 @@ export const conversationTexts: Step = {
     const rows = await nextKeys<{ id: string; has_linked: boolean; found: boolean; n: number | null; first: unknown }>(
       ctx,
       cursor,
-      (where) => `
-        select c.conversation_id::text as id, c.has_linked, a.request_id is not null as found, ${FIRST_MESSAGE('a')}
-        from (select conversation_id as k, * from ${CONVERSATIONS}) c
-        left join api_requests a on a.request_id = c.first_request_id and not c.has_linked
-        where ${where} order by c.k limit $1`,
+      (where) =>
+        withFirstMessage(
+          'id, has_linked, found',
+          `select c.k, c.conversation_id::text as id, c.has_linked, a.request_id is not null as found, a.body->'messages' as messages
+           from (select conversation_id as k, * from ${CONVERSATIONS}) c
+           left join api_requests a on a.request_id = c.first_request_id and not c.has_linked
+           where ${where} order by c.k limit $1`,
+        ),
     )
     let skipped = 0
     const updates = rows.map((row) => {
@@ -138,10 +148,13 @@ export const claimExisting: Step = {
     const rows = await nextKeys<{ id: string; parent: string; n: number | null; first: unknown }>(
       ctx,
       cursor,
-      (where) => `
-        select x.request_id::text as id, x.parent_task_request_id::text as parent, ${FIRST_MESSAGE('a')}
-        from (select request_id as k, * from ${EXISTING}) x left join api_requests a on a.request_id = x.request_id
-        where ${where} order by x.k limit $1`,
+      (where) =>
+        withFirstMessage(
+          'id, parent',
+          `select x.k, x.request_id::text as id, x.parent_task_request_id::text as parent, a.body->'messages' as messages
+           from (select request_id as k, * from ${EXISTING}) x left join api_requests a on a.request_id = x.request_id
+           where ${where} order by x.k limit $1`,
+        ),
     )
     for (const row of rows) {
       const text = firstMessageText(row.n, row.first)

@@ -20,7 +20,10 @@ export const MATCHES = `${LEDGER_SCHEMA}.subtask_matches`
  */
 export const cursorTime = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 
-const DROP = `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`
+const DROP = [
+  `drop function if exists ${LEDGER_SCHEMA}.subtask_match_in_order(uuid[], bigint)`,
+  `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`,
+]
 
 const CREATE = [
   // One row per conversation: its earliest row (by timestamp, then request_id), and its text
@@ -70,8 +73,7 @@ const CREATE = [
 export const prepareScratch: Step = {
   name: 'prepare',
   async runBatch(ctx) {
-    await ctx.client.query(DROP)
-    for (const sql of CREATE) await ctx.client.query(sql)
+    for (const sql of [...DROP, ...CREATE]) await ctx.client.query(sql)
     return { changed: 0, skipped: 0, cursor: null }
   },
 }
@@ -80,7 +82,7 @@ export const prepareScratch: Step = {
 export const dropScratch: Step = {
   name: 'cleanup',
   async runBatch(ctx) {
-    await ctx.client.query(DROP)
+    for (const sql of DROP) await ctx.client.query(sql)
     return { changed: 0, skipped: 0, cursor: null }
   },
 }
