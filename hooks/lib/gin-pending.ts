@@ -24,7 +24,7 @@ import type pg from 'pg'
  * every batch; but a list this long stays well under the 4 MB default, so the application's
  * inserts still never merge one.
  */
-export const MERGE_EVERY_ROWS = 2000
+export const MERGE_EVERY_ROWS = 4000
 
 /** gin_pending_list_limit (kB) in batch transactions when the runner merges between batches. */
 export const DEFERRED_PENDING_LIST_KB = 2_097_151

@@ -145,7 +145,7 @@ describe('parseAccountMapping', () => {
 describe('loadSettings', () => {
   it('has the documented defaults', () => {
     expect(loadSettings({})).toEqual({
-      batchSize: 500,
+      batchSize: 400,
       batchDelayMs: 0,
       lockTimeoutMs: 2000,
       statementTimeoutMs: 30000,
