@@ -20,6 +20,7 @@
  * Rows are numbered by timestamp, so the physical order is insertion (time) order, as in
  * production, while request ids are random (uuid v4-like): key walks visit the heap randomly.
  */
+import { seededRandom } from '../scripts/lib/seeded-random.js'
 
 /** How `body.system` is built for a row (see generate.ts, systemSql). */
 export enum SystemKind {
@@ -74,17 +75,6 @@ export interface Plan {
   hasResponse: Uint8Array
 }
 
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function pickWeighted(r: number, weights: number[]): number {
   let acc = 0
@@ -99,7 +89,7 @@ function pickWeighted(r: number, weights: number[]): number {
 const DAY = 86_400_000
 
 export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5, 1)): Plan {
-  const random = rng(seed)
+  const random = seededRandom(seed)
   const cols = {
     conv: new Int32Array(rows), pos: new Int32Array(rows), sub: new Uint8Array(rows), tsMs: new Float64Array(rows),
     dur: new Int32Array(rows), train: new Uint8Array(rows), sys: new Uint8Array(rows), variant: new Uint8Array(rows),
@@ -224,7 +214,7 @@ export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5,
 
 /** Pseudo-English text with code-ish tokens: the material every message and prompt is cut from. */
 export function buildCorpus(seed = 7): string {
-  const random = rng(seed)
+  const random = seededRandom(seed)
   const words = (
     'the a an of to in for on with from by as is are was be this that it its we you they should could would will can must ' +
     'function method class module component service handler request response query database table column index migration ' +

@@ -11,6 +11,7 @@ import { expect } from 'vitest'
 import { withClient } from './databases.js'
 import { cleanEnv, PROJECT_ROOT, projectCopy, type CliResult } from './project.js'
 import { rowChecksums, tableColumns, type Checksums } from './row-checksums.js'
+export { seededRandom } from '../../scripts/lib/seeded-random.js'
 
 export const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'legacy')
 export const COMMITTED = join(PROJECT_ROOT, 'migrations', 'committed')
@@ -234,17 +235,6 @@ export async function holdTransaction(url: string, statements: string[]): Promis
   }
 }
 
-/** A small seeded PRNG (mulberry32), so that a random drill can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Lines of a Node stack trace or crash banner. */
 export function stackFrames(output: string): string[] {

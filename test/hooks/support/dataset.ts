@@ -6,18 +6,8 @@
  * so key order and time order differ — as they do with uuid v4 keys.
  */
 import { conv, firstRequest, hash, taskResponse, textResponse, type RowSpec } from './fixtures.js'
+import { seededRandom } from '../../../scripts/lib/seeded-random.js'
 
-/** A small seeded PRNG (mulberry32), so every run of the test builds the same rows. */
-function prng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SYSTEMS: unknown[] = [
   'You are an interactive CLI tool that helps users with software engineering tasks. Rules follow.',
@@ -28,7 +18,7 @@ const SYSTEMS: unknown[] = [
 ]
 
 export function generateDataset(seed: number, conversations: number): RowSpec[] {
-  const rand = prng(seed)
+  const rand = seededRandom(seed)
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]
   const uuid = () => {
     const hex = Array.from({ length: 32 }, () => Math.floor(rand() * 16).toString(16)).join('')
