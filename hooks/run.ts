@@ -92,6 +92,16 @@ function failureParagraph(s: BackfillSummary, dryRun: boolean): string {
   return `Migration hooks: backfill "${s.name}" failed: ${reason} ${kept} Later backfills were not run.`
 }
 
+/**
+ * Check every backfill's settings and external input (HOOKS_*, the mapping file) without
+ * touching a database; throws the UserError a run would fail with. For callers that must
+ * refuse before changing anything (db:migrate's preflight).
+ */
+export async function validateHookInputs(env: NodeJS.ProcessEnv = process.env, backfills: readonly Backfill[] = BACKFILLS): Promise<void> {
+  const settings = loadSettings(env)
+  for (const backfill of backfills) await backfill.prepare?.(settings)
+}
+
 export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   const log = opts.log ?? ((line: string) => console.log(line))
   const dryRun = opts.dryRun ?? false

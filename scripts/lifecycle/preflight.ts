@@ -9,8 +9,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { UserError } from '../lib/errors.js'
 import { chainProblems, COMMITTED_FILE, parseCommitted } from '../verify/chain.js'
-import { loadSettings } from '../../hooks/lib/settings.js'
-import { BACKFILLS } from '../../hooks/backfills/index.js'
+import { validateHookInputs } from '../../hooks/run.js'
 
 /**
  * The committed chain on disk must be intact: graphile-migrate checks a file only when it
@@ -63,8 +62,7 @@ export function checkCommittedChain(migrationsFolder: string): void {
  */
 export async function checkHookInputs(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   try {
-    const settings = loadSettings(env)
-    for (const backfill of BACKFILLS) await backfill.prepare?.(settings)
+    await validateHookInputs(env)
   } catch (error) {
     if (!(error instanceof UserError)) throw error
     throw new UserError(`${error.message} Nothing was changed: db:migrate checks the backfill settings before it applies any migration.`)
