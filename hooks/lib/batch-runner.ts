@@ -13,9 +13,10 @@
 import type pg from 'pg'
 import { explain } from '../../scripts/lib/errors.js'
 import { redact } from '../../scripts/lib/redact.js'
-import { isPlanned, type Planned, type BatchContext, type BatchResult, type Backfill, type Cursor, type HookSettings, type PlannedStep, type Prepared, type ReadContext, type Step } from './backfill.js'
+import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
+import { plannedBatches, singleBatches } from './batches.js'
 import { markDone, markFailed, markRunning, readEntry, resetEntry, saveProgress } from './ledger.js'
-import { cleanableGinIndexes, cleanPendingLists, MERGE_EVERY_ROWS } from './gin-pending.js'
+import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
 import { startProgress } from './progress.js'
 import { inBatchTransaction } from './transaction.js'
 
@@ -49,65 +50,6 @@ export interface RunOptions {
   tty: boolean
   /** A second connection for planned steps' reads (without it they read on the main one). */
   reader?: pg.ClientBase
-}
-
-type BatchOutcome = BatchResult & { cursor: Cursor }
-
-/**
- * The batches of one step, one at a time. `next()` gives the batch to write now; `run()` is
- * called inside the batch transaction. `advance()` says which cursor was committed (a planned
- * step starts reading the batch after it then, if it has not already), `abandon()` that the
- * step stops (its read-ahead, if any, is waited for and its failure ignored).
- */
-interface Batches {
-  next(): Promise<{ run(): Promise<BatchOutcome> }>
-  advance(cursor: Cursor): void
-  abandon(): Promise<void>
-}
-
-/** A plain step: the whole batch runs in the transaction. */
-function singleBatches(step: Step, ctx: BatchContext, start: Cursor): Batches {
-  let cursor = start
-  return {
-    next: async () => ({ run: () => step.runBatch(ctx, cursor) }),
-    advance: (c) => void (cursor = c),
-    abandon: async () => {},
-  }
-}
-
-/**
- * A planned step, pipelined: while batch N is written on the main connection, batch N+1 is
- * read and computed on the reader. Key ranges of consecutive batches are disjoint, so the
- * read ahead never depends on the write in flight. (With a single connection, reads simply
- * alternate with writes.)
- */
-function plannedBatches(step: PlannedStep, ctx: BatchContext, readCtx: ReadContext, start: Cursor): Batches {
-  const pipelined = readCtx.client !== ctx.client
-  const plan = (cursor: Cursor) => {
-    const promise = step.plan(readCtx, cursor)
-    promise.catch(() => {}) // observed by next()/abandon(); never an unhandled rejection
-    return promise
-  }
-  let ahead: Promise<Planned> | null = plan(start)
-  return {
-    async next() {
-      const planned = await ahead!
-      ahead = null
-      if (pipelined && planned.cursor !== null) ahead = plan(planned.cursor)
-      return {
-        run: async () => {
-          const { changed } = await step.apply(ctx, planned.work)
-          return { changed, skipped: planned.skipped, examined: planned.examined, cursor: planned.cursor }
-        },
-      }
-    },
-    advance(cursor) {
-      if (!ahead) ahead = plan(cursor)
-    },
-    async abandon() {
-      await ahead?.catch(() => {})
-    },
-  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -157,22 +99,9 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   // reads on the main one, inside its rolled-back transaction, so that it sees what the
   // earlier backfills would have written.
   const readCtx: ReadContext = { client: opts.reader && !opts.dryRun ? opts.reader : client, settings: opts.settings, input: prepared.input }
-  // GIN pending lists are merged between batches, not inside them (see gin-pending.ts). On
-  // the reader, whose session has the batch timeouts; never in a dry run.
-  let ginIndexes = opts.reader && !opts.dryRun ? await cleanableGinIndexes(client, backfill.tables) : []
-  // Merges are queued on the reader behind its read-ahead, so they overlap the next write. One
-  // that fails (a timeout, a revoked ownership) is reported and merging goes back to inline.
-  let merging: Promise<void> = Promise.resolve()
-  let changedSinceMerge = 0
-  const mergeGinPendingLists = () => {
-    const indexes = ginIndexes
-    merging = merging
-      .then(() => (indexes.length ? cleanPendingLists(opts.reader!, indexes) : undefined))
-      .catch((error) => {
-        if (ginIndexes.length) opts.log(`${backfill.name}: merging GIN pending lists between batches failed (${redact(explain(error))}); PostgreSQL merges them inline from now on.`)
-        ginIndexes = []
-      })
-  }
+  // GIN pending lists are merged between batches, not inside them (see gin-pending.ts): on the
+  // reader, whose session has the batch timeouts; never in a dry run.
+  const gin = opts.reader && !opts.dryRun ? await ginMerger(client, opts.reader, backfill.tables, (line) => opts.log(`${backfill.name}: ${line}`)) : NO_GIN_MERGES
   try {
     for (; stepIndex < backfill.steps.length; stepIndex++) {
       const step = backfill.steps[stepIndex]
@@ -190,7 +119,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
             {
               settings: opts.settings,
               dryRun: opts.dryRun,
-              deferGinMerge: ginIndexes.length > 0,
+              deferGinMerge: gin.active(),
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
             },
@@ -210,11 +139,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
             await batches.abandon()
             throw error
           })
-          changedSinceMerge += result.changed
-          if (ginIndexes.length && (changedSinceMerge >= MERGE_EVERY_ROWS || (result.cursor === null && changedSinceMerge > 0))) {
-            changedSinceMerge = 0
-            mergeGinPendingLists()
-          }
+          gin.afterBatch(result.changed, result.cursor === null)
           summary.changed += result.changed
           summary.skipped += result.skipped
           examined += result.examined ?? 0
@@ -228,12 +153,12 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
         progress.stop()
       }
     }
-    await merging
+    await gin.settled()
     // The last batch of the last step marked the backfill done; only a step-less one is left.
     if (backfill.steps.length === 0) await markDone(client, backfill.name)
     return finish('done')
   } catch (error) {
-    await merging
+    await gin.settled()
     const message = redact(explain(error))
     const failureRecorded = opts.dryRun
       ? false

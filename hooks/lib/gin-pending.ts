@@ -18,6 +18,8 @@
  * changes then and PostgreSQL merges inline as usual.
  */
 import type pg from 'pg'
+import { explain } from '../../scripts/lib/errors.js'
+import { redact } from '../../scripts/lib/redact.js'
 
 /**
  * Rows changed between two merges. Merging is cheaper per entry on longer lists, so not after
@@ -52,4 +54,44 @@ export async function cleanableGinIndexes(client: pg.ClientBase, tables: string[
 /** Merge the pending lists of `indexes` into their indexes (each in its own statement). */
 export async function cleanPendingLists(client: pg.ClientBase, indexes: string[]): Promise<void> {
   for (const index of indexes) await client.query(`select gin_clean_pending_list($1::regclass)`, [index])
+}
+
+/** The runner's view: whether to defer merges in the next batch, and what to do after one. */
+export interface GinMerger {
+  /** Batch transactions should raise gin_pending_list_limit (merges happen between batches). */
+  active(): boolean
+  /** A batch committed, having changed `changed` rows; `stepDone`: it was its step's last. */
+  afterBatch(changed: number, stepDone: boolean): void
+  /** Wait for the merges queued so far (they never reject). */
+  settled(): Promise<void>
+}
+
+export const NO_GIN_MERGES: GinMerger = { active: () => false, afterBatch: () => {}, settled: async () => {} }
+
+/**
+ * Merges for one backfill's `tables`, run on `reader` every MERGE_EVERY_ROWS changed rows and
+ * at the end of each step. They are queued on the reader behind its read-ahead, so they overlap
+ * the next write. One that fails (a timeout, a revoked ownership) is logged, and merging goes
+ * back to inline for the rest of the run.
+ */
+export async function ginMerger(client: pg.ClientBase, reader: pg.ClientBase, tables: string[], log: (line: string) => void): Promise<GinMerger> {
+  let indexes = await cleanableGinIndexes(client, tables)
+  let queue: Promise<void> = Promise.resolve()
+  let changedSinceMerge = 0
+  return {
+    active: () => indexes.length > 0,
+    afterBatch(changed, stepDone) {
+      changedSinceMerge += changed
+      if (!indexes.length || changedSinceMerge === 0 || (changedSinceMerge < MERGE_EVERY_ROWS && !stepDone)) return
+      changedSinceMerge = 0
+      const these = indexes
+      queue = queue
+        .then(() => cleanPendingLists(reader, these))
+        .catch((error) => {
+          if (indexes.length) log(`merging GIN pending lists between batches failed (${redact(explain(error))}); PostgreSQL merges them inline from now on.`)
+          indexes = []
+        })
+    },
+    settled: () => queue,
+  }
 }
