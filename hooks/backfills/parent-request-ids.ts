@@ -11,7 +11,7 @@
  * and are counted as skipped.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep } from '../lib/key-walk.js'
+import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../lib/key-walk.js'
 
 const PENDING = `ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
 
@@ -29,31 +29,22 @@ const READ = (page: string) => `
   from api_requests ch
   where ${page}`
 
-// Write phase: only rows still without a parent (the application may have set one meanwhile).
-const WRITE = `update api_requests a set parent_request_id = v.parent
-  from unnest($1::uuid[], $2::uuid[]) as v(id, parent)
-  where a.request_id = v.id and a.parent_request_id is null`
-
-interface Link {
-  id: string
-  parent: string
-}
-
 export const parentRequestIds: Backfill = {
   name: 'parent-request-ids',
   version: 1,
   description: 'parent_request_id from parent_message_hash (same train and conversation)',
   tables: ['api_requests'],
   steps: [
-    keyWalkPlannedStep<{ id: string; pending: boolean; parent: string | null }, Link>('walk', {
+    keyWalkPlannedStep<{ id: string; pending: boolean; parent: string | null }, ColumnValue>('walk', {
       select: READ,
       column: 'ch.request_id',
       compute(rows) {
         const pending = rows.filter((r) => r.pending)
-        const work = pending.filter((r): r is typeof r & Link => r.parent !== null).map(({ id, parent }) => ({ id, parent }))
+        const work = pending.flatMap(({ id, parent }) => (parent === null ? [] : [{ id, value: parent }]))
         return { work, skipped: pending.length - work.length }
       },
-      write: async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.parent)])).rowCount ?? 0,
+      // Only rows still without a parent: the application may have set one meanwhile.
+      write: fillWhereNull('parent_request_id', 'uuid'),
     }),
   ],
 }

@@ -7,7 +7,7 @@
  * string/array) stay NULL and are counted as skipped; they are re-examined only by a re-run.
  */
 import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep } from '../lib/key-walk.js'
+import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../lib/key-walk.js'
 import { computeSystemHash } from '../lib/system-hash.js'
 
 // `body->'system'` only for rows still pending, and once per row: every use of the expression
@@ -17,35 +17,27 @@ const READ = (page: string) => `select id, system, system is not null as pending
     select request_id::text as id, case when system_hash is null then body->'system' end as system
     from api_requests where ${page}) r`
 
-const WRITE = `update api_requests a set system_hash = v.h
-  from unnest($1::uuid[], $2::text[]) as v(id, h)
-  where a.request_id = v.id and a.system_hash is null`
-
-interface Hashed {
-  id: string
-  h: string
-}
-
 export const systemHash: Backfill = {
   name: 'system-hash',
   version: 1,
   description: "system_hash from body->'system', as the application computes it",
   tables: ['api_requests'],
   steps: [
-    keyWalkPlannedStep<{ id: string; system: unknown; pending: boolean }, Hashed>('walk', {
+    keyWalkPlannedStep<{ id: string; system: unknown; pending: boolean }, ColumnValue>('walk', {
       select: READ,
       compute(rows) {
-        const work: Hashed[] = []
+        const work: ColumnValue[] = []
         let skipped = 0
         for (const row of rows) {
           if (!row.pending) continue // hashed already, or no system prompt
           const h = computeSystemHash(row.system)
           if (h === null) skipped++
-          else work.push({ id: row.id, h })
+          else work.push({ id: row.id, value: h })
         }
         return { work, skipped }
       },
-      write: async (ctx, work) => (await ctx.client.query(WRITE, [work.map((w) => w.id), work.map((w) => w.h)])).rowCount ?? 0,
+      // Only rows still without a hash: the application may have written one meanwhile.
+      write: fillWhereNull('system_hash', 'text'),
     }),
   ],
 }

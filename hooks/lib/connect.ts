@@ -2,6 +2,7 @@
 import pg from 'pg'
 import type { HookSettings } from './backfill.js'
 import { registerUrlSecret } from '../../scripts/lib/redact.js'
+import { setParameters, timeoutParameters } from './transaction.js'
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
   registerUrlSecret(databaseUrl)
@@ -26,9 +27,6 @@ export async function tableExists(client: pg.ClientBase, name: string): Promise<
  */
 export async function connectReader(databaseUrl: string, settings: HookSettings): Promise<pg.Client> {
   const client = await connect(databaseUrl, 'migration hooks reader')
-  await client.query(`select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)`, [
-    `${settings.lockTimeoutMs}ms`,
-    `${settings.statementTimeoutMs}ms`,
-  ])
+  await setParameters(client, timeoutParameters(settings), 'session')
   return client
 }

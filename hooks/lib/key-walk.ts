@@ -82,6 +82,23 @@ export function rangeFilter(after: string | null, upTo: string, first = 1, colum
 
 export type WorkWriter<W> = (ctx: BatchContext, work: W[]) => Promise<number>
 
+/** One row's new value for a single column, keyed by request_id. */
+export interface ColumnValue {
+  id: string
+  value: string
+}
+
+/**
+ * A writer that sets api_requests.`column` (of SQL type `type`) from the batch's values, only
+ * where it is still NULL: the application may have filled it since the read, and its value wins.
+ */
+export function fillWhereNull(column: string, type: string): WorkWriter<ColumnValue> {
+  const sql = `update api_requests a set ${column} = v.value
+  from unnest($1::uuid[], $2::${type}[]) as v(id, value)
+  where a.request_id = v.id and a.${column} is null`
+  return async (ctx, work) => (await ctx.client.query(sql, [work.map((w) => w.id), work.map((w) => w.value)])).rowCount ?? 0
+}
+
 export interface PlannedWalk<R extends { id: string }, W> {
   /**
    * The read, given its WHERE tail: `select … as id, … from api_requests <alias> where ${page}`.

@@ -6,6 +6,7 @@
  */
 import type pg from 'pg'
 import { UserError } from '../../scripts/lib/errors.js'
+import { setParameters } from './transaction.js'
 
 /** "APT HOOKS": distinct from the deploy lock (…001) and graphile-migrate's own key. */
 export const HOOKS_LOCK_KEY = '2780337569002'
@@ -21,7 +22,7 @@ export async function acquireHooksLock(client: pg.ClientBase, waitSeconds: numbe
   if (waitSeconds === 0) throw tooLong
   log(`Another migration hook run is in progress; waiting up to ${waitSeconds}s for it to finish…`)
   // lock_timeout bounds the wait of pg_advisory_lock, like any other lock wait.
-  await client.query(`select set_config('lock_timeout', $1, false)`, [`${waitSeconds * 1000}ms`])
+  await setParameters(client, { lock_timeout: `${waitSeconds * 1000}ms` }, 'session')
   try {
     await client.query('select pg_advisory_lock($1::bigint)', [HOOKS_LOCK_KEY])
   } catch (error) {

@@ -4,13 +4,13 @@
  */
 import type pg from 'pg'
 import type { HookSettings } from './backfill.js'
-import { backoffMs } from './transaction.js'
+import { backoffMs, setParameters } from './transaction.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Run one maintenance statement outside any transaction, with lock_timeout and retries. */
 async function withLockRetries(client: pg.ClientBase, settings: HookSettings, sql: string): Promise<void> {
-  await client.query(`select set_config('lock_timeout', $1, false)`, [`${settings.lockTimeoutMs}ms`])
+  await setParameters(client, { lock_timeout: `${settings.lockTimeoutMs}ms` }, 'session')
   try {
     for (let attempt = 0; ; attempt++) {
       try {

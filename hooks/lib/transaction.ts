@@ -33,17 +33,35 @@ export function backoffMs(attempt: number): number {
   return Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1))
 }
 
+/**
+ * Set run-time parameters with set_config() (values as parameters, never interpolated):
+ * `scope` 'transaction' is `set local` (ends with the batch), 'session' lasts as long as the
+ * connection.
+ */
+export async function setParameters(client: pg.ClientBase, values: Record<string, string>, scope: 'session' | 'transaction'): Promise<void> {
+  const names = Object.keys(values)
+  const calls = names.map((name, i) => `set_config('${name}', $${i + 1}, ${scope === 'transaction'})`)
+  await client.query(`select ${calls.join(', ')}`, names.map((name) => values[name]))
+}
+
+/** The hooks' bound on waiting for a lock and on one statement, as run-time parameters. */
+export function timeoutParameters(settings: HookSettings): Record<string, string> {
+  return { lock_timeout: `${settings.lockTimeoutMs}ms`, statement_timeout: `${settings.statementTimeoutMs}ms` }
+}
+
 async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean): Promise<void> {
-  // set_config(…, true) is `set local`, with parameters instead of string interpolation.
   // synchronous_commit off: the batch does not wait for its WAL to reach disk. Safe here
   // because the ledger cursor commits in the same transaction: a crash that loses the last
   // batches loses their cursor with them, and the next run simply redoes them.
-  await client.query(
-    `select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true),
-            set_config('synchronous_commit', 'off', true)`,
-    [`${settings.lockTimeoutMs}ms`, `${settings.statementTimeoutMs}ms`],
+  await setParameters(
+    client,
+    {
+      ...timeoutParameters(settings),
+      synchronous_commit: 'off',
+      ...(deferGinMerge ? { gin_pending_list_limit: String(DEFERRED_PENDING_LIST_KB) } : {}),
+    },
+    'transaction',
   )
-  if (deferGinMerge) await client.query(`select set_config('gin_pending_list_limit', $1, true)`, [String(DEFERRED_PENDING_LIST_KB)])
 }
 
 /** Run `work` in one batch transaction (a savepoint in a dry run), retrying lock timeouts. */
