@@ -63,7 +63,7 @@ pg.Client.prototype.query = function patchedQuery(this: pg.Client, ...args: unkn
       const ms = performance.now() - txn.started
       txns.push({ backfill: txn.backfill, ms })
       // TXN_TRACE=1: every batch transaction on stderr, to see where the long ones fall.
-      if (process.env.TXN_TRACE) process.stderr.write(`txn ${txn.backfill} ${ms.toFixed(0)} ms\n`)
+      if (process.env.TXN_TRACE) process.stderr.write(`txn ${txn.backfill} ${ms.toFixed(0)} ms, ended ${new Date().toISOString()}\n`)
       return value
     })
   }

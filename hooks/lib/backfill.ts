@@ -19,8 +19,13 @@ import type pg from 'pg'
 export type Cursor = string | number | boolean | null | Cursor[] | { [key: string]: Cursor }
 
 export interface HookSettings {
-  /** Keys per batch (HOOKS_BATCH_SIZE). */
+  /**
+   * Keys per batch (HOOKS_BATCH_SIZE). The runner lowers it, per batch, to keep transactions
+   * near `batchTargetMs`; a step just reads `settings.batchSize` of the context it is given.
+   */
   batchSize: number
+  /** Aimed duration of one batch transaction; 0 = fixed size (HOOKS_BATCH_TARGET_MS). */
+  batchTargetMs: number
   /** Pause between batches, to leave room for production traffic (HOOKS_BATCH_DELAY_MS). */
   batchDelayMs: number
   /** `set local lock_timeout` of every batch transaction (HOOKS_LOCK_TIMEOUT_MS). */

@@ -14,6 +14,7 @@ import type pg from 'pg'
 import { explain } from '../../scripts/lib/errors.js'
 import { redact } from '../../scripts/lib/redact.js'
 import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
+import { batchSizer } from './batch-sizer.js'
 import { plannedBatches, singleBatches } from './batches.js'
 import { markDone, markFailed, markRunning, readEntry, resetEntry, saveProgress } from './ledger.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
@@ -109,7 +110,9 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const label = backfill.steps.length > 1 ? `${backfill.name} (${step.name})` : backfill.name
       const total = step.estimate ? await step.estimate(client, opts.settings) : 0
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
-      const batches = isPlanned(step) ? plannedBatches(step, ctx, readCtx, cursor) : singleBatches(step, ctx, cursor)
+      // Sized per step: a row costs very different amounts in different steps.
+      const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
+      const batches = isPlanned(step) ? plannedBatches(step, ctx, readCtx, cursor, sizer.size) : singleBatches(step, ctx, cursor, sizer.size)
       let examined = 0
       try {
         for (;;) {
@@ -122,6 +125,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               deferGinMerge: gin.active(),
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
+              onCommitted: (txnMs) => sizer.observe(txnMs, batch.size),
             },
             async () => {
               const r = await batch.run()

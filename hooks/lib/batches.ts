@@ -6,27 +6,38 @@
  *  - a `PlannedStep`: the read phase runs outside it, one batch ahead on the reader session,
  *    so the transaction holds only the write.
  */
-import type { BatchContext, BatchResult, Cursor, Planned, PlannedStep, ReadContext, Step } from './backfill.js'
+import type { BatchContext, BatchResult, Cursor, HookSettings, Planned, PlannedStep, ReadContext, Step } from './backfill.js'
 
 export type BatchOutcome = BatchResult & { cursor: Cursor }
 
+/** The batch size to use for the next read (see batch-sizer.ts). */
+export type SizeSource = () => number
+
+/** `ctx` with settings.batchSize = `size`: a step reads one consistent size for a whole batch. */
+function sized<C extends { settings: HookSettings }>(ctx: C, size: number): C {
+  return size === ctx.settings.batchSize ? ctx : { ...ctx, settings: { ...ctx.settings, batchSize: size } }
+}
+
 /**
- * The batches of one step, one at a time. `next()` gives the batch to write now; `run()` is
- * called inside the batch transaction. `advance()` says which cursor was committed (a planned
+ * The batches of one step, one at a time. `next()` gives the batch to write now and the size
+ * it was read with; `run()` is called inside the batch transaction. `advance()` says which cursor was committed (a planned
  * step starts reading the batch after it then, if it has not already), `abandon()` that the
  * step stops (its read-ahead, if any, is waited for and its failure ignored).
  */
 export interface Batches {
-  next(): Promise<{ run(): Promise<BatchOutcome> }>
+  next(): Promise<{ size: number; run(): Promise<BatchOutcome> }>
   advance(cursor: Cursor): void
   abandon(): Promise<void>
 }
 
 /** A plain step: the whole batch runs in the transaction. */
-export function singleBatches(step: Step, ctx: BatchContext, start: Cursor): Batches {
+export function singleBatches(step: Step, ctx: BatchContext, start: Cursor, sizeNow: SizeSource): Batches {
   let cursor = start
   return {
-    next: async () => ({ run: () => step.runBatch(ctx, cursor) }),
+    async next() {
+      const size = sizeNow()
+      return { size, run: () => step.runBatch(sized(ctx, size), cursor) }
+    },
     advance: (c) => void (cursor = c),
     abandon: async () => {},
   }
@@ -38,22 +49,24 @@ export function singleBatches(step: Step, ctx: BatchContext, start: Cursor): Bat
  * read ahead never depends on the write in flight. (With a single connection, reads simply
  * alternate with writes.)
  */
-export function plannedBatches(step: PlannedStep, ctx: BatchContext, readCtx: ReadContext, start: Cursor): Batches {
+export function plannedBatches(step: PlannedStep, ctx: BatchContext, readCtx: ReadContext, start: Cursor, sizeNow: SizeSource): Batches {
   const pipelined = readCtx.client !== ctx.client
   const plan = (cursor: Cursor) => {
-    const promise = step.plan(readCtx, cursor)
+    const size = sizeNow()
+    const promise = step.plan(sized(readCtx, size), cursor).then((planned) => ({ planned, size }))
     promise.catch(() => {}) // observed by next()/abandon(); never an unhandled rejection
     return promise
   }
-  let ahead: Promise<Planned> | null = plan(start)
+  let ahead: Promise<{ planned: Planned; size: number }> | null = plan(start)
   return {
     async next() {
-      const planned = await ahead!
+      const { planned, size } = await ahead!
       ahead = null
       if (pipelined && planned.cursor !== null) ahead = plan(planned.cursor)
       return {
+        size,
         run: async () => {
-          const { changed } = await step.apply(ctx, planned.work)
+          const { changed } = await step.apply(sized(ctx, size), planned.work)
           return { changed, skipped: planned.skipped, examined: planned.examined, cursor: planned.cursor }
         },
       }

@@ -24,6 +24,8 @@ export interface TxOptions {
   deferGinMerge?: boolean
   /** Told about every retry (for the log). */
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void
+  /** Told how long the transaction that committed lasted, BEGIN to COMMIT (for batch sizing). */
+  onCommitted?: (txnMs: number) => void
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -71,11 +73,13 @@ export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptio
     ? ['savepoint hooks_batch', 'release savepoint hooks_batch', 'rollback to savepoint hooks_batch']
     : ['begin', 'commit', 'rollback']
   for (let attempt = 0; ; attempt++) {
+    const opened = performance.now()
     await client.query(open)
     try {
       await setLimits(client, settings, opts.deferGinMerge ?? false)
       const result = await work()
       await client.query(commit)
+      opts.onCommitted?.(performance.now() - opened)
       return result
     } catch (error) {
       await client.query(abort).catch(() => {})

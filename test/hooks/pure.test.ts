@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { parseAccountMapping } from '../../hooks/lib/account-mapping.js'
+import { batchSizer, MIN_BATCH_SIZE } from '../../hooks/lib/batch-sizer.js'
 import { findDuplicateKeys } from '../../hooks/lib/json-duplicates.js'
 import { loadSettings } from '../../hooks/lib/settings.js'
 import { subtaskText } from '../../hooks/lib/subtask-text.js'
@@ -146,6 +147,7 @@ describe('loadSettings', () => {
   it('has the documented defaults', () => {
     expect(loadSettings({})).toEqual({
       batchSize: 400,
+      batchTargetMs: 100,
       batchDelayMs: 0,
       lockTimeoutMs: 2000,
       statementTimeoutMs: 30000,
@@ -161,6 +163,7 @@ describe('loadSettings', () => {
     ['HOOKS_BATCH_SIZE', '0'],
     ['HOOKS_BATCH_SIZE', 'lots'],
     ['HOOKS_BATCH_SIZE', '10.5'],
+    ['HOOKS_BATCH_TARGET_MS', '-5'],
     ['HOOKS_LOCK_TIMEOUT_MS', '-1'],
     ['HOOKS_MAX_RETRIES', '1e3'],
     ['HOOKS_SUBTASK_WINDOW_MS', '60s'],
@@ -170,5 +173,36 @@ describe('loadSettings', () => {
 
   it('backs off exponentially', () => {
     expect([1, 2, 3, 4].map(backoffMs)).toEqual([100, 200, 400, 800])
+  })
+})
+
+describe('batchSizer', () => {
+  it('starts at a quarter of the ceiling and scales toward the target, at most halving or growing by a quarter', () => {
+    const sizer = batchSizer(400, 150)
+    expect(sizer.size()).toBe(100)
+    sizer.observe(200, 400) // 150/200 = 0.75
+    expect(sizer.size()).toBe(300)
+    sizer.observe(3000, 300) // far too slow: halved, not divided by 20
+    expect(sizer.size()).toBe(150)
+    sizer.observe(50, 150) // fast: grows by a quarter, not tripled
+    expect(sizer.size()).toBe(188)
+    sizer.observe(10, 380) // scaled from the size that batch had, capped at the ceiling
+    expect(sizer.size()).toBe(400)
+  })
+
+  it('never goes below MIN_BATCH_SIZE, or below a smaller ceiling', () => {
+    const sizer = batchSizer(400, 150)
+    for (let i = 0; i < 20; i++) sizer.observe(10_000, sizer.size())
+    expect(sizer.size()).toBe(MIN_BATCH_SIZE)
+    const tiny = batchSizer(5, 1)
+    expect(tiny.size()).toBe(5)
+    tiny.observe(10_000, 5)
+    expect(tiny.size()).toBe(5)
+  })
+
+  it('keeps the size fixed with a target of 0', () => {
+    const sizer = batchSizer(400, 0)
+    sizer.observe(10_000, 400)
+    expect(sizer.size()).toBe(400)
   })
 })

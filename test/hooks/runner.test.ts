@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
 import type { Backfill } from '../../hooks/lib/backfill.js'
+import { MIN_BATCH_SIZE } from '../../hooks/lib/batch-sizer.js'
 import { keyWalkStep, rangeFilter } from '../../hooks/lib/key-walk.js'
 import { HOOKS_LOCK_KEY } from '../../hooks/lib/lock.js'
 import { hookStatus } from '../../hooks/run.js'
@@ -174,6 +175,43 @@ describe('failures', () => {
     } finally {
       await blocker.end()
     }
+  })
+})
+
+describe('batch size', () => {
+  /** A plain key walk that records, per batch, how many keys it got; each batch takes ≥ 20 ms. */
+  const sizeProbe: Backfill = {
+    name: 'size-probe',
+    version: 1,
+    description: 'test probe',
+    tables: [],
+    steps: [
+      keyWalkStep('walk', async (ctx, after, upTo) => {
+        const range = rangeFilter(after, upTo)
+        await ctx.client.query(`select pg_sleep(0.02)`)
+        const r = await ctx.client.query(
+          `insert into public.batch_sizes (keys, first_key) select count(*), min(request_id::text) from api_requests where ${range.sql}`,
+          range.params,
+        )
+        return { changed: r.rowCount ?? 0, skipped: 0 }
+      }),
+    ],
+  }
+  const sizesAfterRun = async (url: string, env: Record<string, string>) => {
+    await inDb(url, (c) => c.query(`drop table if exists public.batch_sizes; create table public.batch_sizes (n serial, keys int, first_key text)`))
+    expect((await runQuiet(url, { backfills: [sizeProbe], env })).ok).toBe(true)
+    await inDb(url, (c) => c.query(`delete from migration_hooks.backfills where name = 'size-probe'`))
+    return inDb(url, async (c) => (await c.query(`select keys from public.batch_sizes order by n`)).rows.map((r) => r.keys as number))
+  }
+
+  it('follows HOOKS_BATCH_TARGET_MS between the minimum and HOOKS_BATCH_SIZE, covering every key once', async () => {
+    const url = await seeded('batch-size', someRows(100))
+    // Batches of ≥ 20 ms against a 10 s target: from a quarter of the ceiling, +25 % per batch.
+    expect(await sizesAfterRun(url, { HOOKS_BATCH_SIZE: '40', HOOKS_BATCH_TARGET_MS: '10000' })).toEqual([10, 13, 16, 20, 25, 16])
+    // Against a 1 ms target: held at the minimum.
+    expect(await sizesAfterRun(url, { HOOKS_BATCH_SIZE: '40', HOOKS_BATCH_TARGET_MS: '1' })).toEqual(Array(10).fill(MIN_BATCH_SIZE))
+    // Target 0: the size stays HOOKS_BATCH_SIZE.
+    expect(await sizesAfterRun(url, { HOOKS_BATCH_SIZE: '40', HOOKS_BATCH_TARGET_MS: '0' })).toEqual([40, 40, 20])
   })
 })
 
