@@ -147,7 +147,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
           summary.changed += result.changed
           summary.skipped += result.skipped
           examined += result.examined ?? 0
-          progress.update(examined)
+          progress.update(examined, batch.size)
           cursor = result.cursor
           if (cursor === null) break
           batches.advance(cursor)

@@ -3,13 +3,14 @@
  *
  * Under graphile-migrate the hooks' output is captured and printed after the fact, and in CI
  * it is a log file, so the non-TTY form is a line every few seconds that reads well in a log:
- *   system-hash: 12000/100000 rows, 3400 rows/s, ETA 23s
+ *   system-hash: 12000/100000 rows, 3400 rows/s, ETA 23s, batch 380
+ * (the batch size the runner last chose, see batch-sizer.ts).
  */
 import cliProgress from 'cli-progress'
 
 export interface Progress {
-  /** Total rows examined so far in this step. */
-  update(done: number): void
+  /** Total rows examined so far in this step, and the size of the batch that just committed. */
+  update(done: number, batchSize?: number): void
   stop(): void
 }
 
@@ -30,12 +31,13 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
 }
 
-/** "label: done/total rows, R rows/s, ETA T" — the plain progress line. */
-export function progressLine(label: string, done: number, total: number, elapsedMs: number): string {
+/** "label: done/total rows, R rows/s, ETA T[, batch B]" — the plain progress line. */
+export function progressLine(label: string, done: number, total: number, elapsedMs: number, batchSize?: number): string {
   const rate = elapsedMs > 0 ? Math.round((done * 1000) / elapsedMs) : 0
   const remaining = Math.max(0, total - done)
   const eta = rate > 0 ? formatDuration((remaining / rate) * 1000) : '?'
-  return `${label}: ${done}/${Math.max(total, done)} rows, ${rate} rows/s, ETA ${eta}`
+  const batch = batchSize === undefined ? '' : `, batch ${batchSize}`
+  return `${label}: ${done}/${Math.max(total, done)} rows, ${rate} rows/s, ETA ${eta}${batch}`
 }
 
 export function startProgress(opts: ProgressOptions): Progress {
@@ -44,29 +46,29 @@ export function startProgress(opts: ProgressOptions): Progress {
   if (opts.tty) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${opts.label} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}`,
+        format: `${opts.label} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted} | batch {batch}`,
         hideCursor: true,
         etaBuffer: 50,
       },
       cliProgress.Presets.shades_classic,
     )
-    bar.start(total, 0, { rate: 0 })
+    bar.start(total, 0, { rate: 0, batch: '-' })
     return {
-      update(done) {
+      update(done, batchSize) {
         if (done > total) bar.setTotal((total = done))
         const elapsed = Date.now() - started
-        bar.update(done, { rate: elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0 })
+        bar.update(done, { rate: elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0, batch: batchSize ?? '-' })
       },
       stop: () => bar.stop(),
     }
   }
   let lastLine = started
   return {
-    update(done) {
+    update(done, batchSize) {
       const now = Date.now()
       if (now - lastLine < opts.intervalMs) return
       lastLine = now
-      opts.log(progressLine(opts.label, done, total, now - started))
+      opts.log(progressLine(opts.label, done, total, now - started, batchSize))
     },
     stop() {},
   }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { parseAccountMapping } from '../../hooks/lib/account-mapping.js'
 import { batchSizer, MIN_BATCH_SIZE } from '../../hooks/lib/batch-sizer.js'
 import { findDuplicateKeys } from '../../hooks/lib/json-duplicates.js'
+import { progressLine } from '../../hooks/lib/progress.js'
 import { loadSettings } from '../../hooks/lib/settings.js'
 import { subtaskText } from '../../hooks/lib/subtask-text.js'
 import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/lib/task-calls.js'
@@ -198,6 +199,11 @@ describe('batchSizer', () => {
     expect(tiny.size()).toBe(5)
     tiny.observe(10_000, 5)
     expect(tiny.size()).toBe(5)
+  })
+
+  it('is shown in the plain progress line', () => {
+    expect(progressLine('system-hash', 12000, 100000, 4000, 380)).toBe('system-hash: 12000/100000 rows, 3000 rows/s, ETA 29s, batch 380')
+    expect(progressLine('apply', 5, 3, 1000)).toBe('apply: 5/5 rows, 5 rows/s, ETA 0s')
   })
 
   it('keeps the size fixed with a target of 0', () => {
