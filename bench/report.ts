@@ -3,6 +3,7 @@
  * machine-readable JSON object that `--json` prints as the very last line.
  * Targets are benchmark figures, not assertions: missing one does not fail the run.
  */
+import { loadSettings } from '../hooks/lib/settings.js'
 import type { GenerateResult } from './generate.js'
 import type { LinkingSide } from './measure-linking.js'
 import type { MigrateResult } from './measure-migrate.js'
@@ -126,7 +127,9 @@ export function renderTable(r: Results): string {
   const out: string[] = []
   out.push('')
   out.push(`Benchmark: ${fmt(r.rows)} rows on ${r.server} (total ${fmt(r.totalS, 0)} s)`)
-  out.push(`  hook settings: ${r.hookSettings.length ? r.hookSettings.join(' ') + ' (NOT the defaults)' : 'defaults'}`)
+  const defaults = loadSettings({})
+  const defaultLine = `defaults (batches of at most ${defaults.batchSize} keys, sized for ${defaults.batchTargetMs} ms transactions)`
+  out.push(`  hook settings: ${r.hookSettings.length ? r.hookSettings.join(' ') + ' (NOT the defaults)' : defaultLine}`)
   out.push(
     `  data: ${fmt(g.conversations)} conversations + ${fmt(g.subtaskConversations)} sub-task conversations, ${fmt(g.taskCalls)} Task calls; ` +
       `bodies ${fmt(g.minBodyBytes / 1024, 1)}–${fmt(g.maxBodyBytes / 1024, 1)} KB (avg ${fmt(g.avgBodyBytes / 1024, 1)} KB); ` +

@@ -12,6 +12,9 @@ import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
 import { registerUrlSecret } from '../scripts/lib/redact.js'
+import { withClient } from '../scripts/lib/with-client.js'
+
+export { withClient }
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..')
 export const BENCH_DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'bench-embedded')
@@ -30,18 +33,6 @@ export interface BenchServer {
   cleanup(): Promise<void>
   /** Where the server came from, for the report. */
   description: string
-}
-
-/** Run `fn` with a short-lived client. */
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end().catch(() => {})
-  }
 }
 
 export async function startBenchServer(log: (line: string) => void): Promise<BenchServer> {

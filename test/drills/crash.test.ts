@@ -15,7 +15,6 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import {
   appliedMigrations,
@@ -23,7 +22,6 @@ import {
   COMMITTED,
   holdTransaction,
   ledger,
-  ledgerOutcome,
   loadFixture,
   runDb,
   seededRandom,
@@ -33,7 +31,7 @@ import {
   waitForNoSessions,
   type LedgerEntry,
 } from '../helpers/drills.js'
-import { databaseAfter, expectComplete, expectConsistentPrefix, FILES, RECORDS, uninterrupted } from './support.js'
+import { databaseAfter, expectComplete, expectConsistentPrefix, expectRerunCompletes, FILES, RECORDS, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 900_000
@@ -209,11 +207,6 @@ describe('SIGKILL during the backfills', () => {
     console.log(`killed at: ${log.join(', ')}`)
 
     // The re-run (default settings) resumes and finishes.
-    const last = await runDb(['migrate'], db.env)
-    expect(last.exitCode, last.all).toBe(0)
-    await expectComplete(db.databaseUrl)
-    expect(await catalogOf(db.databaseUrl)).toBe(committedSnapshot())
-    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
-    expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+    await expectRerunCompletes(db, reference)
   })
 })

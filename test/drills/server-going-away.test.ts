@@ -12,21 +12,18 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases } from '../helpers/databases.js'
 import {
-  checksums,
   COMMITTED,
   expectCleanFailure,
   holdTransaction,
   ledger,
-  ledgerOutcome,
   loadFixture,
-  runDb,
   sessionsOn,
   startDb,
   terminateSessions,
   waitFor,
   waitForNoSessions,
 } from '../helpers/drills.js'
-import { expectComplete, expectConsistentPrefix, FILES, uninterrupted } from './support.js'
+import { expectConsistentPrefix, expectRerunCompletes, FILES, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
@@ -58,11 +55,7 @@ describe('the server goes away', () => {
     expect((await ledger(db.databaseUrl)).find((e) => e.name === point.name)?.state).toBe('running')
     expect(r.stderr).toMatch(/still shows this backfill as running/)
 
-    const again = await runDb(['migrate'], db.env)
-    expect(again.exitCode, again.all).toBe(0)
-    await expectComplete(db.databaseUrl)
-    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
-    expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+    await expectRerunCompletes(db, reference)
   })
 
   it('during a migration: clear error, the migration left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
@@ -87,8 +80,6 @@ describe('the server goes away', () => {
     await waitForNoSessions(db.databaseUrl)
     expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
 
-    const again = await runDb(['migrate'], db.env)
-    expect(again.exitCode, again.all).toBe(0)
-    await expectComplete(db.databaseUrl)
+    await expectRerunCompletes(db)
   })
 })

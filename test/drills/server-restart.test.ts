@@ -14,14 +14,11 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
 import {
-  checksums,
   COMMITTED,
   expectCleanFailure,
   holdTransaction,
   ledger,
-  ledgerOutcome,
   loadFixture,
-  runDb,
   sessionsOn,
   startDb,
   waitFor,
@@ -29,7 +26,7 @@ import {
 } from '../helpers/drills.js'
 import { PROJECT_ROOT } from '../helpers/project.js'
 import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
-import { expectComplete, expectConsistentPrefix, FILES, uninterrupted } from './support.js'
+import { expectConsistentPrefix, expectRerunCompletes, FILES, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
@@ -62,11 +59,7 @@ describe.skipIf(!enabled)('restarting the server', () => {
     expectCleanFailure(r, /connection to PostgreSQL was lost|shut down or is starting up/)
     await waitForNoSessions(db.databaseUrl)
 
-    const again = await runDb(['migrate'], db.env)
-    expect(again.exitCode, again.all).toBe(0)
-    await expectComplete(db.databaseUrl)
-    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
-    expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+    await expectRerunCompletes(db, reference)
   })
 
   it('immediate restart during a migration: it left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
@@ -89,8 +82,6 @@ describe.skipIf(!enabled)('restarting the server', () => {
     expectCleanFailure(r, /db:migrate failed\. The connection to PostgreSQL was lost/)
     expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
 
-    const again = await runDb(['migrate'], db.env)
-    expect(again.exitCode, again.all).toBe(0)
-    await expectComplete(db.databaseUrl)
+    await expectRerunCompletes(db)
   })
 })

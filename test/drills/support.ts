@@ -13,6 +13,7 @@ import {
   COMMITTED,
   committedFiles,
   ledger,
+  ledgerOutcome,
   loadFixture,
   runDb,
   truncatedProject,
@@ -85,4 +86,18 @@ export async function expectComplete(url: string): Promise<void> {
   for (const e of entries) expect(e, e.name).toMatchObject({ state: 'done' })
   const dupes = await withClient(url, (c) => c.query(`select filename from graphile_migrate.migrations group by 1 having count(*) > 1`))
   expect(dupes.rows).toEqual([])
+}
+
+/**
+ * After an interrupted run: `db:migrate` again succeeds and completes the database; given the
+ * reference (an uninterrupted run on the same fixture), with the same rows and the same
+ * backfill outcome — the interruption lost and repeated nothing.
+ */
+export async function expectRerunCompletes(db: TestDatabases, reference?: TestDatabases): Promise<void> {
+  const again = await runDb(['migrate'], db.env)
+  expect(again.exitCode, again.all).toBe(0)
+  await expectComplete(db.databaseUrl)
+  if (!reference) return
+  expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
+  expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
 }

@@ -5,6 +5,9 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, inject } from 'vitest'
 import pg from 'pg'
+import { withClient } from '../../scripts/lib/with-client.js'
+
+export { withClient }
 
 export interface TestDatabases {
   name: string
@@ -35,17 +38,6 @@ export function urlFor(database: string): string {
   const u = new URL(rootUrl())
   u.pathname = '/' + database
   return u.toString()
-}
-
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
 }
 
 export async function createTestDatabases(label = 't'): Promise<TestDatabases> {
