@@ -1,5 +1,6 @@
 /**
- * Walking `api_requests` by primary key in fixed-size ranges.
+ * Walking `api_requests` by primary key, one range of at most `batchSize` keys per batch
+ * (the runner chooses the size per batch, see batch-sizer.ts).
  *
  * The next range is chosen by the primary-key index alone (no filter, no heap access beyond
  * visibility), so choosing it costs the same whether the remaining rows need work or not. The
