@@ -2,7 +2,7 @@
  * system_hash backfill throughput, three ways, each on its own fresh copy of the data:
  *
  *  ours    the real `system-hash` backfill through the hook runner (bench/hook-child.ts), at
- *          the default batch size; rows/s = N / the backfill's own duration. Also its longest
+ *          the default batch settings; rows/s = N / the backfill's own duration. Also its longest
  *          batch transaction and the runner process's peak RSS.
  *  legacy  the legacy script's strategy: newest 1,000 rows with their WHOLE bodies, hash in
  *          JavaScript, one UPDATE per row. Corrected only so that it makes progress: it adds
