@@ -7,23 +7,18 @@
  * Expected: a clear error (no stack trace) and a non-zero exit; the next run completes and
  * ends identical to an uninterrupted run — no row lost, no batch applied twice.
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases } from '../helpers/databases.js'
 import {
-  COMMITTED,
   expectCleanFailure,
-  holdTransaction,
   ledger,
   loadFixture,
-  sessionsOn,
   startDb,
   terminateSessions,
   waitFor,
   waitForNoSessions,
 } from '../helpers/drills.js'
-import { expectConsistentPrefix, expectRerunCompletes, FILES, uninterrupted } from './support.js'
+import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
@@ -61,21 +56,10 @@ describe('the server goes away', () => {
   it('during a migration: clear error, the migration left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
     const db = await createTestDatabases('gone_mig')
     await loadFixture(db.databaseUrl, FIXTURE)
-    const blockedIndex = FILES.findIndex((f) => readFileSync(join(COMMITTED, f), 'utf8').includes('analysis_audit_log'))
-    const holder = await holdTransaction(db.databaseUrl, ['lock table public.analysis_audit_log in access exclusive mode'])
-    const run = startDb(['migrate'], db.env)
-    try {
-      await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.blocked_by.includes(holder.pid)), {
-        what: 'a migration to wait for the held lock',
-        process: run,
-        timeoutMs: 300_000,
-      })
+    const { result: r, blockedIndex } = await disruptBlockedMigration(db, async (holderPid) => {
       // Every session of the deploy, as a restart would end them.
-      expect(await terminateSessions(db.databaseUrl, `pid <> ${holder.pid}`)).toBeGreaterThanOrEqual(2)
-    } finally {
-      await holder.release()
-    }
-    const r = await run.result
+      expect(await terminateSessions(db.databaseUrl, `pid <> ${holderPid}`)).toBeGreaterThanOrEqual(2)
+    })
     expectCleanFailure(r, /db:migrate failed\. The connection to PostgreSQL was lost/)
     await waitForNoSessions(db.databaseUrl)
     expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)

@@ -9,24 +9,20 @@
  * use an external server (TEST_ROOT_DATABASE_URL), where the embedded binaries may be absent.
  * The same failures without a restart (pg_terminate_backend) are in server-going-away.test.ts.
  */
-import { readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
 import {
-  COMMITTED,
   expectCleanFailure,
-  holdTransaction,
   ledger,
   loadFixture,
-  sessionsOn,
   startDb,
   waitFor,
   waitForNoSessions,
 } from '../helpers/drills.js'
 import { PROJECT_ROOT } from '../helpers/project.js'
 import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
-import { expectConsistentPrefix, expectRerunCompletes, FILES, uninterrupted } from './support.js'
+import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
@@ -65,20 +61,7 @@ describe.skipIf(!enabled)('restarting the server', () => {
   it('immediate restart during a migration: it left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
     const db = await createTestDatabases('restart_mig')
     await loadFixture(db.databaseUrl, FIXTURE)
-    const blockedIndex = FILES.findIndex((f) => readFileSync(join(COMMITTED, f), 'utf8').includes('analysis_audit_log'))
-    const holder = await holdTransaction(db.databaseUrl, ['lock table public.analysis_audit_log in access exclusive mode'])
-    const run = startDb(['migrate'], db.env)
-    try {
-      await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.blocked_by.includes(holder.pid)), {
-        what: 'a migration to wait for the held lock',
-        process: run,
-        timeoutMs: 300_000,
-      })
-      restartEmbeddedServer(DATA_ROOT, 'immediate')
-    } finally {
-      await holder.release()
-    }
-    const r = await run.result
+    const { result: r, blockedIndex } = await disruptBlockedMigration(db, () => restartEmbeddedServer(DATA_ROOT, 'immediate'))
     expectCleanFailure(r, /db:migrate failed\. The connection to PostgreSQL was lost/)
     expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
 

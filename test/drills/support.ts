@@ -12,13 +12,17 @@ import {
   checksums,
   COMMITTED,
   committedFiles,
+  holdTransaction,
   ledger,
   ledgerOutcome,
   loadFixture,
   runDb,
+  sessionsOn,
+  startDb,
   truncatedProject,
+  waitFor,
 } from '../helpers/drills.js'
-import { graphileMigrate } from '../helpers/project.js'
+import { graphileMigrate, type CliResult } from '../helpers/project.js'
 import { parseCommitted } from '../../scripts/verify/chain.js'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 
@@ -100,4 +104,30 @@ export async function expectRerunCompletes(db: TestDatabases, reference?: TestDa
   if (!reference) return
   expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
   expect(ledgerOutcome(await ledger(db.databaseUrl))).toEqual(ledgerOutcome(await ledger(reference.databaseUrl)))
+}
+
+/**
+ * `db:migrate` on `db` while another session holds analysis_audit_log: once a migration waits
+ * for that lock, `disrupt(holderPid)` runs (end the sessions, restart the server…), then the
+ * lock is released. Returns the run's result and the index of the first migration that needs
+ * the table — the one that was in flight.
+ */
+export async function disruptBlockedMigration(
+  db: TestDatabases,
+  disrupt: (holderPid: number) => Promise<void> | void,
+): Promise<{ result: CliResult; blockedIndex: number }> {
+  const blockedIndex = FILES.findIndex((f) => readFileSync(join(COMMITTED, f), 'utf8').includes('analysis_audit_log'))
+  const holder = await holdTransaction(db.databaseUrl, ['lock table public.analysis_audit_log in access exclusive mode'])
+  const run = startDb(['migrate'], db.env)
+  try {
+    await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.blocked_by.includes(holder.pid)), {
+      what: 'a migration to wait for the held lock',
+      process: run,
+      timeoutMs: 300_000,
+    })
+    await disrupt(holder.pid)
+  } finally {
+    await holder.release()
+  }
+  return { result: await run.result, blockedIndex }
 }
