@@ -20,9 +20,10 @@ function sized<C extends { settings: HookSettings }>(ctx: C, size: number): C {
 
 /**
  * The batches of one step, one at a time. `next()` gives the batch to write now and the size
- * it was read with; `run()` is called inside the batch transaction. `advance()` says which cursor was committed (a planned
- * step starts reading the batch after it then, if it has not already), `abandon()` that the
- * step stops (its read-ahead, if any, is waited for and its failure ignored).
+ * it was read with; `run()` is called inside the batch transaction. `advance()` says which
+ * cursor was committed (a planned step starts reading the batch after it then, if it has not
+ * already), `abandon()` that the step stops (its read-ahead, if any, is waited for and its
+ * failure ignored).
  */
 export interface Batches {
   next(): Promise<{ size: number; run(): Promise<BatchOutcome> }>
