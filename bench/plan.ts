@@ -75,7 +75,6 @@ export interface Plan {
   hasResponse: Uint8Array
 }
 
-
 function pickWeighted(r: number, weights: number[]): number {
   let acc = 0
   const total = weights.reduce((a, b) => a + b, 0)

@@ -2,7 +2,7 @@
 import pg from 'pg'
 import type { HookSettings } from './backfill.js'
 import { registerUrlSecret } from '../../scripts/lib/redact.js'
-import { setParameters, timeoutParameters } from './transaction.js'
+import { setParameters, timeoutParameters } from './parameters.js'
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
   registerUrlSecret(databaseUrl)

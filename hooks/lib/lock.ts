@@ -6,7 +6,7 @@
  */
 import type pg from 'pg'
 import { UserError } from '../../scripts/lib/errors.js'
-import { setParameters } from './transaction.js'
+import { setParameters } from './parameters.js'
 
 /** "APT HOOKS": distinct from the deploy lock (…001) and graphile-migrate's own key. */
 export const HOOKS_LOCK_KEY = '2780337569002'

@@ -4,7 +4,8 @@
  */
 import type pg from 'pg'
 import type { HookSettings } from './backfill.js'
-import { backoffMs, setParameters } from './transaction.js'
+import { setParameters } from './parameters.js'
+import { backoffMs } from './transaction.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 

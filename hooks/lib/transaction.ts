@@ -12,6 +12,7 @@ import type pg from 'pg'
 import { UserError } from '../../scripts/lib/errors.js'
 import type { HookSettings } from './backfill.js'
 import { DEFERRED_PENDING_LIST_KB } from './gin-pending.js'
+import { setParameters, timeoutParameters } from './parameters.js'
 
 /** lock_not_available (lock_timeout), deadlock_detected, serialization_failure. */
 const RETRYABLE = new Set(['55P03', '40P01', '40001'])
@@ -33,22 +34,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Delay before retry `attempt` (1-based): 100 ms, 200 ms, 400 ms, … capped at 30 s. */
 export function backoffMs(attempt: number): number {
   return Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1))
-}
-
-/**
- * Set run-time parameters with set_config() (values as parameters, never interpolated):
- * `scope` 'transaction' is `set local` (ends with the batch), 'session' lasts as long as the
- * connection.
- */
-export async function setParameters(client: pg.ClientBase, values: Record<string, string>, scope: 'session' | 'transaction'): Promise<void> {
-  const names = Object.keys(values)
-  const calls = names.map((name, i) => `set_config('${name}', $${i + 1}, ${scope === 'transaction'})`)
-  await client.query(`select ${calls.join(', ')}`, names.map((name) => values[name]))
-}
-
-/** The hooks' bound on waiting for a lock and on one statement, as run-time parameters. */
-export function timeoutParameters(settings: HookSettings): Record<string, string> {
-  return { lock_timeout: `${settings.lockTimeoutMs}ms`, statement_timeout: `${settings.statementTimeoutMs}ms` }
 }
 
 async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean): Promise<void> {

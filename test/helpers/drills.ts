@@ -235,7 +235,6 @@ export async function holdTransaction(url: string, statements: string[]): Promis
   }
 }
 
-
 /** Lines of a Node stack trace or crash banner. */
 export function stackFrames(output: string): string[] {
   return output.split('\n').filter((line) => /^\s+at\s|^node:\w|^Node\.js v\d|Unhandled '\w+' event|^\s+\^+\s*$/.test(line))

@@ -8,7 +8,6 @@
 import { conv, firstRequest, hash, taskResponse, textResponse, type RowSpec } from './fixtures.js'
 import { seededRandom } from '../../../scripts/lib/seeded-random.js'
 
-
 const SYSTEMS: unknown[] = [
   'You are an interactive CLI tool that helps users with software engineering tasks. Rules follow.',
   [{ type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." }, { type: 'text', text: 'Persona.\ngitStatus: dirty\nM a.ts\n\nEnd' }],
