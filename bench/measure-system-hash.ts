@@ -14,7 +14,7 @@
  *          pagination, 1,000 rows a query) and the hash in JavaScript, writing nothing.
  */
 import pg from 'pg'
-import { computeSystemHash } from '../hooks/lib/system-hash.js'
+import { computeSystemHash } from '../hooks/rules/system-prompt-hash.js'
 import { backfillMs, maxTxnMs, runHooksChild, type HookRun } from './hooks.js'
 
 export const LEGACY_MAX_ROWS = 20_000

@@ -20,7 +20,7 @@
  * Rows are numbered by timestamp, so the physical order is insertion (time) order, as in
  * production, while request ids are random (uuid v4-like): key walks visit the heap randomly.
  */
-import { seededRandom } from '../scripts/lib/seeded-random.js'
+import { seededRandom } from '../lib/seeded-random.js'
 
 /** How `body.system` is built for a row (see generate.ts, systemSql). */
 export enum SystemKind {

@@ -5,7 +5,7 @@
  */
 import { execa } from 'execa'
 import { join } from 'node:path'
-import { redact } from '../scripts/lib/redact.js'
+import { redact } from '../lib/redact.js'
 import { PROJECT_ROOT } from './server.js'
 
 /** Variables that would change what a child connects to or how the hooks behave. */

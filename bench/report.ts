@@ -3,7 +3,7 @@
  * machine-readable JSON object that `--json` prints as the very last line.
  * Targets are benchmark figures, not assertions: missing one does not fail the run.
  */
-import { loadSettings } from '../hooks/lib/settings.js'
+import { loadSettings } from '../hooks/runner/settings.js'
 import type { GenerateResult } from './generate.js'
 import type { LinkingSide } from './measure-linking.js'
 import type { MigrateResult } from './measure-migrate.js'

@@ -11,8 +11,8 @@
  * Progress goes to stderr. Every database created is dropped at the end, and the embedded
  * server is stopped if this run started it — also after a failure or Ctrl-C.
  */
-import { UserError, reportFatal } from '../scripts/lib/errors.js'
-import { redact } from '../scripts/lib/redact.js'
+import { UserError, reportFatal } from '../lib/errors.js'
+import { redact } from '../lib/redact.js'
 import { measureLegacyLinking, measureOursLinking } from './measure-linking.js'
 import { measureMigrate } from './measure-migrate.js'
 import { measureFloor, measureLegacy, measureOurs } from './measure-system-hash.js'

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
-import { registerUrlSecret } from '../scripts/lib/redact.js'
-import { withClient } from '../scripts/lib/with-client.js'
+import { registerUrlSecret } from '../lib/redact.js'
+import { withClient } from '../lib/connection.js'
 
 export { withClient }
 

@@ -13,7 +13,7 @@
 import { randomUUID, createHash } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import pg from 'pg'
-import { computeSystemHash } from '../hooks/lib/system-hash.js'
+import { computeSystemHash } from '../hooks/rules/system-prompt-hash.js'
 import { buildCorpus } from './plan.js'
 
 const corpus = buildCorpus(11)

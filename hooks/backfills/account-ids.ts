@@ -1,14 +1,14 @@
 /**
  * account_id from an operator-provided train → account mapping (ACCOUNT_MAPPING_FILE,
- * hooks/lib/account-mapping.ts). Only NULL account_id values are set; an account the
+ * hooks/rules/account-mapping.ts). Only NULL account_id values are set; an account the
  * application (or legacy 005) recorded is never overwritten.
  *
  * No file configured → skipped with a note (not a failure). The file's fingerprint is the
  * ledger's config key, so configuring a file later, or changing it, re-runs the backfill.
  */
-import type { Backfill } from '../lib/backfill.js'
-import { loadAccountMapping, type AccountMapping } from '../lib/account-mapping.js'
-import { keyWalkStep, rangeFilter } from '../lib/key-walk.js'
+import type { Backfill } from '../runner/backfill.js'
+import { loadAccountMapping, type AccountMapping } from '../rules/account-mapping.js'
+import { keyWalkStep, rangeFilter } from '../runner/key-walk.js'
 
 export const accountIds: Backfill = {
   name: 'account-ids',

@@ -3,7 +3,7 @@
  * task_tool_invocation that task-invocations writes. Append new backfills at the end unless
  * they depend on nothing and something depends on them.
  */
-import type { Backfill } from '../lib/backfill.js'
+import type { Backfill } from '../runner/backfill.js'
 import { accountIds } from './account-ids.js'
 import { parentRequestIds } from './parent-request-ids.js'
 import { subtaskLinks } from './subtask-links.js'

@@ -10,8 +10,8 @@
  * Only rows whose parent_request_id is NULL are touched; rows without any candidate stay NULL
  * and are counted as skipped.
  */
-import type { Backfill } from '../lib/backfill.js'
-import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../lib/key-walk.js'
+import type { Backfill } from '../runner/backfill.js'
+import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../runner/key-walk.js'
 
 const PENDING = `ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
 

@@ -10,7 +10,7 @@
  *
  * Depends on task-invocations having run (it reads task_tool_invocation's `input.prompt`).
  */
-import type { Backfill } from '../lib/backfill.js'
+import type { Backfill } from '../runner/backfill.js'
 import { applyMatches } from './subtask-links/apply.js'
 import { matchConversations, numberBranches } from './subtask-links/match.js'
 import { claimExisting, conversationTexts, scanCalls, scanRows } from './subtask-links/scan.js'

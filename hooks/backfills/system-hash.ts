@@ -1,14 +1,14 @@
 /**
  * system_hash for historical rows: the value the application would have stored
- * (/work/shared/spec/system-hash.md, computed by hooks/lib/system-hash.ts).
+ * (/work/shared/spec/system-hash.md, computed by hooks/rules/system-prompt-hash.ts).
  *
  * Pending: `system_hash is null` and a `system` key in the body. Only `body->'system'` is
  * read — bodies are often hundreds of kilobytes. Rows whose system prompt hashes to NULL (empty, or not a
  * string/array) stay NULL and are counted as skipped; they are re-examined only by a re-run.
  */
-import type { Backfill } from '../lib/backfill.js'
-import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../lib/key-walk.js'
-import { computeSystemHash } from '../lib/system-hash.js'
+import type { Backfill } from '../runner/backfill.js'
+import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../runner/key-walk.js'
+import { computeSystemHash } from '../rules/system-prompt-hash.js'
 
 // `body->'system'` only for rows still pending, and once per row: every use of the expression
 // would decompress the body again (the inner query's LIMIT keeps the planner from copying it

@@ -9,11 +9,11 @@
  * Only the Task blocks of `response_body->'content'` leave the database (filtered in SQL);
  * response bodies are never read whole.
  */
-import type { Backfill } from '../lib/backfill.js'
-import { keyWalkPlannedStep } from '../lib/key-walk.js'
-import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../lib/task-calls.js'
+import type { Backfill } from '../runner/backfill.js'
+import { keyWalkPlannedStep } from '../runner/key-walk.js'
+import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../rules/task-calls.js'
 
-/** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/lib/task-calls.ts). */
+/** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/rules/task-calls.ts). */
 const LEGACY_SHAPE = `(jsonb_typeof(task_tool_invocation) = 'array' and exists (
   select 1 from jsonb_array_elements(task_tool_invocation) l(e)
   where jsonb_typeof(l.e) = 'object' and l.e ? 'prompt' and not l.e ? 'input'))`

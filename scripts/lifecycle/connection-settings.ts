@@ -5,8 +5,8 @@
 import { resolve } from 'node:path'
 import pg from 'pg'
 import { ensureEmbeddedServer } from './embedded-server.js'
-import { registerUrlSecret, redactUrl } from '../lib/redact.js'
-import { UserError } from '../lib/errors.js'
+import { registerUrlSecret, redactUrl } from '../../lib/redact.js'
+import { UserError } from '../../lib/errors.js'
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..')
 export const EMBEDDED_DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'embedded')

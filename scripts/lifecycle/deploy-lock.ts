@@ -5,7 +5,7 @@
  * process then finds everything up to date.
  */
 import pg from 'pg'
-import { UserError } from '../lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 
 /** An arbitrary constant: "APT DEPLOY" — distinct from graphile-migrate's own lock key. */
 export const DEPLOY_LOCK_KEY = '2780337569001'

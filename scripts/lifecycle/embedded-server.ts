@@ -20,7 +20,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { userInfo } from 'node:os'
 import pg from 'pg'
-import { registerSecret } from '../lib/redact.js'
+import { registerSecret } from '../../lib/redact.js'
 
 export const SUPERUSER = 'postgres'
 

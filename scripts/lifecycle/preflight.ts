@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
-import { UserError } from '../lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 import { chainProblems, COMMITTED_FILE, parseCommitted } from '../verify/chain.js'
 import { validateHookInputs } from '../../hooks/run.js'
 

@@ -14,8 +14,8 @@
  * Builds still in progress (pg_stat_progress_create_index) are left alone.
  */
 import pg from 'pg'
-import { isMainModule } from '../lib/main-module.js'
-import { reportFatal } from '../lib/errors.js'
+import { isMainModule } from '../../lib/entry-point.js'
+import { reportFatal } from '../../lib/errors.js'
 
 export async function repairInvalidIndexes(databaseUrl: string, log: (line: string) => void = console.log): Promise<string[]> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'repair-invalid-indexes' })

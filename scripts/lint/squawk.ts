@@ -12,7 +12,7 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { isMainModule } from '../lib/main-module.js'
+import { isMainModule } from '../../lib/entry-point.js'
 
 /** Rules settled for every file by how we run migrations. */
 export const GLOBAL_EXCLUDES: Record<string, string> = {

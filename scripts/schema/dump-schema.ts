@@ -11,8 +11,8 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { renderSchema } from './catalog.js'
-import { reportFatal } from '../lib/errors.js'
-import { isMainModule } from '../lib/main-module.js'
+import { reportFatal } from '../../lib/errors.js'
+import { isMainModule } from '../../lib/entry-point.js'
 
 // Relative to the working directory: graphile-migrate runs its actions in the project root
 // (and tests run it in scratch copies of the project, which must not touch this checkout).

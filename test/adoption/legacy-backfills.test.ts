@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
 import { graphileMigrate, PROJECT_ROOT, tsxScript } from '../helpers/project.js'
 import { rowChecksums, tableColumns } from '../helpers/row-checksums.js'
-import { computeSystemHash } from '../../hooks/lib/system-hash.js'
+import { computeSystemHash } from '../../hooks/rules/system-prompt-hash.js'
 
 const row = (n: number) => `a0000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`
 const conv = (n: number) => `c0000000-0000-4000-8000-0000000000${String(n).padStart(2, '0')}`

@@ -311,7 +311,7 @@ describe('unusual but valid data', () => {
   })
 
   // The application's `\s*<system-reminder>` pattern backtracks quadratically over a long run
-  // of whitespace in V8 (10 MB: hours); hooks/lib/system-reminders.ts gives the same result in
+  // of whitespace in V8 (10 MB: hours); hooks/rules/system-reminders.ts gives the same result in
   // linear time. The time budget below only guards against a hang.
   it('a 10 MB request body that is mostly one run of whitespace is hashed, not stuck', { timeout: TIMEOUT }, async () => {
     const db = await createTestDatabases('big_blank')

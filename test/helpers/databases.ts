@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, inject } from 'vitest'
 import pg from 'pg'
-import { withClient } from '../../scripts/lib/with-client.js'
+import { withClient } from '../../lib/connection.js'
 
 export { withClient }
 

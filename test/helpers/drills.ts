@@ -11,7 +11,7 @@ import { expect } from 'vitest'
 import { withClient } from './databases.js'
 import { cleanEnv, PROJECT_ROOT, projectCopy, type CliResult } from './project.js'
 import { rowChecksums, tableColumns, type Checksums } from './row-checksums.js'
-export { seededRandom } from '../../scripts/lib/seeded-random.js'
+export { seededRandom } from '../../lib/seeded-random.js'
 
 export const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'legacy')
 export const COMMITTED = join(PROJECT_ROOT, 'migrations', 'committed')

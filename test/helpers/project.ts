@@ -57,7 +57,7 @@ export function projectCopy(): string {
   mkdirSync(join(PROJECT_ROOT, '.tmp'), { recursive: true })
   const dir = mkdtempSync(join(PROJECT_ROOT, '.tmp', 'project-'))
   for (const f of ['.gmrc', 'package.json', 'migrations', 'schema']) cpSync(join(PROJECT_ROOT, f), join(dir, f), { recursive: true })
-  for (const f of ['node_modules', 'scripts', 'hooks', 'tsconfig.json']) symlinkSync(join(PROJECT_ROOT, f), join(dir, f))
+  for (const f of ['node_modules', 'lib', 'scripts', 'hooks', 'tsconfig.json']) symlinkSync(join(PROJECT_ROOT, f), join(dir, f))
   copies.push(dir)
   return dir
 }

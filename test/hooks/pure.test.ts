@@ -3,14 +3,14 @@
  * text, the mapping file's validation, duplicate-key detection and settings.
  */
 import { describe, expect, it } from 'vitest'
-import { parseAccountMapping } from '../../hooks/lib/account-mapping.js'
-import { batchSizer, MIN_BATCH_SIZE } from '../../hooks/lib/batch-sizer.js'
-import { findDuplicateKeys } from '../../hooks/lib/json-duplicates.js'
-import { progressLine } from '../../hooks/lib/progress.js'
-import { loadSettings } from '../../hooks/lib/settings.js'
-import { subtaskText } from '../../hooks/lib/subtask-text.js'
-import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/lib/task-calls.js'
-import { backoffMs } from '../../hooks/lib/transaction.js'
+import { parseAccountMapping } from '../../hooks/rules/account-mapping.js'
+import { batchSizer, MIN_BATCH_SIZE } from '../../hooks/runner/batch-sizer.js'
+import { findDuplicateKeys } from '../../hooks/rules/json-duplicates.js'
+import { progressLine } from '../../hooks/runner/progress.js'
+import { loadSettings } from '../../hooks/runner/settings.js'
+import { subtaskText } from '../../hooks/rules/subtask-text.js'
+import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/rules/task-calls.js'
+import { backoffMs } from '../../hooks/runner/transaction.js'
 
 const task = (id: unknown, prompt: unknown, extra: Record<string, unknown> = {}) => ({ type: 'tool_use', id, name: 'Task', input: { prompt, description: 'd' }, ...extra })
 

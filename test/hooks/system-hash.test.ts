@@ -1,11 +1,11 @@
 /**
- * hooks/lib/system-hash.ts against the application's stored values (pure, no database).
+ * hooks/rules/system-prompt-hash.ts against the application's stored values (pure, no database).
  */
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { computeSystemHash, stableSystemText, systemText } from '../../hooks/lib/system-hash.js'
+import { computeSystemHash, stableSystemText, systemText } from '../../hooks/rules/system-prompt-hash.js'
 
 // The application's stored values (a copy of the shared spec's vectors, kept in the repository
 // so the test runs anywhere; SYSTEM_HASH_VECTORS points at another file to check).

@@ -1,6 +1,6 @@
 /** The linear-time reminder removal gives exactly what the application's regex gives. */
 import { describe, expect, it } from 'vitest'
-import { removeSystemReminders } from '../../hooks/lib/system-reminders.js'
+import { removeSystemReminders } from '../../hooks/rules/system-reminders.js'
 
 const APP_PATTERN = /\s*<system-reminder>[\s\S]*?<\/system-reminder>/gi
 const TOKENS = ['<system-reminder>', '<SYSTEM-Reminder>', '</system-reminder>', '</System-REMINDER>', ' ', '  ', '\n', '\t', '\r\n', '\u00a0', '\u3000', 'a', 'bc', '<', '/', 'system-reminder>', 'x y']

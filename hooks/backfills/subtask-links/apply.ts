@@ -8,7 +8,7 @@
  * Rows that already have a parent_task_request_id are never touched (step 5).
  * "changed" counts sub-task rows moved plus calls linked.
  */
-import type { Step } from '../../lib/backfill.js'
+import type { Step } from '../../runner/backfill.js'
 import { CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 type TimeCursor = [string, string]

@@ -12,8 +12,8 @@
  *
  * Both run before anything in api_requests changes, so their input is stable across a kill.
  */
-import type { Step } from '../../lib/backfill.js'
-import { LEDGER_SCHEMA } from '../../lib/ledger.js'
+import type { Step } from '../../runner/backfill.js'
+import { LEDGER_SCHEMA } from '../../runner/ledger.js'
 import { CALLS, CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 /** Cursor over (first_ts, first_request_id); the timestamp is kept as text to keep microseconds. */

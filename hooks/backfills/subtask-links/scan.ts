@@ -4,9 +4,9 @@
  * over api_requests (legacy 003's mistake).
  */
 import type pg from 'pg'
-import type { BatchContext, Cursor, Step } from '../../lib/backfill.js'
-import { keyWalkStep, rangeFilter } from '../../lib/key-walk.js'
-import { firstMessageText } from '../../lib/subtask-text.js'
+import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
+import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
+import { firstMessageText } from '../../rules/subtask-text.js'
 import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n

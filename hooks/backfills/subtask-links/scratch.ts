@@ -6,8 +6,8 @@
  * interrupted run resumes with exactly the state it had: every step writes them in the same
  * transaction as its ledger cursor. They are created by the first step and dropped by the last.
  */
-import type { Step } from '../../lib/backfill.js'
-import { LEDGER_SCHEMA } from '../../lib/ledger.js'
+import type { Step } from '../../runner/backfill.js'
+import { LEDGER_SCHEMA } from '../../runner/ledger.js'
 
 export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
 export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`

@@ -6,7 +6,7 @@
  * so key order and time order differ — as they do with uuid v4 keys.
  */
 import { conv, firstRequest, hash, taskResponse, textResponse, type RowSpec } from './fixtures.js'
-import { seededRandom } from '../../../scripts/lib/seeded-random.js'
+import { seededRandom } from '../../../lib/seeded-random.js'
 
 const SYSTEMS: unknown[] = [
   'You are an interactive CLI tool that helps users with software engineering tasks. Rules follow.',

@@ -11,11 +11,11 @@
  * the backfill done, so there is no moment at which a kill loses or repeats work.
  */
 import type pg from 'pg'
-import { explain } from '../../scripts/lib/errors.js'
-import { redact } from '../../scripts/lib/redact.js'
+import { explain } from '../../lib/errors.js'
+import { redact } from '../../lib/redact.js'
 import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
-import { plannedBatches, singleBatches } from './batches.js'
+import { plannedBatches, singleBatches } from './batch-sources.js'
 import { markDone, markFailed, markRunning, readEntry, resetEntry, saveProgress } from './ledger.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
 import { startProgress } from './progress.js'

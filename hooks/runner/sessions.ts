@@ -1,7 +1,7 @@
 /** The hooks' database sessions: the main one (lock, ledger, writes) and the read-ahead one. */
 import pg from 'pg'
 import type { HookSettings } from './backfill.js'
-import { registerUrlSecret } from '../../scripts/lib/redact.js'
+import { registerUrlSecret } from '../../lib/redact.js'
 import { setParameters, timeoutParameters } from './parameters.js'
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
@@ -22,7 +22,7 @@ export async function tableExists(client: pg.ClientBase, name: string): Promise<
 }
 
 /**
- * The second session, for planned steps' reads (hooks/lib/backfill.ts, PlannedStep). Its
+ * The second session, for planned steps' reads (hooks/runner/backfill.ts, PlannedStep). Its
  * statements run outside any transaction, bounded by the same timeouts as a batch.
  */
 export async function connectReader(databaseUrl: string, settings: HookSettings): Promise<pg.Client> {

@@ -1,6 +1,6 @@
 /**
  * The contract every backfill module implements. The runner (hooks/run.ts, driving
- * hooks/lib/batch-runner.ts) owns ordering, the ledger (migration_hooks.backfills), locking,
+ * hooks/runner/batch-runner.ts) owns ordering, the ledger (migration_hooks.backfills), locking,
  * transactions, retries, progress and summaries; a module only says how to process one batch.
  *
  * A backfill is an ordered list of steps. Each step is run batch by batch; every batch runs in
@@ -9,7 +9,7 @@
  * committed batch stopped, and never applies a batch twice.
  *
  * Most backfills are a single walk over `api_requests` by primary key: build that step with
- * `keyWalkStep()` (hooks/lib/key-walk.ts). Logic that is not a single key walk (sub-task
+ * `keyWalkStep()` (hooks/runner/key-walk.ts). Logic that is not a single key walk (sub-task
  * matching) uses several steps, keeping its intermediate state in tables of the
  * `migration_hooks` schema so that it survives a kill as well.
  */

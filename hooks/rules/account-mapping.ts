@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
-import { UserError } from '../../scripts/lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 import { findDuplicateKeys } from './json-duplicates.js'
 
 /** Both columns are varchar(255); surrounding spaces would silently never match a train. */

@@ -5,8 +5,8 @@
  */
 import { execa, type ResultPromise } from 'execa'
 import { createInterface } from 'node:readline'
-import { redact } from './redact.js'
-import { stackTraceFilter } from './errors.js'
+import { redact } from '../../lib/redact.js'
+import { stackTraceFilter } from '../../lib/errors.js'
 
 export interface RunOptions {
   cwd: string

@@ -2,11 +2,11 @@
  * `db:status`'s view of the backfills: one line each, and whether everything is done.
  * Read-only, and usable before the first hook run (no ledger yet).
  */
-import { explain } from '../../scripts/lib/errors.js'
-import { redact } from '../../scripts/lib/redact.js'
+import { explain } from '../../lib/errors.js'
+import { redact } from '../../lib/redact.js'
 import { BACKFILLS } from '../backfills/index.js'
 import type { Backfill, HookSettings } from './backfill.js'
-import { connect, tableExists } from './connect.js'
+import { connect, tableExists } from './sessions.js'
 import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
 import { loadSettings } from './settings.js'
 

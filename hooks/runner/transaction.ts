@@ -9,7 +9,7 @@
  * done, and nothing is ever committed.
  */
 import type pg from 'pg'
-import { UserError } from '../../scripts/lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 import type { HookSettings } from './backfill.js'
 import { DEFERRED_PENDING_LIST_KB } from './gin-pending.js'
 import { setParameters, timeoutParameters } from './parameters.js'

@@ -3,7 +3,7 @@
  * before anything is written, with a message that names the variable.
  */
 import { z } from 'zod'
-import { UserError } from '../../scripts/lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 import type { HookSettings } from './backfill.js'
 
 /** Whole-number setting with bounds; the message says what was expected and what was given. */

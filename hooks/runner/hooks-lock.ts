@@ -5,7 +5,7 @@
  * the next one locked out.
  */
 import type pg from 'pg'
-import { UserError } from '../../scripts/lib/errors.js'
+import { UserError } from '../../lib/errors.js'
 import { setParameters } from './parameters.js'
 
 /** "APT HOOKS": distinct from the deploy lock (…001) and graphile-migrate's own key. */

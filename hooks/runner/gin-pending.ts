@@ -18,8 +18,8 @@
  * changes then and PostgreSQL merges inline as usual.
  */
 import type pg from 'pg'
-import { explain } from '../../scripts/lib/errors.js'
-import { redact } from '../../scripts/lib/redact.js'
+import { explain } from '../../lib/errors.js'
+import { redact } from '../../lib/redact.js'
 
 /**
  * Rows changed between two merges. Merging is cheaper per entry on longer lists, so not after
