@@ -1,14 +1,18 @@
+import { availableParallelism } from 'node:os'
 import { defineConfig } from 'vitest/config'
+
+// Most of a test's time is spent waiting on PostgreSQL and child processes, so one worker
+// more than half again the cores keeps the CPUs busy without thrashing (3 on 2 cores).
+const workers = Math.max(2, Math.ceil(availableParallelism() * 1.5))
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Starts (or reuses) a real PostgreSQL 15 unless TEST_ROOT_DATABASE_URL is given.
     globalSetup: ['test/helpers/global-setup.ts'],
-    // Every test file works in databases of its own, so files can run in parallel; the
-    // machine has 2 cores and most time is spent in PostgreSQL and child processes.
+    // Every test file works in databases of its own, so files can run in parallel.
     pool: 'forks',
-    maxWorkers: 3,
+    maxWorkers: workers,
     minWorkers: 1,
     testTimeout: 600_000,
     hookTimeout: 600_000,

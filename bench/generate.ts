@@ -14,8 +14,9 @@
  * parent_task_request_id, parent_request_id and system_hash are NULL, every conversation
  * (sub-tasks included) has its own conversation_id and branch 'main'.
  */
-import pg from 'pg'
+import type pg from 'pg'
 import { buildCorpus, buildPlan, CORPUS_SPAN, type Plan } from './plan.js'
+import { openClient } from '../lib/connection.js'
 
 export interface GenerateResult {
   rows: number
@@ -185,10 +186,24 @@ async function shipPlan(client: pg.ClientBase, plan: Plan): Promise<void> {
                    $10::int[], $11::int[], $12::int[], $13::int[], $14::bool[], $15::int[], $16::int[], $17::int[], $18::bool[])
          as u(n, conv, pos, sub, ts, dur, train, sys, v, model, msgs, msg_len, tasks, other_tool, parent_n, parent_j, style, has_response)`,
       [
-        n, ints(plan.conv), ints(plan.pos), Array.from(plan.sub.subarray(start, end), Boolean), Array.from(plan.tsMs.subarray(start, end)),
-        ints(plan.dur), ints(plan.train), ints(plan.sys), ints(plan.variant), ints(plan.model), ints(plan.msgs), ints(plan.msgLen),
-        ints(plan.tasks), Array.from(plan.otherTool.subarray(start, end), Boolean), ints(plan.parentN), ints(plan.parentJ),
-        ints(plan.style), Array.from(plan.hasResponse.subarray(start, end), Boolean),
+        n,
+        ints(plan.conv),
+        ints(plan.pos),
+        Array.from(plan.sub.subarray(start, end), Boolean),
+        Array.from(plan.tsMs.subarray(start, end)),
+        ints(plan.dur),
+        ints(plan.train),
+        ints(plan.sys),
+        ints(plan.variant),
+        ints(plan.model),
+        ints(plan.msgs),
+        ints(plan.msgLen),
+        ints(plan.tasks),
+        Array.from(plan.otherTool.subarray(start, end), Boolean),
+        ints(plan.parentN),
+        ints(plan.parentJ),
+        ints(plan.style),
+        Array.from(plan.hasResponse.subarray(start, end), Boolean),
       ],
     )
   }
@@ -201,13 +216,6 @@ async function setupGenerator(client: pg.ClientBase, plan: Plan): Promise<void> 
   await client.query('analyze bench.plan')
 }
 
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'bench generate' })
-  client.on('error', () => {})
-  await client.connect()
-  return client
-}
-
 /**
  * Generate `rows` rows into `url`. `progress` is told about every finished chunk.
  * Leaves no trace but the rows: the bench schema is dropped, the table vacuumed and analysed
@@ -217,7 +225,7 @@ export async function generateData(url: string, rows: number, progress: (done: n
   const started = performance.now()
   const plan = buildPlan(rows)
   const corpus = Buffer.from(buildCorpus(), 'latin1')
-  const main = await connect(url)
+  const main = await openClient(url, { applicationName: 'bench generate' })
   try {
     await setupGenerator(main, plan)
 
@@ -225,7 +233,7 @@ export async function generateData(url: string, rows: number, progress: (done: n
     let next = 1
     let done = 0
     const worker = async () => {
-      const client = await connect(url)
+      const client = await openClient(url, { applicationName: 'bench generate' })
       try {
         await client.query(`set synchronous_commit = off`)
         while (next <= rows) {

@@ -78,7 +78,8 @@ function stats(values: number[]) {
 
 function report(started: number, result: { ok: boolean; error?: string; summaries: unknown[] }, partial: boolean): void {
   const byBackfill: Record<string, ReturnType<typeof stats>> = {}
-  for (const name of new Set(txns.map((t) => t.backfill))) byBackfill[name] = stats(txns.filter((t) => t.backfill === name).map((t) => t.ms))
+  for (const name of new Set(txns.map((t) => t.backfill)))
+    byBackfill[name] = stats(txns.filter((t) => t.backfill === name).map((t) => t.ms))
   process.stdout.write(
     JSON.stringify({
       ok: result.ok,
@@ -118,7 +119,14 @@ async function main() {
     }, stopAfter)
   }
   // Progress and summaries go to stderr; stdout carries only the JSON result.
-  const result = await runHooks({ databaseUrl: url, shadow: false, only, backfills, tty: false, log: (line) => process.stderr.write(line + '\n') })
+  const result = await runHooks({
+    databaseUrl: url,
+    shadow: false,
+    only,
+    backfills,
+    tty: false,
+    log: (line) => process.stderr.write(line + '\n'),
+  })
   report(started, result, false)
   return result.ok ? 0 : 1
 }

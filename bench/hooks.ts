@@ -46,7 +46,9 @@ export function startHooks(url: string, only?: string[], extraArgs: string[] = [
   const args = [...(only ? ['--only', only.join(',')] : []), ...extraArgs]
   const child = startTsx('bench/hook-child.ts', args, cleanEnv({ ...hookEnv, BENCH_DB_URL: url }))
   const done = child.then((r) => {
-    const lines = String(r.stdout ?? '').trim().split('\n')
+    const lines = String(r.stdout ?? '')
+      .trim()
+      .split('\n')
     let parsed: HookRun | undefined
     try {
       parsed = JSON.parse(lines.at(-1) ?? '') as HookRun

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import pg from 'pg'
 import { backfillMs, maxTxnMs, runHooksChild, type HookRun } from './hooks.js'
 import { PROJECT_ROOT, withClient } from './server.js'
+import { openClient } from '../lib/connection.js'
 
 export const LINKING_BACKFILLS = ['task-invocations', 'subtask-links', 'parent-request-ids']
 const LEGACY_SCRIPTS = ['003-subtask-linking.sql', '007-parent-request-id.sql', '008-subtask-branches.sql']
@@ -70,9 +70,7 @@ export async function measureOursLinking(url: string): Promise<LinkingSide> {
 
 /** Run the legacy scripts; `timeoutMs` bounds each one (statement_timeout) so a run always ends. */
 export async function measureLegacyLinking(url: string, timeoutMs: number): Promise<LinkingSide> {
-  const client = new pg.Client({ connectionString: url, application_name: 'bench legacy linking' })
-  client.on('error', () => {})
-  await client.connect()
+  const client = await openClient(url, { applicationName: 'bench legacy linking' })
   const steps: Record<string, number> = {}
   let timedOut: string | undefined
   try {

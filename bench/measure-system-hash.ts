@@ -13,9 +13,10 @@
  *  floor   what reading alone costs: `body->'system'` for every row in key order (keyset
  *          pagination, 1,000 rows a query) and the hash in JavaScript, writing nothing.
  */
-import pg from 'pg'
+import type pg from 'pg'
 import { computeSystemHash } from '../hooks/rules/system-prompt-hash.js'
 import { backfillMs, maxTxnMs, runHooksChild, type HookRun } from './hooks.js'
+import { openClient } from '../lib/connection.js'
 
 export const LEGACY_MAX_ROWS = 20_000
 export const LEGACY_MAX_MS = 60_000
@@ -46,13 +47,6 @@ export interface FloorResult {
   ms: number
 }
 
-async function connect(url: string, name: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: name })
-  client.on('error', () => {})
-  await client.connect()
-  return client
-}
-
 export async function measureOurs(url: string, rows: number): Promise<OursResult> {
   const run = await runHooksChild(url, ['system-hash'])
   if (!run.ok) throw new Error(`system-hash backfill failed: ${run.error}`)
@@ -72,7 +66,7 @@ export async function measureOurs(url: string, rows: number): Promise<OursResult
 }
 
 export async function measureLegacy(url: string): Promise<LegacyResult> {
-  const client = await connect(url, 'bench legacy system-hash')
+  const client = await openClient(url, { applicationName: 'bench legacy system-hash' })
   try {
     const started = performance.now()
     const nullHashes: string[] = []
@@ -109,7 +103,7 @@ export async function measureLegacy(url: string): Promise<LegacyResult> {
 }
 
 export async function measureFloor(url: string): Promise<FloorResult> {
-  const client = await connect(url, 'bench floor')
+  const client = await openClient(url, { applicationName: 'bench floor' })
   try {
     const started = performance.now()
     let after: string | null = null

@@ -13,6 +13,7 @@
  */
 import { cleanEnv, startTsx } from './processes.js'
 import { startHooks, type HookRun } from './hooks.js'
+import { sleep } from '../lib/retry.js'
 
 export interface WriterStats {
   seconds: number
@@ -34,8 +35,6 @@ export interface WriterResult {
   hooks: HookRun
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
 function startWriter(url: string, rate: number) {
   const child = startTsx('bench/writer-child.ts', ['--rate', String(rate)], cleanEnv({ BENCH_DB_URL: url }))
   return {
@@ -52,7 +51,10 @@ function startWriter(url: string, rate: number) {
   }
 }
 
-export async function measureWriter(url: string, opts: { rate: number; idleSeconds: number; duringSeconds: number }): Promise<WriterResult> {
+export async function measureWriter(
+  url: string,
+  opts: { rate: number; idleSeconds: number; duringSeconds: number },
+): Promise<WriterResult> {
   // tsx needs a moment to start; the writer's clock starts when its pool is connected.
   const idle = startWriter(url, opts.rate)
   await sleep(opts.idleSeconds * 1000 + 1500)

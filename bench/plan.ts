@@ -90,10 +90,22 @@ const DAY = 86_400_000
 export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5, 1)): Plan {
   const random = seededRandom(seed)
   const cols = {
-    conv: new Int32Array(rows), pos: new Int32Array(rows), sub: new Uint8Array(rows), tsMs: new Float64Array(rows),
-    dur: new Int32Array(rows), train: new Uint8Array(rows), sys: new Uint8Array(rows), variant: new Uint8Array(rows),
-    model: new Uint8Array(rows), msgs: new Int32Array(rows), msgLen: new Int32Array(rows), tasks: new Uint8Array(rows),
-    otherTool: new Uint8Array(rows), parentN: new Int32Array(rows), parentJ: new Uint8Array(rows), style: new Uint8Array(rows),
+    conv: new Int32Array(rows),
+    pos: new Int32Array(rows),
+    sub: new Uint8Array(rows),
+    tsMs: new Float64Array(rows),
+    dur: new Int32Array(rows),
+    train: new Uint8Array(rows),
+    sys: new Uint8Array(rows),
+    variant: new Uint8Array(rows),
+    model: new Uint8Array(rows),
+    msgs: new Int32Array(rows),
+    msgLen: new Int32Array(rows),
+    tasks: new Uint8Array(rows),
+    otherTool: new Uint8Array(rows),
+    parentN: new Int32Array(rows),
+    parentJ: new Uint8Array(rows),
+    style: new Uint8Array(rows),
     hasResponse: new Uint8Array(rows),
   }
   let count = 0
@@ -106,11 +118,26 @@ export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5,
 
   const sysLength = (kind: number, v: number) => (kind === SystemKind.Absent || kind === SystemKind.Empty ? 0 : guidelinesLength(v) + 900)
   /** Per-message text length giving a body of about `target` bytes with `msgs` messages. */
-  const messageLength = (target: number, sys: number, msgs: number) => Math.max(120, Math.floor((target - sys - 400) / (msgs * 0.68 + 0.32)))
+  const messageLength = (target: number, sys: number, msgs: number) =>
+    Math.max(120, Math.floor((target - sys - 400) / (msgs * 0.68 + 0.32)))
 
   const emit = (fields: {
-    conv: number; pos: number; sub: boolean; ts: number; dur: number; train: number; sys: number; variant: number
-    model: number; msgs: number; target: number; tasks: number; otherTool: boolean; parent: number; parentJ: number; style: number
+    conv: number
+    pos: number
+    sub: boolean
+    ts: number
+    dur: number
+    train: number
+    sys: number
+    variant: number
+    model: number
+    msgs: number
+    target: number
+    tasks: number
+    otherTool: boolean
+    parent: number
+    parentJ: number
+    style: number
   }): number => {
     const i = count++
     cols.conv[i] = fields.conv
@@ -148,16 +175,44 @@ export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5,
       const tasks = random() < 0.12 ? 1 + pickWeighted(random(), [60, 30, 10]) : 0
       const target = Math.min(50_000, Math.max(baseSize, sysLength(sys, variant) + 1200) + pos * 4400 * (0.8 + random() * 0.4))
       const parent = emit({
-        conv, pos, sub: false, ts: t, dur, train, sys, variant, model, msgs: 2 * pos + 1, target, tasks,
-        otherTool: random() < 0.4, parent: -1, parentJ: 0, style: 0,
+        conv,
+        pos,
+        sub: false,
+        ts: t,
+        dur,
+        train,
+        sys,
+        variant,
+        model,
+        msgs: 2 * pos + 1,
+        target,
+        tasks,
+        otherTool: random() < 0.4,
+        parent: -1,
+        parentJ: 0,
+        style: 0,
       })
       taskCalls += tasks
       let busyUntil = t + dur
       // A retry: the same messages again (same hash), a few seconds later.
       if (random() < 0.02 && count < rows) {
         emit({
-          conv, pos, sub: false, ts: t + dur + 3000, dur, train, sys, variant, model, msgs: 2 * pos + 1, target, tasks: 0,
-          otherTool: false, parent: -1, parentJ: 0, style: 0,
+          conv,
+          pos,
+          sub: false,
+          ts: t + dur + 3000,
+          dur,
+          train,
+          sys,
+          variant,
+          model,
+          msgs: 2 * pos + 1,
+          target,
+          tasks: 0,
+          otherTool: false,
+          parent: -1,
+          parentJ: 0,
+          style: 0,
         })
         busyUntil += 3000 + dur
       }
@@ -171,9 +226,22 @@ export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5,
         for (let q = 0; q < subLength && count < rows; q++) {
           const d2 = 1500 + Math.floor(random() * 20_000)
           emit({
-            conv: subConv, pos: q, sub: true, ts: st, dur: d2, train, sys: SystemKind.SubAgent, variant: (variant + j) % 12,
-            model, msgs: 2 * q + 1, target: sysLength(SystemKind.SubAgent, (variant + j) % 12) + 1500 + q * 3000, tasks: 0,
-            otherTool: random() < 0.7, parent, parentJ: j, style,
+            conv: subConv,
+            pos: q,
+            sub: true,
+            ts: st,
+            dur: d2,
+            train,
+            sys: SystemKind.SubAgent,
+            variant: (variant + j) % 12,
+            model,
+            msgs: 2 * q + 1,
+            target: sysLength(SystemKind.SubAgent, (variant + j) % 12) + 1500 + q * 3000,
+            tasks: 0,
+            otherTool: random() < 0.7,
+            parent,
+            parentJ: j,
+            style,
           })
           st += d2 + 1000 + random() * 5000
         }
@@ -204,10 +272,23 @@ export function buildPlan(rows: number, seed = 20240601, now = Date.UTC(2025, 5,
     conversations,
     subtaskConversations,
     taskCalls,
-    conv: permute(cols.conv), pos: permute(cols.pos), sub: permute(cols.sub), tsMs: permute(cols.tsMs), dur: permute(cols.dur),
-    train: permute(cols.train), sys: permute(cols.sys), variant: permute(cols.variant), model: permute(cols.model),
-    msgs: permute(cols.msgs), msgLen: permute(cols.msgLen), tasks: permute(cols.tasks), otherTool: permute(cols.otherTool),
-    parentN, parentJ: permute(cols.parentJ), style: permute(cols.style), hasResponse: permute(cols.hasResponse),
+    conv: permute(cols.conv),
+    pos: permute(cols.pos),
+    sub: permute(cols.sub),
+    tsMs: permute(cols.tsMs),
+    dur: permute(cols.dur),
+    train: permute(cols.train),
+    sys: permute(cols.sys),
+    variant: permute(cols.variant),
+    model: permute(cols.model),
+    msgs: permute(cols.msgs),
+    msgLen: permute(cols.msgLen),
+    tasks: permute(cols.tasks),
+    otherTool: permute(cols.otherTool),
+    parentN,
+    parentJ: permute(cols.parentJ),
+    style: permute(cols.style),
+    hasResponse: permute(cols.hasResponse),
   }
 }
 
@@ -227,8 +308,27 @@ export function buildCorpus(seed = 7): string {
     'because however therefore instead although unless until while before after during between within without across ' +
     'carefully quickly exactly only also never always often sometimes usually first then finally next last other same'
   ).split(/\s+/)
-  const idents = ['parseRequest', 'runBatch', 'keyWalkStep', 'computeSystemHash', 'api_requests', 'conversation_id', 'src/index.ts',
-    'hooks/run.ts', 'package.json', 'README.md', 'tsconfig.json', 'npm test', 'git status', 'SELECT 1', 'null', 'undefined', '42', '200', '404']
+  const idents = [
+    'parseRequest',
+    'runBatch',
+    'keyWalkStep',
+    'computeSystemHash',
+    'api_requests',
+    'conversation_id',
+    'src/index.ts',
+    'hooks/run.ts',
+    'package.json',
+    'README.md',
+    'tsconfig.json',
+    'npm test',
+    'git status',
+    'SELECT 1',
+    'null',
+    'undefined',
+    '42',
+    '200',
+    '404',
+  ]
   const parts: string[] = []
   let length = 0
   while (length < CORPUS_CHARS) {

@@ -9,7 +9,8 @@ import { redact } from '../lib/redact.js'
 import { PROJECT_ROOT } from './server.js'
 
 /** Variables that would change what a child connects to or how the hooks behave. */
-const STRIPPED = /^(DATABASE_URL|SHADOW_DATABASE_URL|ROOT_DATABASE_URL|GM_DBURL|GM_SHADOW|MIGRATION_HOOKS_DEFERRED|SKIP_SCHEMA_DUMP|HOOKS_.*|ACCOUNT_MAPPING_FILE|EMBEDDED_PG_DIR)$/
+const STRIPPED =
+  /^(DATABASE_URL|SHADOW_DATABASE_URL|ROOT_DATABASE_URL|GM_DBURL|GM_SHADOW|MIGRATION_HOOKS_DEFERRED|SKIP_SCHEMA_DUMP|HOOKS_.*|ACCOUNT_MAPPING_FILE|EMBEDDED_PG_DIR)$/
 
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}

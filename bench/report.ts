@@ -77,8 +77,18 @@ export function checks(r: Results): Check[] {
   const slowest = Object.entries({ 'system-hash': r.ours.maxTxnMs, linking: r.oursLinking.maxTxnMs }).sort((a, b) => b[1] - a[1])[0]
   const ratio = r.writer.during.p99Ms / r.writer.baseline.p99Ms
   return [
-    { name: 'system_hash vs legacy', measured: `${hashVsLegacy.toFixed(1)}x`, target: `>= ${TARGETS.hashVsLegacy}x`, met: hashVsLegacy >= TARGETS.hashVsLegacy },
-    { name: 'system_hash vs floor', measured: `${(hashVsFloor * 100).toFixed(0)}%`, target: `>= ${TARGETS.hashVsFloor * 100}%`, met: hashVsFloor >= TARGETS.hashVsFloor },
+    {
+      name: 'system_hash vs legacy',
+      measured: `${hashVsLegacy.toFixed(1)}x`,
+      target: `>= ${TARGETS.hashVsLegacy}x`,
+      met: hashVsLegacy >= TARGETS.hashVsLegacy,
+    },
+    {
+      name: 'system_hash vs floor',
+      measured: `${(hashVsFloor * 100).toFixed(0)}%`,
+      target: `>= ${TARGETS.hashVsFloor * 100}%`,
+      met: hashVsFloor >= TARGETS.hashVsFloor,
+    },
     {
       name: 'longest backfill txn',
       measured: `${slowest[1].toFixed(0)} ms (${slowest[0]})`,
@@ -93,7 +103,12 @@ export function checks(r: Results): Check[] {
       met: r.ours.peakRssMb <= TARGETS.peakRssMb,
       note: r.rows < 1_000_000 ? `measured at ${r.rows} rows; the target is stated for 1M` : undefined,
     },
-    { name: 'writer p99 during/idle', measured: `${ratio.toFixed(2)}x`, target: `<= ${TARGETS.writerP99Ratio}x`, met: ratio <= TARGETS.writerP99Ratio },
+    {
+      name: 'writer p99 during/idle',
+      measured: `${ratio.toFixed(2)}x`,
+      target: `<= ${TARGETS.writerP99Ratio}x`,
+      met: ratio <= TARGETS.writerP99Ratio,
+    },
     {
       name: 'migrate from empty',
       measured: `${r.migrate.migrateFromEmptyS.toFixed(2)} s`,
@@ -113,13 +128,25 @@ const fmt = (x: number, digits = 0) => x.toLocaleString('en-US', { maximumFracti
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-  return rows.map((r) => '  ' + r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd()).join('\n')
+  return rows
+    .map(
+      (r) =>
+        '  ' +
+        r
+          .map((c, i) => (c ?? '').padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+    )
+    .join('\n')
 }
 
 /** "where the time went" lines for one of our hook runs. */
 function topStatements(list: Array<{ sql: string; ms: number; calls: number }>): string {
   const top = list.slice(0, 4)
-  return ['  ours, most time in:', ...top.map((t) => `    ${fmt(t.ms / 1000, 1).padStart(6)} s  ${String(t.calls).padStart(6)}x  ${t.sql}`)].join('\n')
+  return [
+    '  ours, most time in:',
+    ...top.map((t) => `    ${fmt(t.ms / 1000, 1).padStart(6)} s  ${String(t.calls).padStart(6)}x  ${t.sql}`),
+  ].join('\n')
 }
 
 export function renderTable(r: Results): string {
@@ -140,11 +167,24 @@ export function renderTable(r: Results): string {
   out.push(
     table([
       ['', 'rows/s', 'time', 'detail'],
-      ['ours (hook runner)', fmt(r.ours.rowsPerS), `${fmt(r.ours.ms / 1000, 1)} s`,
-        `${fmt(r.ours.changed)} changed, ${fmt(r.ours.skipped)} skipped; ${r.ours.batches} batch txns, max ${fmt(r.ours.maxTxnMs, 1)} ms, p99 ${fmt(r.ours.p99TxnMs, 1)} ms; peak RSS ${fmt(r.ours.peakRssMb, 1)} MB`],
-      ['legacy (time-boxed)', fmt(r.legacy.rowsPerS), `${fmt(r.legacy.ms / 1000, 1)} s`,
-        `measured on the first ${fmt(r.legacy.rows)} rows (stopped by ${r.legacy.stoppedBy === 'rows' ? 'the row limit' : r.legacy.stoppedBy === 'time' ? 'the time limit' : 'running out of rows'}), rows/s extrapolated`],
-      ['floor (read + hash)', fmt(r.floor.rowsPerS), `${fmt(r.floor.ms / 1000, 1)} s`, `${fmt(r.floor.rows)} rows read in key order, nothing written`],
+      [
+        'ours (hook runner)',
+        fmt(r.ours.rowsPerS),
+        `${fmt(r.ours.ms / 1000, 1)} s`,
+        `${fmt(r.ours.changed)} changed, ${fmt(r.ours.skipped)} skipped; ${r.ours.batches} batch txns, max ${fmt(r.ours.maxTxnMs, 1)} ms, p99 ${fmt(r.ours.p99TxnMs, 1)} ms; peak RSS ${fmt(r.ours.peakRssMb, 1)} MB`,
+      ],
+      [
+        'legacy (time-boxed)',
+        fmt(r.legacy.rowsPerS),
+        `${fmt(r.legacy.ms / 1000, 1)} s`,
+        `measured on the first ${fmt(r.legacy.rows)} rows (stopped by ${r.legacy.stoppedBy === 'rows' ? 'the row limit' : r.legacy.stoppedBy === 'time' ? 'the time limit' : 'running out of rows'}), rows/s extrapolated`,
+      ],
+      [
+        'floor (read + hash)',
+        fmt(r.floor.rowsPerS),
+        `${fmt(r.floor.ms / 1000, 1)} s`,
+        `${fmt(r.floor.rows)} rows read in key order, nothing written`,
+      ],
     ]),
   )
   out.push(topStatements(r.ours.topStatements))
@@ -156,27 +196,50 @@ export function renderTable(r: Results): string {
     `${fmt(s.maxTxnMs, 0)} ms`,
     `${fmt(s.outcome.subtaskRows)} sub-task rows on ${fmt(s.outcome.subtaskBranches)} branches, ${fmt(s.outcome.linkedCalls)} calls marked, ${fmt(s.outcome.parentLinks)} parent links` +
       (s.peakRssMb ? `; peak RSS ${fmt(s.peakRssMb, 0)} MB` : ''),
-    Object.entries(s.steps).map(([k, v]) => `${k} ${fmt(v, 1)} s`).join(', ') + (s.timedOut ? ` (${s.timedOut} hit the time limit)` : ''),
+    Object.entries(s.steps)
+      .map(([k, v]) => `${k} ${fmt(v, 1)} s`)
+      .join(', ') + (s.timedOut ? ` (${s.timedOut} hit the time limit)` : ''),
   ]
-  out.push(table([['', 'time', 'longest txn', 'result', 'steps'], side('ours (hooks)', r.oursLinking), side('legacy 003/007/008', r.legacyLinking)]))
+  out.push(
+    table([
+      ['', 'time', 'longest txn', 'result', 'steps'],
+      side('ours (hooks)', r.oursLinking),
+      side('legacy 003/007/008', r.legacyLinking),
+    ]),
+  )
   out.push(topStatements(r.oursLinking.topStatements ?? []))
   out.push('')
   out.push('Developer loop')
-  out.push(table([
-    ['migrate from empty (db.ts migrate)', `${fmt(r.migrate.migrateFromEmptyS, 2)} s`],
-    ['commit shadow rebuild (reset --shadow --erase)', `${fmt(r.migrate.commitS, 2)} s`],
-  ]))
+  out.push(
+    table([
+      ['migrate from empty (db.ts migrate)', `${fmt(r.migrate.migrateFromEmptyS, 2)} s`],
+      ['commit shadow rebuild (reset --shadow --erase)', `${fmt(r.migrate.commitS, 2)} s`],
+    ]),
+  )
   out.push('')
   out.push(
     `Application writer (${r.writer.rate} requests/s: INSERT + response UPDATE); during = all backfills, system_hash first, ` +
       (r.writer.hooksFinished ? 'until they finished' : `stopped after ${fmt(r.writer.during.seconds, 0)} s (window limit)`),
   )
-  const w = (label: string, s: WriterResult['baseline']) => [label, `${fmt(s.seconds, 0)} s`, `${fmt(s.requests)} req`, `p50 ${fmt(s.p50Ms, 1)} ms`, `p99 ${fmt(s.p99Ms, 1)} ms`,
-    `max ${fmt(s.maxMs, 1)} ms`, `insert p99 ${fmt(s.insertP99Ms, 1)} / update p99 ${fmt(s.updateP99Ms, 1)} ms`, s.errors ? `${s.errors} errors` : '']
+  const w = (label: string, s: WriterResult['baseline']) => [
+    label,
+    `${fmt(s.seconds, 0)} s`,
+    `${fmt(s.requests)} req`,
+    `p50 ${fmt(s.p50Ms, 1)} ms`,
+    `p99 ${fmt(s.p99Ms, 1)} ms`,
+    `max ${fmt(s.maxMs, 1)} ms`,
+    `insert p99 ${fmt(s.insertP99Ms, 1)} / update p99 ${fmt(s.updateP99Ms, 1)} ms`,
+    s.errors ? `${s.errors} errors` : '',
+  ]
   out.push(table([w('idle', r.writer.baseline), w('during backfills', r.writer.during)]))
   out.push('')
   out.push('Targets (benchmark figures, not assertions)')
-  out.push(table([['', 'measured', 'target', ''], ...checks(r).map((c) => [c.name, c.measured, c.target, (c.met ? 'met' : 'MISSED') + (c.note ? ` — ${c.note}` : '')])]))
+  out.push(
+    table([
+      ['', 'measured', 'target', ''],
+      ...checks(r).map((c) => [c.name, c.measured, c.target, (c.met ? 'met' : 'MISSED') + (c.note ? ` — ${c.note}` : '')]),
+    ]),
+  )
   out.push('')
   return out.join('\n')
 }

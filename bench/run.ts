@@ -33,13 +33,15 @@ interface Args {
   hookEnv: Record<string, string>
 }
 
-const USAGE = 'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
+const USAGE =
+  'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { rows: 100_000, json: false, writerRate: 50, idleSeconds: 30, duringSeconds: 120, legacyTimeoutS: 1800, hookEnv: {} }
   const numeric = (name: string, value: string | undefined, min: number) => {
     const n = Number(value)
-    if (!value || !Number.isInteger(n) || n < min) throw new UserError(`${name} needs a whole number >= ${min} (got "${value ?? ''}"). ${USAGE}`)
+    if (!value || !Number.isInteger(n) || n < min)
+      throw new UserError(`${name} needs a whole number >= ${min} (got "${value ?? ''}"). ${USAGE}`)
     return n
   }
   for (let i = 0; i < argv.length; i++) {
@@ -102,16 +104,22 @@ async function main(argv: string[]): Promise<number> {
       floor: await measureFloor(url),
       legacy: await measureLegacy(url),
     }))
-    log(`  floor ${floor.rowsPerS.toFixed(0)} rows/s; legacy ${legacy.rowsPerS.toFixed(0)} rows/s (${legacy.rows} rows, ${(legacy.ms / 1000).toFixed(0)} s)`)
+    log(
+      `  floor ${floor.rowsPerS.toFixed(0)} rows/s; legacy ${legacy.rowsPerS.toFixed(0)} rows/s (${legacy.rows} rows, ${(legacy.ms / 1000).toFixed(0)} s)`,
+    )
     log('system_hash: our backfill through the hook runner …')
     const ours = await onClone(server, template.name, 'hash_ours', (url) => measureOurs(url, args.rows))
-    log(`  ours ${ours.rowsPerS.toFixed(0)} rows/s (${(ours.ms / 1000).toFixed(0)} s), longest txn ${ours.maxTxnMs.toFixed(0)} ms, peak RSS ${ours.peakRssMb.toFixed(0)} MB`)
+    log(
+      `  ours ${ours.rowsPerS.toFixed(0)} rows/s (${(ours.ms / 1000).toFixed(0)} s), longest txn ${ours.maxTxnMs.toFixed(0)} ms, peak RSS ${ours.peakRssMb.toFixed(0)} MB`,
+    )
 
     log('linking: our backfills …')
     const oursLinking = await onClone(server, template.name, 'link_ours', (url) => measureOursLinking(url))
     log(`  ours ${oursLinking.s.toFixed(1)} s, longest txn ${oursLinking.maxTxnMs.toFixed(0)} ms`)
     log('linking: legacy 003/007/008 SQL …')
-    const legacyLinking = await onClone(server, template.name, 'link_legacy', (url) => measureLegacyLinking(url, args.legacyTimeoutS * 1000))
+    const legacyLinking = await onClone(server, template.name, 'link_legacy', (url) =>
+      measureLegacyLinking(url, args.legacyTimeoutS * 1000),
+    )
     log(`  legacy ${legacyLinking.s.toFixed(1)} s${legacyLinking.timedOut ? ' (time limit hit)' : ''}`)
 
     log(`writer: ${args.idleSeconds} s idle, then up to ${args.duringSeconds} s during the backfills …`)

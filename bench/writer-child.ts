@@ -38,7 +38,9 @@ function request(k: number) {
     { type: 'text', text: slice(k * 7919, 4000) + '\n\ngitStatus: This is the git status.\nCurrent branch: main\n\nStatus:\nM src/a.ts\n' },
   ]
   const messages = Array.from({ length: 1 + 2 * (k % 6) }, (_, i) =>
-    i % 2 === 0 ? { role: 'user', content: slice(k * 31 + i * 977, 1500) } : { role: 'assistant', content: [{ type: 'text', text: slice(k * 17 + i, 400) }] },
+    i % 2 === 0
+      ? { role: 'user', content: slice(k * 31 + i * 977, 1500) }
+      : { role: 'assistant', content: [{ type: 'text', text: slice(k * 17 + i, 400) }] },
   )
   const body = { model: 'claude-sonnet-4-20250514', max_tokens: 32000, stream: true, system, messages }
   const hash = (s: string) => createHash('sha256').update(s).digest('hex')
@@ -80,12 +82,28 @@ async function main() {
     const r = request(k)
     try {
       await pool.query(INSERT, [
-        r.id, `train-${k % 3}`, null, { 'content-type': 'application/json' }, r.body, 'keyhash', 'claude-sonnet-4-20250514',
-        r.current, r.parent, r.conversation, r.systemHash, r.messageCount,
+        r.id,
+        `train-${k % 3}`,
+        null,
+        { 'content-type': 'application/json' },
+        r.body,
+        'keyhash',
+        'claude-sonnet-4-20250514',
+        r.current,
+        r.parent,
+        r.conversation,
+        r.systemHash,
+        r.messageCount,
       ])
       inserts.push(performance.now() - due)
       const updateDue = performance.now()
-      const response = { id: `msg_${k}`, type: 'message', role: 'assistant', content: [{ type: 'text', text: slice(k * 13, 1500) }], usage: { input_tokens: 12, output_tokens: 340 } }
+      const response = {
+        id: `msg_${k}`,
+        type: 'message',
+        role: 'assistant',
+        content: [{ type: 'text', text: slice(k * 13, 1500) }],
+        usage: { input_tokens: 12, output_tokens: 340 },
+      }
       await pool.query(UPDATE, [r.id, { 'content-type': 'text/event-stream' }, response, 12, 340, response.usage])
       updates.push(performance.now() - updateDue)
     } catch (error) {

@@ -12,9 +12,7 @@
  * database. MIGRATION_HOOKS_DEFERRED=1 makes the script do nothing: the db:migrate wrapper
  * runs the hooks itself, in the foreground, right after migrating.
  */
-import { realpathSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { isMainModule } from '../lib/entry-point.js'
 import { explain, reportFatal, UserError } from '../lib/errors.js'
 import { redact } from '../lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
@@ -131,7 +129,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       for (const backfill of backfills) {
         const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader })
         result.summaries.push(summary)
-        if (summary.changed > 0) backfill.tables.forEach((t) => changedTables.add(t))
+        if (summary.changed > 0) for (const t of backfill.tables) changedTables.add(t)
         if (summary.outcome === 'failed') {
           result.ok = false
           result.error = summary.error
@@ -199,7 +197,10 @@ export function parseArgs(argv: string[]): Args {
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length)
       if (!value) throw new UserError(`--only needs a comma-separated list of backfill names. ${USAGE}`)
-      args.only = value.split(',').map((s) => s.trim()).filter(Boolean)
+      args.only = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
     } else throw new UserError(`Unknown argument "${arg}". ${USAGE}`)
   }
   return args
@@ -223,18 +224,7 @@ async function main(argv: string[]): Promise<number> {
   return result.ok ? 0 : 1
 }
 
-/** True when this file is the process's entry point (not merely imported). */
-function isEntryPoint(): boolean {
-  const entry = process.argv[1]
-  if (!entry) return false
-  try {
-    return realpathSync(resolve(entry)) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
-
-if (isEntryPoint()) {
+if (isMainModule(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error) => process.exit(reportFatal(error, 'Migration hooks failed')),

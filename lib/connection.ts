@@ -1,11 +1,33 @@
-/** A short-lived connection: open, run `fn`, always close (tests, benchmark, scratch work). */
+/**
+ * The one way this project opens a PostgreSQL session. Every caller — the CLI, the hooks,
+ * the benchmark and the tests — goes through `openClient()` or `withClient()`, so each
+ * session gets the same three things: its password registered for redaction, a listener
+ * that turns a dropped connection into the failing query's error instead of a crash, and an
+ * application_name that shows in pg_stat_activity who it is.
+ */
 import pg from 'pg'
+import { registerUrlSecret } from './redact.js'
 
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  // A server that goes away surfaces as the failing query's error, not as a crash.
+export interface ClientOptions {
+  /** Shown in pg_stat_activity (and so in lock-wait reports). */
+  applicationName?: string
+  /** Pin unqualified names to this schema, whatever the role's own search_path. */
+  searchPath?: string
+}
+
+export async function openClient(url: string, opts: ClientOptions = {}): Promise<pg.Client> {
+  registerUrlSecret(url)
+  const client = new pg.Client({ connectionString: url, application_name: opts.applicationName })
+  // Without a listener an 'error' event on an idle client would crash the process.
   client.on('error', () => {})
   await client.connect()
+  if (opts.searchPath) await client.query(`select set_config('search_path', $1, false)`, [opts.searchPath])
+  return client
+}
+
+/** A short-lived session: open, run `fn`, always close. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>, opts: ClientOptions = {}): Promise<T> {
+  const client = await openClient(url, opts)
   try {
     return await fn(client)
   } finally {

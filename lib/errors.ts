@@ -25,7 +25,8 @@ interface PgLikeError {
  * How `pg` reports a session that died under it (server restart, pg_terminate_backend, a
  * network failure): these errors carry no SQLSTATE, only a message.
  */
-const CONNECTION_LOST = /Connection terminated|connection error and is not queryable|server closed the connection unexpectedly|read ECONNRESET|write EPIPE/i
+const CONNECTION_LOST =
+  /Connection terminated|connection error and is not queryable|server closed the connection unexpectedly|read ECONNRESET|write EPIPE/i
 
 const LOST = 'Run the command again once the server is reachable: committed work is kept, and interrupted work is redone or resumed.'
 

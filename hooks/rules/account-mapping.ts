@@ -53,7 +53,11 @@ export function parseAccountMapping(text: string, file: string): AccountMapping 
     throw fail(file, `entry "${entry}": ${detail}.`)
   }
   const entries = parsed.data
-  const canonical = JSON.stringify(Object.keys(entries).sort().map((k) => [k, entries[k]]))
+  const canonical = JSON.stringify(
+    Object.keys(entries)
+      .sort()
+      .map((k) => [k, entries[k]]),
+  )
   return { file, entries, fingerprint: createHash('sha256').update(canonical).digest('hex') }
 }
 

@@ -26,7 +26,8 @@ import { removeSystemReminders } from './system-reminders.js'
 export function firstMessageText(count: number | null, first: unknown): SubtaskText {
   if (count === null) return { kind: 'malformed', reason: 'messages is missing or not an array' }
   if (count !== 1) return { kind: 'not-candidate' }
-  if (typeof first !== 'object' || first === null || Array.isArray(first)) return { kind: 'malformed', reason: 'the message is not an object' }
+  if (typeof first !== 'object' || first === null || Array.isArray(first))
+    return { kind: 'malformed', reason: 'the message is not an object' }
   const message = first as { role?: unknown; content?: unknown }
   if (message.role !== 'user') return { kind: 'not-candidate' }
   let text: string

@@ -31,7 +31,11 @@ export function systemText(sys: unknown): string | null {
   if (Array.isArray(sys)) {
     // A block without a string `text` contributes the empty string (it still gets its "\n").
     const joined = sys
-      .map((block) => (block && typeof block === 'object' && typeof (block as { text?: unknown }).text === 'string' ? (block as { text: string }).text : ''))
+      .map((block) =>
+        block && typeof block === 'object' && typeof (block as { text?: unknown }).text === 'string'
+          ? (block as { text: string }).text
+          : '',
+      )
       .join('\n')
     return joined === '' ? null : joined
   }

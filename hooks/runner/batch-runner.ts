@@ -13,6 +13,7 @@
 import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
+import { sleep } from '../../lib/retry.js'
 import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
 import { plannedBatches, singleBatches } from './batch-sources.js'
@@ -52,8 +53,6 @@ export interface RunOptions {
   /** A second connection for planned steps' reads (without it they read on the main one). */
   reader?: pg.ClientBase
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opts: RunOptions): Promise<BackfillSummary> {
   const started = Date.now()
@@ -99,10 +98,17 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   // Planned steps read on the second connection, one batch ahead of the writes. A dry run
   // reads on the main one, inside its rolled-back transaction, so that it sees what the
   // earlier backfills would have written.
-  const readCtx: ReadContext = { client: opts.reader && !opts.dryRun ? opts.reader : client, settings: opts.settings, input: prepared.input }
+  const readCtx: ReadContext = {
+    client: opts.reader && !opts.dryRun ? opts.reader : client,
+    settings: opts.settings,
+    input: prepared.input,
+  }
   // GIN pending lists are merged between batches, not inside them (see gin-pending.ts): on the
   // reader, whose session has the batch timeouts; never in a dry run.
-  const gin = opts.reader && !opts.dryRun ? await ginMerger(client, opts.reader, backfill.tables, (line) => opts.log(`${backfill.name}: ${line}`)) : NO_GIN_MERGES
+  const gin =
+    opts.reader && !opts.dryRun
+      ? await ginMerger(client, opts.reader, backfill.tables, (line) => opts.log(`${backfill.name}: ${line}`))
+      : NO_GIN_MERGES
   try {
     for (; stepIndex < backfill.steps.length; stepIndex++) {
       const step = backfill.steps[stepIndex]
@@ -112,7 +118,9 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
-      const batches = isPlanned(step) ? plannedBatches(step, ctx, readCtx, cursor, sizer.size) : singleBatches(step, ctx, cursor, sizer.size)
+      const batches = isPlanned(step)
+        ? plannedBatches(step, ctx, readCtx, cursor, sizer.size)
+        : singleBatches(step, ctx, cursor, sizer.size)
       let examined = 0
       try {
         for (;;) {

@@ -39,7 +39,9 @@ export function singleBatches(step: Step, ctx: BatchContext, start: Cursor, size
       const size = sizeNow()
       return { size, run: () => step.runBatch(sized(ctx, size), cursor) }
     },
-    advance: (c) => void (cursor = c),
+    advance: (c) => {
+      cursor = c
+    },
     abandon: async () => {},
   }
 }
@@ -80,4 +82,3 @@ export function plannedBatches(step: PlannedStep, ctx: BatchContext, readCtx: Re
     },
   }
 }
-

@@ -74,7 +74,12 @@ export const NO_GIN_MERGES: GinMerger = { active: () => false, afterBatch: () =>
  * the next write. One that fails (a timeout, a revoked ownership) is logged, and merging goes
  * back to inline for the rest of the run.
  */
-export async function ginMerger(client: pg.ClientBase, reader: pg.ClientBase, tables: string[], log: (line: string) => void): Promise<GinMerger> {
+export async function ginMerger(
+  client: pg.ClientBase,
+  reader: pg.ClientBase,
+  tables: string[],
+  log: (line: string) => void,
+): Promise<GinMerger> {
   let indexes = await cleanableGinIndexes(client, tables)
   let queue: Promise<void> = Promise.resolve()
   let changedSinceMerge = 0
@@ -88,7 +93,8 @@ export async function ginMerger(client: pg.ClientBase, reader: pg.ClientBase, ta
       queue = queue
         .then(() => cleanPendingLists(reader, these))
         .catch((error) => {
-          if (indexes.length) log(`merging GIN pending lists between batches failed (${redact(explain(error))}); PostgreSQL merges them inline from now on.`)
+          if (indexes.length)
+            log(`merging GIN pending lists between batches failed (${redact(explain(error))}); PostgreSQL merges them inline from now on.`)
           indexes = []
         })
     },

@@ -38,10 +38,7 @@ export async function nextKeyRange(
 
 /** Rows of `api_requests` per the planner's statistics (exact count when never analysed). */
 export async function estimateRows(client: pg.ClientBase, table = 'api_requests'): Promise<number> {
-  const { rows } = await client.query<{ n: number }>(
-    `select reltuples::float8 as n from pg_class where oid = to_regclass($1)`,
-    [table],
-  )
+  const { rows } = await client.query<{ n: number }>(`select reltuples::float8 as n from pg_class where oid = to_regclass($1)`, [table])
   const n = rows[0]?.n ?? 0
   if (n >= 0) return Math.round(n)
   // -1: never vacuumed/analysed (fresh database). Counting is cheap exactly when that happens.

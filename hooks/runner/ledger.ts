@@ -50,7 +50,9 @@ export async function ensureLedger(client: pg.ClientBase): Promise<void> {
       note text,
       config_key text
     )`)
-  await client.query(`comment on table ${LEDGER_TABLE} is 'Progress of the data backfills run by hooks/run.ts after migrations (one row per backfill).'`)
+  await client.query(
+    `comment on table ${LEDGER_TABLE} is 'Progress of the data backfills run by hooks/run.ts after migrations (one row per backfill).'`,
+  )
 }
 
 /** Whether the ledger table exists (it does not before the first hook run). */
@@ -59,6 +61,7 @@ export async function ledgerExists(client: pg.ClientBase): Promise<boolean> {
   return rows[0].ok
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a row as pg returns it, typed field by field below
 function toRow(r: Record<string, any>): LedgerRow {
   return {
     name: r.name,
@@ -129,8 +132,5 @@ export async function markDone(client: pg.ClientBase, name: string, note: string
 
 /** Record a failure. The cursor is kept, so the next run resumes after the last good batch. */
 export async function markFailed(client: pg.ClientBase, name: string, error: string): Promise<void> {
-  await client.query(
-    `update ${LEDGER_TABLE} set state = 'failed', last_error = $2, updated_at = now() where name = $1`,
-    [name, error],
-  )
+  await client.query(`update ${LEDGER_TABLE} set state = 'failed', last_error = $2, updated_at = now() where name = $1`, [name, error])
 }

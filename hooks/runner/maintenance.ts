@@ -5,23 +5,15 @@
 import type pg from 'pg'
 import type { HookSettings } from './backfill.js'
 import { setParameters } from './parameters.js'
-import { backoffMs } from './transaction.js'
+import { retryOnSqlState } from '../../lib/retry.js'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const LOCK_NOT_AVAILABLE = new Set(['55P03'])
 
 /** Run one maintenance statement outside any transaction, with lock_timeout and retries. */
 async function withLockRetries(client: pg.ClientBase, settings: HookSettings, sql: string): Promise<void> {
   await setParameters(client, { lock_timeout: `${settings.lockTimeoutMs}ms` }, 'session')
   try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.query(sql)
-        return
-      } catch (error) {
-        if ((error as { code?: string }).code !== '55P03' || attempt >= settings.maxRetries) throw error
-        await sleep(backoffMs(attempt + 1))
-      }
-    }
+    await retryOnSqlState({ codes: LOCK_NOT_AVAILABLE, maxRetries: settings.maxRetries }, () => client.query(sql))
   } finally {
     await client.query('reset lock_timeout').catch(() => {})
   }

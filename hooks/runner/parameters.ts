@@ -10,10 +10,17 @@ import type { HookSettings } from './backfill.js'
  * `scope` 'transaction' is `set local` (ends with the batch), 'session' lasts as long as the
  * connection.
  */
-export async function setParameters(client: pg.ClientBase, values: Record<string, string>, scope: 'session' | 'transaction'): Promise<void> {
+export async function setParameters(
+  client: pg.ClientBase,
+  values: Record<string, string>,
+  scope: 'session' | 'transaction',
+): Promise<void> {
   const names = Object.keys(values)
   const calls = names.map((name, i) => `set_config('${name}', $${i + 1}, ${scope === 'transaction'})`)
-  await client.query(`select ${calls.join(', ')}`, names.map((name) => values[name]))
+  await client.query(
+    `select ${calls.join(', ')}`,
+    names.map((name) => values[name]),
+  )
 }
 
 /** The hooks' bound on waiting for a lock and on one statement, as run-time parameters. */

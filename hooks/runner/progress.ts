@@ -55,7 +55,10 @@ export function startProgress(opts: ProgressOptions): Progress {
     bar.start(total, 0, { rate: 0, batch: '-' })
     return {
       update(done, batchSize) {
-        if (done > total) bar.setTotal((total = done))
+        if (done > total) {
+          total = done
+          bar.setTotal(total)
+        }
         const elapsed = Date.now() - started
         bar.update(done, { rate: elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0, batch: batchSize ?? '-' })
       },

@@ -1,19 +1,12 @@
 /** The hooks' database sessions: the main one (lock, ledger, writes) and the read-ahead one. */
-import pg from 'pg'
+import type pg from 'pg'
+import { openClient } from '../../lib/connection.js'
 import type { HookSettings } from './backfill.js'
-import { registerUrlSecret } from '../../lib/redact.js'
 import { setParameters, timeoutParameters } from './parameters.js'
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
-  registerUrlSecret(databaseUrl)
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: applicationName })
-  // A dropped connection surfaces as the failing query's error; without a listener an idle
-  // 'error' event would crash the process instead.
-  client.on('error', () => {})
-  await client.connect()
   // Unqualified names mean the application's schema, whatever the role's own search_path.
-  await client.query(`set search_path = public`)
-  return client
+  return openClient(databaseUrl, { applicationName, searchPath: 'public' })
 }
 
 export async function tableExists(client: pg.ClientBase, name: string): Promise<boolean> {

@@ -54,9 +54,11 @@ export async function hookStatus(
       let text: string
       let ok = false
       if (!entry) text = 'pending (never run)'
-      else if (entry.version !== backfill.version) text = `pending (recorded v${entry.version}, code is v${backfill.version}: will re-run) — was ${describe(entry)}`
+      else if (entry.version !== backfill.version)
+        text = `pending (recorded v${entry.version}, code is v${backfill.version}: will re-run) — was ${describe(entry)}`
       else if ('error' in config) text = `input invalid: ${config.error}`
-      else if (entry.state === 'done' && entry.configKey !== config.key) text = `pending (input changed since it ran: will re-run) — was ${describe(entry)}`
+      else if (entry.state === 'done' && entry.configKey !== config.key)
+        text = `pending (input changed since it ran: will re-run) — was ${describe(entry)}`
       else {
         text = describe(entry)
         ok = entry.state === 'done'

@@ -10,13 +10,13 @@
  */
 import type pg from 'pg'
 import { UserError } from '../../lib/errors.js'
+import { retryOnSqlState } from '../../lib/retry.js'
 import type { HookSettings } from './backfill.js'
 import { DEFERRED_PENDING_LIST_KB } from './gin-pending.js'
 import { setParameters, timeoutParameters } from './parameters.js'
 
 /** lock_not_available (lock_timeout), deadlock_detected, serialization_failure. */
 const RETRYABLE = new Set(['55P03', '40P01', '40001'])
-const MAX_BACKOFF_MS = 30_000
 
 export interface TxOptions {
   settings: HookSettings
@@ -27,13 +27,6 @@ export interface TxOptions {
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void
   /** Told how long the transaction that committed lasted, BEGIN to COMMIT (for batch sizing). */
   onCommitted?: (txnMs: number) => void
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Delay before retry `attempt` (1-based): 100 ms, 200 ms, 400 ms, … capped at 30 s. */
-export function backoffMs(attempt: number): number {
-  return Math.min(MAX_BACKOFF_MS, 100 * 2 ** (attempt - 1))
 }
 
 async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean): Promise<void> {
@@ -57,26 +50,23 @@ export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptio
   const [open, commit, abort] = dryRun
     ? ['savepoint hooks_batch', 'release savepoint hooks_batch', 'rollback to savepoint hooks_batch']
     : ['begin', 'commit', 'rollback']
-  for (let attempt = 0; ; attempt++) {
-    const opened = performance.now()
-    await client.query(open)
-    try {
-      await setLimits(client, settings, opts.deferGinMerge ?? false)
-      const result = await work()
-      await client.query(commit)
-      opts.onCommitted?.(performance.now() - opened)
-      return result
-    } catch (error) {
-      await client.query(abort).catch(() => {})
-      const code = (error as { code?: string }).code
-      if (code && RETRYABLE.has(code) && attempt < settings.maxRetries) {
-        const delay = backoffMs(attempt + 1)
-        opts.onRetry?.(attempt + 1, delay, error)
-        await sleep(delay)
-        continue
+  try {
+    return await retryOnSqlState({ codes: RETRYABLE, maxRetries: settings.maxRetries, onRetry: opts.onRetry }, async () => {
+      const opened = performance.now()
+      await client.query(open)
+      try {
+        await setLimits(client, settings, opts.deferGinMerge ?? false)
+        const result = await work()
+        await client.query(commit)
+        opts.onCommitted?.(performance.now() - opened)
+        return result
+      } catch (error) {
+        await client.query(abort).catch(() => {})
+        throw error
       }
-      throw explainBatchError(error, settings)
-    }
+    })
+  } catch (error) {
+    throw explainBatchError(error, settings)
   }
 }
 

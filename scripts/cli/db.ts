@@ -53,7 +53,8 @@ const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEn
   const result = await runGraphileMigrate(args, { cwd: PROJECT_DIR, env: childEnv(urls, extraEnv) })
   // graphile-migrate's own message is above (stack trace only with DEBUG); say what to do.
   // (`status` reports through its exit code, and `watch` ends with Ctrl-C: neither failed.)
-  if (result.exitCode !== 0 && !['status', 'watch'].includes(args[0] ?? '')) process.stderr.write(redact(graphileFailureAdvice(args[0] ?? '', result.output)) + '\n')
+  if (result.exitCode !== 0 && !['status', 'watch'].includes(args[0] ?? ''))
+    process.stderr.write(redact(graphileFailureAdvice(args[0] ?? '', result.output)) + '\n')
   return result
 }
 
@@ -102,7 +103,8 @@ const commands: Record<string, Command> = {
     return (await gm(urls, ['uncommit', ...args])).exitCode
   },
   async reset(urls, args) {
-    if (process.env.NODE_ENV === 'production') throw new UserError('db:reset drops the database; it refuses to run with NODE_ENV=production.')
+    if (process.env.NODE_ENV === 'production')
+      throw new UserError('db:reset drops the database; it refuses to run with NODE_ENV=production.')
     const result = await gm(urls, ['reset', '--erase', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
     if (result.exitCode !== 0) return result.exitCode
     return (await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })).ok ? 0 : 1

@@ -9,7 +9,7 @@
  * the application's schema.
  */
 import { run as migra } from '@pgkit/migra'
-import pg from 'pg'
+import { openClient } from '../../lib/connection.js'
 
 export interface DriftReport {
   drift: boolean
@@ -26,8 +26,7 @@ const normalise = (sql: string) => sql.replace(/\s+/g, ' ').replace(/;\s*$/, '')
  * definition changes nothing, so it is not drift.
  */
 async function withoutIdenticalViewRebuilds(actualUrl: string, statements: string[]): Promise<string[]> {
-  const client = new pg.Client({ connectionString: actualUrl })
-  await client.connect()
+  const client = await openClient(actualUrl)
   try {
     const kept = [...statements]
     for (const s of statements) {

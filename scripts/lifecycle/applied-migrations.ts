@@ -1,5 +1,5 @@
 /** What graphile-migrate has recorded as applied in a database. */
-import pg from 'pg'
+import { openClient } from '../../lib/connection.js'
 
 export interface AppliedMigration {
   filename: string
@@ -9,9 +9,7 @@ export interface AppliedMigration {
 }
 
 export async function appliedMigrations(databaseUrl: string): Promise<AppliedMigration[]> {
-  const client = new pg.Client({ connectionString: databaseUrl })
-  client.on('error', () => {})
-  await client.connect()
+  const client = await openClient(databaseUrl)
   try {
     const { rows: exists } = await client.query(`select to_regclass('graphile_migrate.migrations') is not null as ok`)
     if (!exists[0].ok) return []

@@ -7,6 +7,7 @@ import pg from 'pg'
 import { ensureEmbeddedServer } from './embedded-server.js'
 import { registerUrlSecret, redactUrl } from '../../lib/redact.js'
 import { UserError } from '../../lib/errors.js'
+import { openClient } from '../../lib/connection.js'
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..')
 export const EMBEDDED_DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'embedded')
@@ -116,8 +117,7 @@ export async function resolveDatabaseUrls(env: NodeJS.ProcessEnv = process.env):
 
 /** Create each database that does not exist yet (connected to the maintenance database). */
 export async function ensureDatabases(rootUrl: string, names: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: rootUrl })
-  await client.connect()
+  const client = await openClient(rootUrl)
   try {
     for (const name of names) {
       const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [name])

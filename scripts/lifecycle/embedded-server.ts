@@ -19,7 +19,7 @@ import { createServer } from 'node:net'
 import { dirname, join, relative, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { userInfo } from 'node:os'
-import pg from 'pg'
+import { withClient } from '../../lib/connection.js'
 import { registerSecret } from '../../lib/redact.js'
 
 export const SUPERUSER = 'postgres'
@@ -141,17 +141,15 @@ async function initialise(dataRoot: string, ids: { uid?: number; gid?: number })
   return server
 }
 
+function superuserUrl(server: ServerFile, database: string): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(server.password)}@127.0.0.1:${server.port}/${database}`
+}
+
 async function canConnect(server: ServerFile): Promise<boolean> {
-  const client = new pg.Client({ host: '127.0.0.1', port: server.port, user: SUPERUSER, password: server.password, database: 'postgres' })
-  client.on('error', () => {})
   try {
-    await client.connect()
-    await client.query('select 1')
-    return true
+    return await withClient(superuserUrl(server, 'postgres'), async (client) => (await client.query('select 1')).rowCount === 1)
   } catch {
     return false
-  } finally {
-    await client.end().catch(() => {})
   }
 }
 
@@ -161,8 +159,7 @@ function describe(dataRoot: string, server: ServerFile): EmbeddedServer {
     port: server.port,
     password: server.password,
     dataRoot,
-    url: (database: string) =>
-      `postgres://${SUPERUSER}:${encodeURIComponent(server.password)}@127.0.0.1:${server.port}/${database}`,
+    url: (database: string) => superuserUrl(server, database),
   }
 }
 

@@ -6,10 +6,10 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import pg from 'pg'
 import { UserError } from '../../lib/errors.js'
 import { chainProblems, COMMITTED_FILE, parseCommitted } from '../verify/chain.js'
 import { validateHookInputs } from '../../hooks/run.js'
+import { openClient } from '../../lib/connection.js'
 
 /**
  * The committed chain on disk must be intact: graphile-migrate checks a file only when it
@@ -28,7 +28,10 @@ export function checkCommittedChain(migrationsFolder: string): void {
       const text = readFileSync(join(dir, f), 'utf8')
       if (!text.includes('\r\n')) return parseCommitted(f, text)
       const parsed = parseCommitted(f, text.replace(/\r\n/g, '\n'))
-      return { ...parsed, problems: ['has CRLF line endings (migration hashes cover the exact bytes, so graphile-migrate cannot use it)', ...parsed.problems] }
+      return {
+        ...parsed,
+        problems: ['has CRLF line endings (migration hashes cover the exact bytes, so graphile-migrate cannot use it)', ...parsed.problems],
+      }
     })
   const problems = chainProblems(chain)
   if (!problems.length) return
@@ -44,7 +47,9 @@ export function checkCommittedChain(migrationsFolder: string): void {
     )
   }
   if (problems.some((p) => /Previous|numbered/.test(p))) {
-    advice.push('Restore the missing or renamed files from version control, or renumber only uncommitted work with db:uncommit / db:commit.')
+    advice.push(
+      'Restore the missing or renamed files from version control, or renumber only uncommitted work with db:uncommit / db:commit.',
+    )
   }
   throw new UserError(
     [
@@ -74,7 +79,8 @@ function applicationRelations(projectDir: string): string[] {
   const file = join(projectDir, 'schema', 'schema.sql')
   if (!existsSync(file)) return []
   const names = new Set<string>()
-  for (const m of readFileSync(file, 'utf8').matchAll(/^CREATE (?:TABLE|VIEW|MATERIALIZED VIEW) public\.("?)([^\s"(]+)\1/gm)) names.add(m[2]!)
+  for (const m of readFileSync(file, 'utf8').matchAll(/^CREATE (?:TABLE|VIEW|MATERIALIZED VIEW) public\.("?)([^\s"(]+)\1/gm))
+    names.add(m[2]!)
   return [...names]
 }
 
@@ -83,9 +89,7 @@ function applicationRelations(projectDir: string): string[] {
  * wrong role fails before graphile-migrate has applied half of the chain.
  */
 export async function checkPrivileges(databaseUrl: string, pending: number, projectDir: string): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'db:migrate preflight' })
-  client.on('error', () => {})
-  await client.connect()
+  const client = await openClient(databaseUrl, { applicationName: 'db:migrate preflight' })
   try {
     const { rows } = await client.query<{
       role: string
@@ -112,7 +116,9 @@ export async function checkPrivileges(databaseUrl: string, pending: number, proj
     if (r.superuser) return
     const lacks: string[] = []
     if (r.missing_schemas.length && !r.db_create) {
-      lacks.push(`cannot create the schema${r.missing_schemas.length > 1 ? 's' : ''} ${r.missing_schemas.join(' and ')} (needs CREATE on database "${r.db}")`)
+      lacks.push(
+        `cannot create the schema${r.missing_schemas.length > 1 ? 's' : ''} ${r.missing_schemas.join(' and ')} (needs CREATE on database "${r.db}")`,
+      )
     }
     if (pending > 0 && !r.public_create) lacks.push('cannot create objects in schema public (needs CREATE on it)')
     if (pending > 0 && r.not_owned.length) {
@@ -130,13 +136,34 @@ export async function checkPrivileges(databaseUrl: string, pending: number, proj
 }
 
 const ADVICE: Array<[RegExp, string]> = [
-  [/Current migration is blank/i, 'migrations/current.sql holds no SQL (only comments or whitespace), so there is nothing to commit and nothing was committed. Write the change in migrations/current.sql (npm run db:watch applies it as you save), then run npm run db:commit again.'],
-  [/Failed to get exclusive lock/i, 'Another graphile-migrate process holds the migration lock on this database (graphile-migrate run directly, or db:watch). Wait for it to finish and run the command again.'],
-  [/Hash for .* does not match|has the file been tampered with/i, 'A committed migration was edited after it was committed. Restore it from version control (git checkout -- migrations/committed) and put the change in migrations/current.sql instead; npm run db:verify lists every such file.'],
-  [/Invalid migration/i, 'A migration file is malformed (CRLF line endings, or no blank line after its --! headers). Restore it from version control or convert it to LF; npm run db:verify names the file.'],
-  [/lock timeout/i, 'A migration waited longer than lock_timeout (pgSettings in .gmrc) for a lock held by another session, typically the application. It was rolled back; run the command again when traffic is quieter.'],
-  [/permission denied|must be owner/i, 'The role in DATABASE_URL lacks a privilege the migration needs. Run migrations as the database owner.'],
-  [/terminating connection|Connection terminated|not queryable|ECONNRESET|server closed the connection/i, 'The connection to PostgreSQL was lost (server restart, or the session was ended). Run the command again once the server is reachable.'],
+  [
+    /Current migration is blank/i,
+    'migrations/current.sql holds no SQL (only comments or whitespace), so there is nothing to commit and nothing was committed. Write the change in migrations/current.sql (npm run db:watch applies it as you save), then run npm run db:commit again.',
+  ],
+  [
+    /Failed to get exclusive lock/i,
+    'Another graphile-migrate process holds the migration lock on this database (graphile-migrate run directly, or db:watch). Wait for it to finish and run the command again.',
+  ],
+  [
+    /Hash for .* does not match|has the file been tampered with/i,
+    'A committed migration was edited after it was committed. Restore it from version control (git checkout -- migrations/committed) and put the change in migrations/current.sql instead; npm run db:verify lists every such file.',
+  ],
+  [
+    /Invalid migration/i,
+    'A migration file is malformed (CRLF line endings, or no blank line after its --! headers). Restore it from version control or convert it to LF; npm run db:verify names the file.',
+  ],
+  [
+    /lock timeout/i,
+    'A migration waited longer than lock_timeout (pgSettings in .gmrc) for a lock held by another session, typically the application. It was rolled back; run the command again when traffic is quieter.',
+  ],
+  [
+    /permission denied|must be owner/i,
+    'The role in DATABASE_URL lacks a privilege the migration needs. Run migrations as the database owner.',
+  ],
+  [
+    /terminating connection|Connection terminated|not queryable|ECONNRESET|server closed the connection/i,
+    'The connection to PostgreSQL was lost (server restart, or the session was ended). Run the command again once the server is reachable.',
+  ],
   [/ECONNREFUSED/, 'Could not connect to PostgreSQL: is the server running, and are host and port in the connection strings right?'],
   [/password authentication failed/i, 'PostgreSQL rejected the credentials: check the user and password in the connection strings.'],
   [/database .* does not exist/i, 'A database in the connection strings does not exist: create it, or fix its name.'],
@@ -144,7 +171,9 @@ const ADVICE: Array<[RegExp, string]> = [
 
 /** One paragraph printed under a graphile-migrate failure: what happened, and what to do. */
 export function graphileFailureAdvice(command: string, output: string): string {
-  const advice = ADVICE.find(([pattern]) => pattern.test(output))?.[1] ?? 'graphile-migrate reported the error above; fix its cause and run the command again.'
+  const advice =
+    ADVICE.find(([pattern]) => pattern.test(output))?.[1] ??
+    'graphile-migrate reported the error above; fix its cause and run the command again.'
   const kept =
     command === 'migrate'
       ? ' Each migration runs in its own transaction: the one that failed left nothing behind, and those before it stay applied.'

@@ -13,14 +13,12 @@
  * invalid index serves no query, so nothing is lost — so the pending migration builds it anew.
  * Builds still in progress (pg_stat_progress_create_index) are left alone.
  */
-import pg from 'pg'
 import { isMainModule } from '../../lib/entry-point.js'
 import { reportFatal } from '../../lib/errors.js'
+import { openClient } from '../../lib/connection.js'
 
 export async function repairInvalidIndexes(databaseUrl: string, log: (line: string) => void = console.log): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'repair-invalid-indexes' })
-  client.on('error', () => {})
-  await client.connect()
+  const client = await openClient(databaseUrl, { applicationName: 'repair-invalid-indexes' })
   try {
     // Waiting on a lock must not stall the deploy; the next deploy retries.
     await client.query(`set lock_timeout = '10s'`)

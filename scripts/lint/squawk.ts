@@ -28,7 +28,8 @@ export const BASELINE_WAIVERS: { rules: string[]; files: string; reason: string 
   {
     rules: ['prefer-bigint-over-int', 'prefer-identity', 'prefer-text-field', 'ban-char-field'],
     files: 'all baseline files',
-    reason: 'column types are those production databases already have (integer, serial, varchar(n), char(64)); changing them would rewrite big tables and break convergence.',
+    reason:
+      'column types are those production databases already have (integer, serial, varchar(n), char(64)); changing them would rewrite big tables and break convergence.',
   },
   {
     rules: ['require-concurrent-index-creation', 'require-concurrent-index-deletion'],
@@ -78,7 +79,12 @@ export async function lint(migrationsFolder: string): Promise<{ ok: boolean; out
     if (!text.split('\n').some((l) => l.trim() && !l.trim().startsWith('--'))) continue
     const r = await execa(
       'squawk',
-      ['--pg-version=15.0', t.inTransaction ? '--assume-in-transaction' : '--no-assume-in-transaction', `--exclude=${t.excludes.join(',')}`, t.file],
+      [
+        '--pg-version=15.0',
+        t.inTransaction ? '--assume-in-transaction' : '--no-assume-in-transaction',
+        `--exclude=${t.excludes.join(',')}`,
+        t.file,
+      ],
       { preferLocal: true, reject: false, all: true },
     )
     if (r.exitCode !== 0) {
@@ -93,7 +99,10 @@ if (isMainModule(import.meta.url)) {
   const folder = join(process.cwd(), 'migrations')
   lint(folder).then(({ ok, output }) => {
     if (ok) console.log('squawk: migrations pass (baseline waivers: see scripts/lint/squawk.ts).')
-    else console.error(output + '\nsquawk found problems above. Fix them, or waive a rule for a file with a written reason in scripts/lint/squawk.ts.')
+    else
+      console.error(
+        output + '\nsquawk found problems above. Fix them, or waive a rule for a file with a written reason in scripts/lint/squawk.ts.',
+      )
     process.exit(ok ? 0 : 1)
   })
 }

@@ -79,7 +79,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA}
       order by c.relname, k.conname`,
   )
-  section('Constraints', constraints.map((r) => r.line))
+  section(
+    'Constraints',
+    constraints.map((r) => r.line),
+  )
 
   const views = await rows<{ line: string }>(
     client,
@@ -89,7 +92,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA} and c.relkind in ('v', 'm')
       order by c.relname`,
   )
-  section('Views', views.map((r) => r.line))
+  section(
+    'Views',
+    views.map((r) => r.line),
+  )
 
   const indexes = await rows<{ line: string }>(
     client,
@@ -100,7 +106,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA}
       order by c.relname, ic.relname`,
   )
-  section('Indexes', indexes.map((r) => r.line))
+  section(
+    'Indexes',
+    indexes.map((r) => r.line),
+  )
 
   const invalid = await rows<{ name: string }>(
     client,
@@ -108,7 +117,10 @@ export async function renderSchema(client: Q): Promise<string> {
        join pg_namespace n on n.oid = ic.relnamespace
       where ${APP_SCHEMA} and not i.indisvalid order by 1`,
   )
-  section('INVALID indexes (an interrupted concurrent build)', invalid.map((r) => `-- ${r.name}`))
+  section(
+    'INVALID indexes (an interrupted concurrent build)',
+    invalid.map((r) => `-- ${r.name}`),
+  )
 
   const functions = await rows<{ line: string }>(
     client,
@@ -117,7 +129,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA} and p.prokind = 'f'
       order by p.proname, pg_get_function_identity_arguments(p.oid)`,
   )
-  section('Functions', functions.map((r) => r.line.trimEnd()))
+  section(
+    'Functions',
+    functions.map((r) => r.line.trimEnd()),
+  )
 
   const triggers = await rows<{ line: string }>(
     client,
@@ -127,7 +142,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA} and not t.tgisinternal
       order by c.relname, t.tgname`,
   )
-  section('Triggers', triggers.map((r) => r.line))
+  section(
+    'Triggers',
+    triggers.map((r) => r.line),
+  )
 
   const comments = await rows<{ line: string }>(
     client,
@@ -144,7 +162,10 @@ export async function renderSchema(client: Q): Promise<string> {
       where ${APP_SCHEMA}
       order by c.relname, d.objsubid = 0 desc, a.attname`,
   )
-  section('Comments', comments.map((r) => r.line))
+  section(
+    'Comments',
+    comments.map((r) => r.line),
+  )
 
   return out.join('\n').trimEnd() + '\n'
 }

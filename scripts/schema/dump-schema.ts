@@ -9,10 +9,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import pg from 'pg'
 import { renderSchema } from './catalog.js'
 import { reportFatal } from '../../lib/errors.js'
 import { isMainModule } from '../../lib/entry-point.js'
+import { openClient } from '../../lib/connection.js'
 
 // Relative to the working directory: graphile-migrate runs its actions in the project root
 // (and tests run it in scratch copies of the project, which must not touch this checkout).
@@ -20,8 +20,7 @@ export const schemaFile = () => join(process.cwd(), 'schema', 'schema.sql')
 
 export async function dumpSchema(databaseUrl: string, file = schemaFile()): Promise<void> {
   mkdirSync(dirname(file), { recursive: true })
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
+  const client = await openClient(databaseUrl)
   try {
     writeFileSync(file, await renderSchema(client))
   } finally {

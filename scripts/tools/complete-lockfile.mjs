@@ -37,4 +37,8 @@ for (const [path, entry] of Object.entries(lock.packages)) {
 }
 lock.packages = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))))
 writeFileSync(file, JSON.stringify(lock, null, 2) + '\n')
-console.log(added.length ? `Added ${added.length} platform-specific optional entries:\n  ${added.join('\n  ')}` : 'package-lock.json already complete.')
+console.log(
+  added.length
+    ? `Added ${added.length} platform-specific optional entries:\n  ${added.join('\n  ')}`
+    : 'package-lock.json already complete.',
+)

@@ -27,7 +27,12 @@ export interface CommittedMigration {
 }
 
 export function migrationHash(body: string, previousHash: string | null): string {
-  return 'sha1:' + createHash('sha1').update(((previousHash ?? '') + '\n' + body.trim()).trim() + '\n').digest('hex')
+  return (
+    'sha1:' +
+    createHash('sha1')
+      .update(((previousHash ?? '') + '\n' + body.trim()).trim() + '\n')
+      .digest('hex')
+  )
 }
 
 export function parseCommitted(filename: string, text: string): CommittedMigration {

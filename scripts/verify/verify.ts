@@ -29,7 +29,11 @@ export function compareWithDatabase(chain: CommittedMigration[], applied: Applie
   const problems = chainProblems(chain)
   const files = new Map(chain.map((m) => [number(m.filename), m]))
   const recorded = new Map(applied.map((a) => [number(a.filename), a]))
-  const lastApplied = applied.map((a) => number(a.filename)).sort().at(-1) ?? ''
+  const lastApplied =
+    applied
+      .map((a) => number(a.filename))
+      .sort()
+      .at(-1) ?? ''
   for (const a of applied) {
     const file = files.get(number(a.filename))
     if (!file) {
@@ -37,9 +41,13 @@ export function compareWithDatabase(chain: CommittedMigration[], applied: Applie
       continue
     }
     if (file.recordedHash !== a.hash) {
-      problems.push(`${file.filename}: edited after it was applied (database recorded ${a.hash}, the file's header says ${file.recordedHash})`)
+      problems.push(
+        `${file.filename}: edited after it was applied (database recorded ${a.hash}, the file's header says ${file.recordedHash})`,
+      )
     } else if (file.computedHash !== a.hash && !('AllowInvalidHash' in file.headers)) {
-      problems.push(`${file.filename}: edited after it was applied (its body now hashes to ${file.computedHash}, the database recorded ${a.hash})`)
+      problems.push(
+        `${file.filename}: edited after it was applied (its body now hashes to ${file.computedHash}, the database recorded ${a.hash})`,
+      )
     }
   }
   const pending: string[] = []

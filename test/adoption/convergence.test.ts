@@ -12,14 +12,25 @@ import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
 import { rowChecksums, tableColumns } from '../helpers/row-checksums.js'
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'legacy')
-const fixtures = readdirSync(FIXTURES).filter((f) => f.endsWith('.sql')).sort()
+const fixtures = readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
 
 /**
  * Columns the hooks are asked to change (fill NULLs, relink sub-tasks, rewrite legacy 003's
  * invocation shape). They are excluded from the "nothing changed" checksum and checked
  * separately: values that were set stay set.
  */
-const BACKFILLED = ['task_tool_invocation', 'conversation_id', 'branch_id', 'parent_task_request_id', 'is_subtask', 'parent_request_id', 'account_id', 'system_hash']
+const BACKFILLED = [
+  'task_tool_invocation',
+  'conversation_id',
+  'branch_id',
+  'parent_task_request_id',
+  'is_subtask',
+  'parent_request_id',
+  'account_id',
+  'system_hash',
+]
 const FILL_ONLY = ['parent_request_id', 'account_id', 'system_hash']
 
 const migrate = (env: NodeJS.ProcessEnv) => tsxScript('scripts/cli/db.ts', ['migrate'], env)
@@ -34,7 +45,11 @@ describe.each(fixtures)('adopting %s', (fixture) => {
         Object.entries(cols).map(([t, cs]) => [t, t === 'api_requests' ? cs.filter((x) => !BACKFILLED.includes(x)) : cs]),
       )
       const fillOnly = await c.query(
-        `select request_id, ${FILL_ONLY.filter((x) => cols.api_requests!.includes(x)).map((x) => `${x}::text`).join(', ') || 'null as none'} from api_requests order by request_id`,
+        `select request_id, ${
+          FILL_ONLY.filter((x) => cols.api_requests!.includes(x))
+            .map((x) => `${x}::text`)
+            .join(', ') || 'null as none'
+        } from api_requests order by request_id`,
       )
       return { cols, kept, checksums: await rowChecksums(c, kept), fillOnly: fillOnly.rows }
     })
@@ -50,10 +65,13 @@ describe.each(fixtures)('adopting %s', (fixture) => {
       // Values the hooks only fill in were never overwritten.
       const present = FILL_ONLY.filter((x) => before.cols.api_requests!.includes(x))
       if (present.length) {
-        const { rows } = await c.query(`select request_id, ${present.map((x) => `${x}::text`).join(', ')} from api_requests order by request_id`)
+        const { rows } = await c.query(
+          `select request_id, ${present.map((x) => `${x}::text`).join(', ')} from api_requests order by request_id`,
+        )
         expect(rows).toHaveLength(before.fillOnly.length)
         rows.forEach((row, i) => {
-          for (const col of present) if (before.fillOnly[i][col] !== null) expect(row[col], `${row.request_id}.${col}`).toBe(before.fillOnly[i][col])
+          for (const col of present)
+            if (before.fillOnly[i][col] !== null) expect(row[col], `${row.request_id}.${col}`).toBe(before.fillOnly[i][col])
         })
       }
       await c.query('select refresh_hourly_stats()')

@@ -17,7 +17,9 @@ const conv = (n: number) => `c0000000-0000-4000-8000-0000000000${String(n).padSt
 let db: TestDatabases
 beforeAll(async () => {
   db = await createTestDatabases('legacy_fill')
-  await withClient(db.databaseUrl, (c) => c.query(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'legacy', 'script-chain.sql'), 'utf8')))
+  await withClient(db.databaseUrl, (c) =>
+    c.query(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'legacy', 'script-chain.sql'), 'utf8')),
+  )
   const r = await tsxScript('scripts/cli/db.ts', ['migrate'], db.env)
   expect(r.exitCode, r.all).toBe(0)
 })
@@ -33,7 +35,9 @@ const get = (id: string) =>
 
 describe('backfills on the script-chain end-state', () => {
   it('every system_hash equals the application value for its system prompt', async () => {
-    const { rows } = await withClient(db.databaseUrl, (c) => c.query(`select request_id, body->'system' as system, system_hash from api_requests order by request_id`))
+    const { rows } = await withClient(db.databaseUrl, (c) =>
+      c.query(`select request_id, body->'system' as system, system_hash from api_requests order by request_id`),
+    )
     expect(rows.length).toBeGreaterThan(10)
     let hashed = 0
     for (const r of rows) {
@@ -51,7 +55,11 @@ describe('backfills on the script-chain end-state', () => {
       expect(el.name).toBe('Task')
     }
     expect(p2.task_tool_invocation.map((e: { linked_conversation_id: string }) => e.linked_conversation_id)).toEqual([conv(13), conv(14)])
-    for (const [n, branch] of [[10, 'subtask_1'], [11, 'subtask_1'], [12, 'subtask_2']] as const) {
+    for (const [n, branch] of [
+      [10, 'subtask_1'],
+      [11, 'subtask_1'],
+      [12, 'subtask_2'],
+    ] as const) {
       expect(await get(row(n)), `row ${n}`).toMatchObject({
         conversation_id: p2.conversation_id,
         branch_id: branch,

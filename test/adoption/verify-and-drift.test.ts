@@ -36,7 +36,10 @@ describe('db:verify', () => {
     const file = readdirSync(committed).sort()[6]!
     const original = readFileSync(join(committed, file), 'utf8')
     chmodSync(join(committed, file), 0o644)
-    writeFileSync(join(committed, file), original.replace('add column if not exists system_hash varchar(64)', 'add column if not exists system_hash varchar(65)'))
+    writeFileSync(
+      join(committed, file),
+      original.replace('add column if not exists system_hash varchar(64)', 'add column if not exists system_hash varchar(65)'),
+    )
     try {
       // graphile-migrate does not notice: the file was already applied.
       expect((await graphileMigrate(['migrate'], target.env, dir)).exitCode).toBe(0)
@@ -87,7 +90,9 @@ describe('db:drift', () => {
 
   it('is silent on a converged legacy script-chain database (columns at other positions)', async () => {
     const target = await createTestDatabases('drift_legacy')
-    await withClient(target.databaseUrl, (c) => c.query(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'legacy', 'script-chain.sql'), 'utf8')))
+    await withClient(target.databaseUrl, (c) =>
+      c.query(readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'legacy', 'script-chain.sql'), 'utf8')),
+    )
     expect((await db(process.cwd(), ['migrate'], target.env)).exitCode).toBe(0)
     const r = await db(process.cwd(), ['drift', '--json'], target.env)
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toEqual({ drift: false, statements: [] })

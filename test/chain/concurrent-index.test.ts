@@ -23,7 +23,9 @@ async function leaveInvalidIndex(databaseUrl: string): Promise<void> {
     // A concurrent unique build that fails on duplicate rows keeps its half-built index.
     await c.query(`insert into api_requests (request_id, "timestamp", train_id, method, path, error)
                    select gen_random_uuid(), now(), 'dup', 'POST', '/v1/messages', 'boom' from generate_series(1, 3)`)
-    await expect(c.query(`create unique index concurrently ${INDEX} on api_requests (train_id) where error is not null`)).rejects.toThrow(/could not create unique index/)
+    await expect(c.query(`create unique index concurrently ${INDEX} on api_requests (train_id) where error is not null`)).rejects.toThrow(
+      /could not create unique index/,
+    )
     const { rows } = await c.query(`select indisvalid from pg_index where indexrelid = to_regclass($1)`, [INDEX])
     expect(rows).toEqual([{ indisvalid: false }])
   })

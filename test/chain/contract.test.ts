@@ -16,8 +16,6 @@ beforeAll(async () => {
   expect(r.exitCode, r.all).toBe(0)
 })
 
-const q = (sql: string, values: unknown[] = []) => withClient(db.databaseUrl, (c) => c.query(sql, values))
-
 async function insertRequest(c: pg.Client, id: string, extra: { trainId?: string; at?: string; parent?: string | null } = {}) {
   return c.query(
     `insert into api_requests (request_id, train_id, account_id, "timestamp", method, path, headers, body, api_key_hash,
@@ -46,11 +44,17 @@ describe('application writes', () => {
         [id],
       )
       expect(upd.rowCount).toBe(1)
-      const task = await c.query(`update api_requests set task_tool_invocation = '[{"id":"t","name":"Task","input":{}}]' where request_id = $1`, [id])
+      const task = await c.query(
+        `update api_requests set task_tool_invocation = '[{"id":"t","name":"Task","input":{}}]' where request_id = $1`,
+        [id],
+      )
       expect(task.rowCount).toBe(1)
       const child = randomUUID()
       await insertRequest(c, child, { parent: id })
-      const { rows } = await c.query('select total_tokens, first_token_ms, parent_request_id from api_requests where request_id = $1 or request_id = $2 order by parent_request_id nulls first', [id, child])
+      const { rows } = await c.query(
+        'select total_tokens, first_token_ms, parent_request_id from api_requests where request_id = $1 or request_id = $2 order by parent_request_id nulls first',
+        [id, child],
+      )
       expect(rows[0]).toMatchObject({ total_tokens: 30, first_token_ms: 120 })
       expect(rows[1].parent_request_id).toBe(id)
     })
@@ -60,7 +64,10 @@ describe('application writes', () => {
     const id = randomUUID()
     await withClient(db.databaseUrl, async (c) => {
       await insertRequest(c, id)
-      await c.query(`insert into streaming_chunks (request_id, chunk_index, "timestamp", data, token_count) values ($1, 0, now(), 'data: {}', 3)`, [id])
+      await c.query(
+        `insert into streaming_chunks (request_id, chunk_index, "timestamp", data, token_count) values ($1, 0, now(), 'data: {}', 3)`,
+        [id],
+      )
       await c.query(
         `insert into analysis_audit_log (event_type, outcome, conversation_id, branch_id, train_id, request_id, user_context, metadata, "timestamp")
          values ('ANALYSIS_REQUEST', 'INITIATED', $1, 'main', 'alpha', $2, '{}', '{}', now())`,
@@ -74,7 +81,9 @@ describe('application writes', () => {
       )
       // The updated_at trigger fires on update.
       await c.query(`update conversation_analyses set updated_at = '2000-01-01' , status = 'processing' where conversation_id = $1`, [conv])
-      const { rows } = await c.query(`select updated_at > '2001-01-01' as touched from conversation_analyses where conversation_id = $1`, [conv])
+      const { rows } = await c.query(`select updated_at > '2001-01-01' as touched from conversation_analyses where conversation_id = $1`, [
+        conv,
+      ])
       expect(rows[0].touched).toBe(true)
     })
   })
@@ -115,7 +124,9 @@ describe('hourly_stats', () => {
       const first = await c.query(`select coalesce(sum(request_count), 0)::int as n from hourly_stats`)
       await insertRequest(c, randomUUID(), { trainId: 'gamma' })
       await c.query('select refresh_hourly_stats()')
-      const second = await c.query(`select coalesce(sum(request_count), 0)::int as n, count(*) filter (where train_id = 'gamma')::int as g from hourly_stats`)
+      const second = await c.query(
+        `select coalesce(sum(request_count), 0)::int as n, count(*) filter (where train_id = 'gamma')::int as g from hourly_stats`,
+      )
       const total = await c.query(`select count(*)::int as n from api_requests where "timestamp" > now() - interval '7 days'`)
       expect(second.rows[0].n).toBe(first.rows[0].n + 1)
       expect(second.rows[0].n).toBe(total.rows[0].n)
@@ -127,8 +138,10 @@ describe('hourly_stats', () => {
 describe('every train keeps an owner', () => {
   async function newTrain(c: pg.Client, name: string, owners: string[], members: string[] = []) {
     const { rows } = await c.query(`insert into trains (train_id, name) values ($1, $1) returning id`, [name])
-    for (const o of owners) await c.query(`insert into train_members (train_id, user_email, role, added_by) values ($1, $2, 'owner', 't')`, [rows[0].id, o])
-    for (const m of members) await c.query(`insert into train_members (train_id, user_email, role, added_by) values ($1, $2, 'member', 't')`, [rows[0].id, m])
+    for (const o of owners)
+      await c.query(`insert into train_members (train_id, user_email, role, added_by) values ($1, $2, 'owner', 't')`, [rows[0].id, o])
+    for (const m of members)
+      await c.query(`insert into train_members (train_id, user_email, role, added_by) values ($1, $2, 'member', 't')`, [rows[0].id, m])
     return rows[0].id as string
   }
 
@@ -136,7 +149,9 @@ describe('every train keeps an owner', () => {
     await withClient(db.databaseUrl, async (c) => {
       const solo = await newTrain(c, 'solo', ['a@x'], ['m@x'])
       await expect(c.query(`delete from train_members where train_id = $1 and user_email = 'a@x'`, [solo])).rejects.toThrow(/no owner left/)
-      await expect(c.query(`update train_members set role = 'member' where train_id = $1 and user_email = 'a@x'`, [solo])).rejects.toThrow(/no owner left/)
+      await expect(c.query(`update train_members set role = 'member' where train_id = $1 and user_email = 'a@x'`, [solo])).rejects.toThrow(
+        /no owner left/,
+      )
       const owners = await c.query(`select count(*)::int as n from train_members where train_id = $1 and role = 'owner'`, [solo])
       expect(owners.rows[0].n).toBe(1)
 
@@ -175,7 +190,9 @@ describe('every train keeps an owner', () => {
     const fresh = await createTestDatabases('owners')
     await withClient(fresh.databaseUrl, async (c) => {
       // Trains created before the members table existed (the chain up to legacy 013).
-      await c.query(`create table trains (id uuid primary key default gen_random_uuid(), train_id varchar(255) unique not null, name varchar(255) not null)`)
+      await c.query(
+        `create table trains (id uuid primary key default gen_random_uuid(), train_id varchar(255) unique not null, name varchar(255) not null)`,
+      )
       await c.query(`insert into trains (train_id, name) values ('t1', 'T1'), ('t2', 'T2')`)
     })
     const r = await graphileMigrate(['migrate'], fresh.env)

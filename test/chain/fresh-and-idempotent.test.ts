@@ -9,7 +9,9 @@ import { createTestDatabases, withClient, type TestDatabases } from '../helpers/
 import { graphileMigrate, PROJECT_ROOT } from '../helpers/project.js'
 import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
 
-const committedFiles = readdirSync(join(PROJECT_ROOT, 'migrations', 'committed')).filter((f) => f.endsWith('.sql')).sort()
+const committedFiles = readdirSync(join(PROJECT_ROOT, 'migrations', 'committed'))
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
 
 describe('fresh build', () => {
   let db: TestDatabases

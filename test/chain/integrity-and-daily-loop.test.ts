@@ -48,10 +48,18 @@ describe('the daily loop', () => {
     expect((await graphileMigrate(['migrate'], db.env, dir)).exitCode).toBe(0)
 
     const watch = execa('graphile-migrate', ['watch'], {
-      cwd: dir, env: cleanEnv(db.env), extendEnv: false, preferLocal: true, localDir: PROJECT_ROOT, reject: false, all: true,
+      cwd: dir,
+      env: cleanEnv(db.env),
+      extendEnv: false,
+      preferLocal: true,
+      localDir: PROJECT_ROOT,
+      reject: false,
+      all: true,
     })
     const widgetsExists = () =>
-      withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.widgets') is not null as ok`)).then((r) => r.rows[0].ok as boolean)
+      withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.widgets') is not null as ok`)).then(
+        (r) => r.rows[0].ok as boolean,
+      )
     try {
       // Give watch a moment to start its file watcher, then save an edit.
       await new Promise((r) => setTimeout(r, 2500))
@@ -76,14 +84,18 @@ describe('the daily loop', () => {
     expect(readFileSync(join(dir, 'migrations', 'current.sql'), 'utf8')).toBe(BLANK)
     // The shadow rebuild regenerated the scratch copy's schema snapshot.
     expect(readFileSync(join(dir, 'schema', 'schema.sql'), 'utf8')).toMatch(/CREATE TABLE public\.widgets/)
-    const recorded = await withClient(db.databaseUrl, (c) => c.query(`select hash from graphile_migrate.migrations where filename = '000016.sql'`))
+    const recorded = await withClient(db.databaseUrl, (c) =>
+      c.query(`select hash from graphile_migrate.migrations where filename = '000016.sql'`),
+    )
     expect(recorded.rows[0]?.hash).toBe(chain[15]!.recordedHash)
 
     const uncommit = await graphileMigrate(['uncommit'], db.env, dir)
     expect(uncommit.exitCode, uncommit.all).toBe(0)
     expect(readdirSync(committedDir)).not.toContain('000016-add-widgets.sql')
     expect(readFileSync(join(dir, 'migrations', 'current.sql'), 'utf8')).toMatch(/create table if not exists widgets/)
-    const after = await withClient(db.databaseUrl, (c) => c.query(`select count(*)::int as n from graphile_migrate.migrations where filename = '000016.sql'`))
+    const after = await withClient(db.databaseUrl, (c) =>
+      c.query(`select count(*)::int as n from graphile_migrate.migrations where filename = '000016.sql'`),
+    )
     expect(after.rows[0].n).toBe(0)
   })
 })

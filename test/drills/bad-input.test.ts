@@ -25,7 +25,9 @@ async function state(url: string) {
     catalog: await catalogOf(url),
     rows: await checksums(url),
     schemas: await withClient(url, async (c) =>
-      (await c.query(`select nspname from pg_namespace where nspname in ('graphile_migrate', 'migration_hooks') order by 1`)).rows.map((r) => r.nspname),
+      (await c.query(`select nspname from pg_namespace where nspname in ('graphile_migrate', 'migration_hooks') order by 1`)).rows.map(
+        (r) => r.nspname,
+      ),
     ),
   }
 }
@@ -64,10 +66,17 @@ describe('connection mistakes', () => {
   it('an unreachable server (a closed port): clear error, stack trace only with DEBUG', { timeout: TIMEOUT }, async () => {
     const port = await closedPort()
     const url = `postgres://postgres:unused-pw-${port}@127.0.0.1:${port}/app`
-    const env = { DATABASE_URL: url, SHADOW_DATABASE_URL: url.replace('/app', '/app_shadow'), ROOT_DATABASE_URL: url.replace('/app', '/postgres') }
+    const env = {
+      DATABASE_URL: url,
+      SHADOW_DATABASE_URL: url.replace('/app', '/app_shadow'),
+      ROOT_DATABASE_URL: url.replace('/app', '/postgres'),
+    }
     for (const command of ['migrate', 'status', 'verify']) {
       const r = await runDb([command], env)
-      expectCleanFailure(r, new RegExp(`Could not connect to PostgreSQL at 127\\.0\\.0\\.1:${port} \\(connection refused\\)\\. Is the server running`))
+      expectCleanFailure(
+        r,
+        new RegExp(`Could not connect to PostgreSQL at 127\\.0\\.0\\.1:${port} \\(connection refused\\)\\. Is the server running`),
+      )
       expect(r.all).not.toContain(`unused-pw-${port}`)
     }
     const debug = await runDb(['migrate'], { ...env, DEBUG: '1' })
@@ -79,9 +88,16 @@ describe('connection mistakes', () => {
   it('a wrong password: clear error that does not echo it, nothing changed', { timeout: TIMEOUT }, async () => {
     const { db, before } = await legacyDatabase('bad_pw')
     const wrong = `Wrong-${randomBytes(6).toString('hex')}`
-    const env = { DATABASE_URL: withPassword(db.databaseUrl, wrong), SHADOW_DATABASE_URL: withPassword(db.shadowUrl, wrong), ROOT_DATABASE_URL: withPassword(db.rootUrl, wrong) }
+    const env = {
+      DATABASE_URL: withPassword(db.databaseUrl, wrong),
+      SHADOW_DATABASE_URL: withPassword(db.shadowUrl, wrong),
+      ROOT_DATABASE_URL: withPassword(db.rootUrl, wrong),
+    }
     const r = await runDb(['migrate'], env)
-    expectCleanFailure(r, /PostgreSQL rejected the credentials \(password authentication failed for user "postgres"\)\. Check the user and password/)
+    expectCleanFailure(
+      r,
+      /PostgreSQL rejected the credentials \(password authentication failed for user "postgres"\)\. Check the user and password/,
+    )
     expect(r.all).not.toContain(wrong)
     expect(await state(db.databaseUrl)).toEqual(before)
   })
@@ -131,7 +147,9 @@ describe('a role without the privileges migrations need', () => {
     const r = await runDb(['migrate'], { ...db.env, DATABASE_URL: asRole(db.databaseUrl) })
     expectCleanFailure(
       r,
-      new RegExp(`The role "${role}" cannot run the migrations on database "${db.name}": it cannot create the schemas graphile_migrate and migration_hooks \\(needs CREATE on database "${db.name}"\\).*Nothing was changed\\. Run db:migrate as the database owner`),
+      new RegExp(
+        `The role "${role}" cannot run the migrations on database "${db.name}": it cannot create the schemas graphile_migrate and migration_hooks \\(needs CREATE on database "${db.name}"\\).*Nothing was changed\\. Run db:migrate as the database owner`,
+      ),
     )
     expect(r.all).not.toContain(password)
     expect(await state(db.databaseUrl)).toEqual(before)
@@ -145,7 +163,10 @@ describe('a role without the privileges migrations need', () => {
     await withClient(db.databaseUrl, (c) => c.query(`grant create on schema public to ${name}`))
     grants.push({ url: db.databaseUrl, sql: `revoke create on schema public from ${name}` })
     const r = await runDb(['migrate'], { ...db.env, DATABASE_URL: asRole(db.databaseUrl) })
-    expectCleanFailure(r, /it does not own analysis_audit_log, anthropic_credentials, api_requests, conversation_analyses, hourly_stats and \d+ more \(migrations alter them/)
+    expectCleanFailure(
+      r,
+      /it does not own analysis_audit_log, anthropic_credentials, api_requests, conversation_analyses, hourly_stats and \d+ more \(migrations alter them/,
+    )
     expect(await state(db.databaseUrl)).toEqual(before)
   })
 })
@@ -160,7 +181,10 @@ describe('mistakes in the project', () => {
     const { db, before } = await legacyDatabase('bad_crlf')
 
     const r = await runDb(['migrate'], db.env, dir)
-    expectCleanFailure(r, new RegExp(`db:migrate did not start.*nothing was applied\\.\\n  ✗ ${target.replace('.', '\\.')} has CRLF line endings`, 's'))
+    expectCleanFailure(
+      r,
+      new RegExp(`db:migrate did not start.*nothing was applied\\.\\n  ✗ ${target.replace('.', '\\.')} has CRLF line endings`, 's'),
+    )
     expect(r.stderr).toMatch(/back to LF: restore them from git \(git checkout -- migrations\/committed/)
     // Only the real problem is listed, not the parse errors it causes.
     expect(r.stderr.match(/✗/g)).toHaveLength(1)
@@ -185,7 +209,10 @@ describe('mistakes in the project', () => {
       writeFileSync(current, blank)
       const files = readdirSync(committed).sort()
       const r = await runDb(['commit'], db.env, dir)
-      expectCleanFailure(r, /Current migration is blank\.\ndb:commit failed\. migrations\/current\.sql holds no SQL \(only comments or whitespace\), so there is nothing to commit/)
+      expectCleanFailure(
+        r,
+        /Current migration is blank\.\ndb:commit failed\. migrations\/current\.sql holds no SQL \(only comments or whitespace\), so there is nothing to commit/,
+      )
       expect(readdirSync(committed).sort()).toEqual(files)
       expect(readFileSync(current, 'utf8')).toBe(blank)
     }
@@ -208,7 +235,10 @@ describe('bad backfill settings', () => {
     const { db, before } = await legacyDatabase('bad_map')
     const path = text === null ? join(tmp, 'absent.json') : file(`map-${label.replace(/\W/g, '_')}.json`, text)
     const r = await runDb(['migrate'], { ...db.env, ACCOUNT_MAPPING_FILE: path })
-    expectCleanFailure(r, new RegExp(`ACCOUNT_MAPPING_FILE "${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": ${message.source}.*Nothing was changed`))
+    expectCleanFailure(
+      r,
+      new RegExp(`ACCOUNT_MAPPING_FILE "${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": ${message.source}.*Nothing was changed`),
+    )
     expect(await state(db.databaseUrl)).toEqual(before)
   })
 
@@ -218,7 +248,10 @@ describe('bad backfill settings', () => {
     expect(bad.exitCode).not.toBe(0)
     const before = await withClient(db.databaseUrl, (c) => c.query(`select request_id, account_id from api_requests order by 1`))
     expect(before.rows.some((r) => r.account_id === null)).toBe(true)
-    const good = await runDb(['migrate'], { ...db.env, ACCOUNT_MAPPING_FILE: file('good.json', '{"alpha-train": "acc_other", "beta-train": "acc_beta"}') })
+    const good = await runDb(['migrate'], {
+      ...db.env,
+      ACCOUNT_MAPPING_FILE: file('good.json', '{"alpha-train": "acc_other", "beta-train": "acc_beta"}'),
+    })
     expect(good.exitCode, good.all).toBe(0)
     await expectComplete(db.databaseUrl)
     const after = await withClient(db.databaseUrl, (c) => c.query(`select request_id, account_id, train_id from api_requests order by 1`))
@@ -258,7 +291,14 @@ async function insertRequest(
             response_body = coalesce($5::jsonb, response_body), duration_ms = $6, branch_id = 'main',
             current_message_hash = md5($1::text) || md5($1::text), parent_message_hash = null, parent_task_request_id = null,
             is_subtask = false, task_tool_invocation = null, system_hash = null, parent_request_id = null`,
-    [row.id, row.ts, row.conversation, JSON.stringify(row.body), row.response === undefined ? null : JSON.stringify(row.response), row.duration ?? 1000],
+    [
+      row.id,
+      row.ts,
+      row.conversation,
+      JSON.stringify(row.body),
+      row.response === undefined ? null : JSON.stringify(row.response),
+      row.duration ?? 1000,
+    ],
   )
   await c.query(`insert into api_requests select * from drill_row`)
 }
@@ -268,7 +308,10 @@ const response = (prompt: string, id: string) => ({
   id: `msg_${id}`,
   type: 'message',
   role: 'assistant',
-  content: [{ type: 'text', text: 'Delegating.' }, { type: 'tool_use', id, name: 'Task', input: { prompt, description: 'drill' } }],
+  content: [
+    { type: 'text', text: 'Delegating.' },
+    { type: 'tool_use', id, name: 'Task', input: { prompt, description: 'drill' } },
+  ],
   stop_reason: 'tool_use',
 })
 
@@ -286,12 +329,27 @@ describe('unusual but valid data', () => {
         id: ids.parent,
         ts: '2024-06-01 12:00:00+00',
         conversation: conv.parent,
-        body: { model: 'm', system, messages: [{ role: 'user', content: 'x'.repeat(1024 * 1024) }, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'go' }] },
+        body: {
+          model: 'm',
+          system,
+          messages: [
+            { role: 'user', content: 'x'.repeat(1024 * 1024) },
+            { role: 'assistant', content: 'ok' },
+            { role: 'user', content: 'go' },
+          ],
+        },
         response: response(prompt, 'toolu_big'),
       })
-      await insertRequest(c, { id: ids.child, ts: '2024-06-01 12:00:05+00', conversation: conv.child, body: { model: 'm', messages: [{ role: 'user', content: prompt }] } })
+      await insertRequest(c, {
+        id: ids.child,
+        ts: '2024-06-01 12:00:05+00',
+        conversation: conv.child,
+        body: { model: 'm', messages: [{ role: 'user', content: prompt }] },
+      })
     })
-    const bodyBefore = await withClient(db.databaseUrl, (c) => c.query(`select md5(body::text) as h, pg_column_size(body) as size from api_requests where request_id = $1`, [ids.parent]))
+    const bodyBefore = await withClient(db.databaseUrl, (c) =>
+      c.query(`select md5(body::text) as h, pg_column_size(body) as size from api_requests where request_id = $1`, [ids.parent]),
+    )
     expect(Buffer.byteLength(JSON.stringify({ system }))).toBeGreaterThan(10 * 1024 * 1024)
 
     const r = await runDb(['migrate'], db.env)
@@ -319,7 +377,12 @@ describe('unusual but valid data', () => {
     const system = 'Prompt start.' + ' '.repeat(10 * 1024 * 1024) + 'end'
     const rowId = 'b0000000-0000-4000-8000-000000000003'
     await withClient(db.databaseUrl, (c) =>
-      insertRequest(c, { id: rowId, ts: '2024-06-01 12:00:00+00', conversation: 'd0000000-0000-4000-8000-000000000003', body: { model: 'm', system, messages: [{ role: 'user', content: 'hi' }] } }),
+      insertRequest(c, {
+        id: rowId,
+        ts: '2024-06-01 12:00:00+00',
+        conversation: 'd0000000-0000-4000-8000-000000000003',
+        body: { model: 'm', system, messages: [{ role: 'user', content: 'hi' }] },
+      }),
     )
     const run = startDb(['migrate'], db.env)
     const budget = new Promise<'late'>((r) => setTimeout(() => r('late'), 120_000))
@@ -343,7 +406,9 @@ describe('unusual but valid data', () => {
     })
   })
 
-  it('emoji, RTL, zero-width, combining characters and escape look-alikes in prompts are handled exactly', { timeout: TIMEOUT }, async () => {
+  it('emoji, RTL, zero-width, combining characters and escape look-alikes in prompts are handled exactly', {
+    timeout: TIMEOUT,
+  }, async () => {
     const db = await createTestDatabases('unicode')
     await loadFixture(db.databaseUrl, FIXTURE)
     const texts = {
@@ -368,14 +433,32 @@ describe('unusual but valid data', () => {
           id: id(base + 1),
           ts: ts(0),
           conversation: conv(base + 1),
-          body: { model: 'm', system: i % 2 ? text : [{ type: 'text', text }], messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }] },
+          body: {
+            model: 'm',
+            system: i % 2 ? text : [{ type: 'text', text }],
+            messages: [
+              { role: 'user', content: 'a' },
+              { role: 'assistant', content: 'b' },
+              { role: 'user', content: 'c' },
+            ],
+          },
           response: response(text, `toolu_u${i}`),
         })
         // …the sub-task that it started (its first message is exactly the prompt)…
-        await insertRequest(c, { id: id(base + 2), ts: ts(5), conversation: conv(base + 2), body: { model: 'm', messages: [{ role: 'user', content: text }] } })
+        await insertRequest(c, {
+          id: id(base + 2),
+          ts: ts(5),
+          conversation: conv(base + 2),
+          body: { model: 'm', messages: [{ role: 'user', content: text }] },
+        })
       }
       // …and a conversation whose text differs only in Unicode normalisation: not the same prompt.
-      await insertRequest(c, { id: id(99), ts: '2024-06-02 13:00:06+00', conversation: conv(99), body: { model: 'm', messages: [{ role: 'user', content: nfd }] } })
+      await insertRequest(c, {
+        id: id(99),
+        ts: '2024-06-02 13:00:06+00',
+        conversation: conv(99),
+        body: { model: 'm', messages: [{ role: 'user', content: nfd }] },
+      })
     })
 
     const r = await runDb(['migrate'], db.env)
@@ -391,10 +474,15 @@ describe('unusual but valid data', () => {
         )
         const [parent, child] = rows
         expect(parent.system_hash, name).toBe(sha256(text.trim()))
-        expect(parent.tti, name).toEqual([{ id: `toolu_u${i}`, name: 'Task', input: { prompt: text, description: 'drill' }, linked_conversation_id: conv(base + 2) }])
+        expect(parent.tti, name).toEqual([
+          { id: `toolu_u${i}`, name: 'Task', input: { prompt: text, description: 'drill' }, linked_conversation_id: conv(base + 2) },
+        ])
         expect(child, name).toMatchObject({ parent: id(base + 1), is_subtask: true, conv: conv(base + 1) })
       }
-      const { rows } = await c.query(`select parent_task_request_id, conversation_id::text as conv from api_requests where request_id = $1`, [id(99)])
+      const { rows } = await c.query(
+        `select parent_task_request_id, conversation_id::text as conv from api_requests where request_id = $1`,
+        [id(99)],
+      )
       expect(rows[0]).toEqual({ parent_task_request_id: null, conv: conv(99) })
     })
   })

@@ -13,7 +13,6 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import {
@@ -32,6 +31,7 @@ import {
   type LedgerEntry,
 } from '../helpers/drills.js'
 import { databaseAfter, expectComplete, expectConsistentPrefix, expectRerunCompletes, FILES, RECORDS, uninterrupted } from './support.js'
+import { openClient } from '../../lib/connection.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 900_000
@@ -62,7 +62,9 @@ describe('SIGKILL during a committed migration', () => {
 
     expect(await expectConsistentPrefix(db.databaseUrl, FIXTURE)).toBe(blockedIndex)
     const column = await withClient(db.databaseUrl, (c) =>
-      c.query(`select column_name from information_schema.columns where table_name = 'analysis_audit_log' and column_name in ('domain', 'train_id')`),
+      c.query(
+        `select column_name from information_schema.columns where table_name = 'analysis_audit_log' and column_name in ('domain', 'train_id')`,
+      ),
     )
     expect(column.rows).toEqual([{ column_name: 'domain' }])
 
@@ -87,9 +89,7 @@ describe('SIGKILL during a committed migration', () => {
       const target = Math.floor(random() * FILES.length)
       // Migration 1 runs for a second or more: spread the moments over it.
       const jitter = Math.round(random() * (target === 0 ? 1500 : 25))
-      const poller = new pg.Client({ connectionString: db.databaseUrl })
-      poller.on('error', () => {})
-      await poller.connect()
+      const poller = await openClient(db.databaseUrl)
       const run = startDb(['migrate'], db.env)
       try {
         await waitFor(
@@ -138,7 +138,11 @@ async function columnValues(url: string, column: string): Promise<Map<string, st
  */
 async function expectLedgerMatchesRows(url: string, name: string, before: string, final?: string) {
   const column = COLUMN[name]!
-  const [now, initial, done] = await Promise.all([columnValues(url, column), columnValues(before, column), final ? columnValues(final, column) : undefined])
+  const [now, initial, done] = await Promise.all([
+    columnValues(url, column),
+    columnValues(before, column),
+    final ? columnValues(final, column) : undefined,
+  ])
   const changed = [...now].filter(([id, v]) => v !== initial.get(id))
   const entry = (await ledger(url)).find((e) => e.name === name)!
   expect(changed.length, `${name}: rows changed vs the ledger's rows_changed`).toBe(entry.rows_changed)
@@ -167,14 +171,21 @@ describe('SIGKILL during the backfills', () => {
       const hit = await waitFor(
         async () =>
           (await ledger(db.databaseUrl)).find(
-            (e: LedgerEntry) => e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
+            (e: LedgerEntry) =>
+              e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
           ),
         { what: `${point.name} ${point.steps?.join('/') ?? ''} to be part-way`, process: run, timeoutMs: 300_000, intervalMs: 40 },
       )
       await run.kill('SIGKILL')
       await waitForNoSessions(db.databaseUrl)
       log.push(`${hit.name}/${hit.step}`)
-      if (COLUMN[point.name]) await expectLedgerMatchesRows(db.databaseUrl, point.name, premigrated, point.name === 'task-invocations' ? undefined : reference.databaseUrl)
+      if (COLUMN[point.name])
+        await expectLedgerMatchesRows(
+          db.databaseUrl,
+          point.name,
+          premigrated,
+          point.name === 'task-invocations' ? undefined : reference.databaseUrl,
+        )
     }
     // The migrations all committed before the first kill; only the backfills were interrupted.
     expect(await appliedMigrations(db.databaseUrl)).toEqual(RECORDS)
@@ -189,12 +200,18 @@ describe('SIGKILL during the backfills', () => {
     const holder = await holdTransaction(db.databaseUrl, [`select 1 from migration_hooks.backfills where name = 'system-hash' for update`])
     let cursorWhenHeld: unknown
     try {
-      cursorWhenHeld = (await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))).rows[0].cursor
-      await waitFor(async () => (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)), {
-        what: 'a system-hash batch to wait for its ledger row',
-        process: run,
-        timeoutMs: 120_000,
-      })
+      cursorWhenHeld = (
+        await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))
+      ).rows[0].cursor
+      await waitFor(
+        async () =>
+          (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)),
+        {
+          what: 'a system-hash batch to wait for its ledger row',
+          process: run,
+          timeoutMs: 120_000,
+        },
+      )
       await run.kill('SIGKILL')
     } finally {
       await holder.release()

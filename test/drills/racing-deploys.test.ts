@@ -28,7 +28,11 @@ const TIMEOUT = 600_000
 const GRAPHILE_MIGRATE_LOCK_KEY = '4727445306447283'
 
 const schemas = (url: string) =>
-  withClient(url, async (c) => (await c.query(`select nspname from pg_namespace where nspname in ('graphile_migrate', 'migration_hooks') order by 1`)).rows.map((r) => r.nspname))
+  withClient(url, async (c) =>
+    (await c.query(`select nspname from pg_namespace where nspname in ('graphile_migrate', 'migration_hooks') order by 1`)).rows.map(
+      (r) => r.nspname,
+    ),
+  )
 
 describe('two db:migrate at once', () => {
   it('both succeed; every migration is recorded once and every backfill ran once', { timeout: TIMEOUT }, async () => {
@@ -96,7 +100,9 @@ describe('two db:migrate at once', () => {
     expect(await checksums(db.databaseUrl)).toEqual(before.rows)
   })
 
-  it('someone running graphile-migrate directly: plain graphile-migrate fails, db:migrate says what to do', { timeout: TIMEOUT }, async () => {
+  it('someone running graphile-migrate directly: plain graphile-migrate fails, db:migrate says what to do', {
+    timeout: TIMEOUT,
+  }, async () => {
     const db = await createTestDatabases('race_gm')
     const holder = await holdTransaction(db.databaseUrl, [`select pg_advisory_lock(${GRAPHILE_MIGRATE_LOCK_KEY})`])
     try {

@@ -34,7 +34,9 @@ afterAll(async () => {
 
 describe('a planted password', () => {
   it('never appears in the output of any command, succeeding or failing', { timeout: TIMEOUT }, async () => {
-    await withClient(rootUrl(), (c) => c.query(`create role ${pg.escapeIdentifier(role)} superuser login password ${pg.escapeLiteral(password)}`))
+    await withClient(rootUrl(), (c) =>
+      c.query(`create role ${pg.escapeIdentifier(role)} superuser login password ${pg.escapeLiteral(password)}`),
+    )
     const db = await createTestDatabases('secret')
     await loadFixture(db.databaseUrl)
     const env = { DATABASE_URL: as(db.databaseUrl), SHADOW_DATABASE_URL: as(db.shadowUrl), ROOT_DATABASE_URL: as(db.rootUrl) }
@@ -53,8 +55,18 @@ describe('a planted password', () => {
       { label: 'drift', args: ['drift'], env },
       { label: 'drift --json', args: ['drift', '--json'], env },
       { label: 'url', args: ['url'], env, ok: true },
-      { label: 'wrong host', args: ['migrate'], env: { ...env, DATABASE_URL: env.DATABASE_URL.replace('127.0.0.1', 'no-such-host.invalid') }, ok: false },
-      { label: 'wrong database', args: ['migrate'], env: { ...env, DATABASE_URL: as(db.databaseUrl.replace(/\/[^/]*$/, '/no_such_db')) }, ok: false },
+      {
+        label: 'wrong host',
+        args: ['migrate'],
+        env: { ...env, DATABASE_URL: env.DATABASE_URL.replace('127.0.0.1', 'no-such-host.invalid') },
+        ok: false,
+      },
+      {
+        label: 'wrong database',
+        args: ['migrate'],
+        env: { ...env, DATABASE_URL: as(db.databaseUrl.replace(/\/[^/]*$/, '/no_such_db')) },
+        ok: false,
+      },
       { label: 'wrong user', args: ['migrate'], env: { ...env, DATABASE_URL: as(db.databaseUrl, 'no_such_user') }, ok: false },
       { label: 'wrong port', args: ['status'], env: { ...env, DATABASE_URL: env.DATABASE_URL.replace(/:(\d+)\//, ':1/') }, ok: false },
       { label: 'same shadow', args: ['migrate'], env: { ...env, SHADOW_DATABASE_URL: env.DATABASE_URL }, ok: false },
@@ -117,7 +129,9 @@ describe.skipIf(dataRoot === null)('the embedded server', () => {
   it('db:url and db:status with the embedded server hide its password', { timeout: TIMEOUT }, async () => {
     const { password: serverPassword } = JSON.parse(readFileSync(join(dataRoot!, 'server.json'), 'utf8')) as { password: string }
     const names = ['agent_prompt_train', 'agent_prompt_train_shadow']
-    const existed = await withClient(rootUrl(), async (c) => (await c.query(`select datname from pg_database where datname = any($1)`, [names])).rows.map((r) => r.datname))
+    const existed = await withClient(rootUrl(), async (c) =>
+      (await c.query(`select datname from pg_database where datname = any($1)`, [names])).rows.map((r) => r.datname),
+    )
     try {
       // No DATABASE_URL: the commands use (here: reuse) the embedded server in EMBEDDED_PG_DIR.
       const env = { EMBEDDED_PG_DIR: dataRoot! }
@@ -130,7 +144,8 @@ describe.skipIf(dataRoot === null)('the embedded server', () => {
       expect(shown.stdout).toContain(encodeURIComponent(serverPassword))
     } finally {
       await withClient(rootUrl(), async (c) => {
-        for (const name of names) if (!existed.includes(name)) await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)
+        for (const name of names)
+          if (!existed.includes(name)) await c.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)
       })
     }
   })

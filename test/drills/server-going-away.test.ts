@@ -9,15 +9,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases } from '../helpers/databases.js'
-import {
-  expectCleanFailure,
-  ledger,
-  loadFixture,
-  startDb,
-  terminateSessions,
-  waitFor,
-  waitForNoSessions,
-} from '../helpers/drills.js'
+import { expectCleanFailure, ledger, loadFixture, startDb, terminateSessions, waitFor, waitForNoSessions } from '../helpers/drills.js'
 import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
@@ -36,7 +28,8 @@ describe('the server goes away', () => {
     await waitFor(
       async () =>
         (await ledger(db.databaseUrl)).find(
-          (e) => e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
+          (e) =>
+            e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
         ),
       { what: `${point.name} to be part-way`, process: run, timeoutMs: 300_000, intervalMs: 40 },
     )

@@ -12,14 +12,7 @@
 import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
-import {
-  expectCleanFailure,
-  ledger,
-  loadFixture,
-  startDb,
-  waitFor,
-  waitForNoSessions,
-} from '../helpers/drills.js'
+import { expectCleanFailure, ledger, loadFixture, startDb, waitFor, waitForNoSessions } from '../helpers/drills.js'
 import { PROJECT_ROOT } from '../helpers/project.js'
 import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
 import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
@@ -41,22 +34,26 @@ if (enabled) {
 }
 
 describe.skipIf(!enabled)('restarting the server', () => {
-  it.each(['immediate', 'fast'] as const)('%s restart during the backfills: clear error; the next run completes with no row lost', { timeout: TIMEOUT }, async (mode) => {
-    const reference = await uninterrupted(FIXTURE)
-    const db = await createTestDatabases(`restart_hooks_${mode}`)
-    await loadFixture(db.databaseUrl, FIXTURE)
-    const run = startDb(['migrate'], { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' })
-    await waitFor(
-      async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'subtask-links' && e.state === 'running' && e.cursor !== null),
-      { what: 'subtask-links to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
-    )
-    restartEmbeddedServer(DATA_ROOT, mode)
-    const r = await run.result
-    expectCleanFailure(r, /connection to PostgreSQL was lost|shut down or is starting up/)
-    await waitForNoSessions(db.databaseUrl)
+  it.each(['immediate', 'fast'] as const)(
+    '%s restart during the backfills: clear error; the next run completes with no row lost',
+    { timeout: TIMEOUT },
+    async (mode) => {
+      const reference = await uninterrupted(FIXTURE)
+      const db = await createTestDatabases(`restart_hooks_${mode}`)
+      await loadFixture(db.databaseUrl, FIXTURE)
+      const run = startDb(['migrate'], { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' })
+      await waitFor(
+        async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'subtask-links' && e.state === 'running' && e.cursor !== null),
+        { what: 'subtask-links to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
+      )
+      restartEmbeddedServer(DATA_ROOT, mode)
+      const r = await run.result
+      expectCleanFailure(r, /connection to PostgreSQL was lost|shut down or is starting up/)
+      await waitForNoSessions(db.databaseUrl)
 
-    await expectRerunCompletes(db, reference)
-  })
+      await expectRerunCompletes(db, reference)
+    },
+  )
 
   it('immediate restart during a migration: it left nothing, and the next run completes', { timeout: TIMEOUT }, async () => {
     const db = await createTestDatabases('restart_mig')

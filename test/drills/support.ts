@@ -28,7 +28,10 @@ import { BACKFILLS } from '../../hooks/backfills/index.js'
 
 export const FILES = committedFiles()
 /** What graphile-migrate records for each committed file: its number and its hash. */
-export const RECORDS = FILES.map((f) => ({ filename: `${f.slice(0, 6)}.sql`, hash: parseCommitted(f, readFileSync(join(COMMITTED, f), 'utf8')).recordedHash }))
+export const RECORDS = FILES.map((f) => ({
+  filename: `${f.slice(0, 6)}.sql`,
+  hash: parseCommitted(f, readFileSync(join(COMMITTED, f), 'utf8')).recordedHash,
+}))
 
 /** Every backfill, in the ledger's (name) order. */
 export const BACKFILL_NAMES = BACKFILLS.map((b) => b.name).sort()

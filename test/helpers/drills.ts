@@ -6,11 +6,11 @@
 import { readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import pg from 'pg'
 import { expect } from 'vitest'
 import { withClient } from './databases.js'
 import { cleanEnv, PROJECT_ROOT, projectCopy, type CliResult } from './project.js'
 import { rowChecksums, tableColumns, type Checksums } from './row-checksums.js'
+import { openClient } from '../../lib/connection.js'
 export { seededRandom } from '../../lib/seeded-random.js'
 
 export const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'legacy')
@@ -18,7 +18,9 @@ export const COMMITTED = join(PROJECT_ROOT, 'migrations', 'committed')
 
 /** The committed migration files, in order. */
 export function committedFiles(dir = COMMITTED): string[] {
-  return readdirSync(dir).filter((f) => /^\d{6}.*\.sql$/.test(f)).sort()
+  return readdirSync(dir)
+    .filter((f) => /^\d{6}.*\.sql$/.test(f))
+    .sort()
 }
 
 /** Load a legacy fixture (test/fixtures/legacy/<file>) into an empty database. */
@@ -31,7 +33,8 @@ export function drillEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = cleanEnv(env)
   if (!('DEBUG' in env)) delete out.DEBUG
   for (const key of Object.keys(out)) {
-    if ((key.startsWith('HOOKS_') || key === 'ACCOUNT_MAPPING_FILE' || key === 'MIGRATE_LOCK_WAIT_SECONDS') && !(key in env)) delete out[key]
+    if ((key.startsWith('HOOKS_') || key === 'ACCOUNT_MAPPING_FILE' || key === 'MIGRATE_LOCK_WAIT_SECONDS') && !(key in env))
+      delete out[key]
   }
   return out
 }
@@ -122,7 +125,8 @@ export async function waitFor<T>(probe: () => Promise<T | null | undefined | fal
       if (last) return last
       throw new Error(`the process ended before ${opts.what}:\n${opts.process.output()}`)
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what}${opts.process ? `; output so far:\n${opts.process.output()}` : ''}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what}${opts.process ? `; output so far:\n${opts.process.output()}` : ''}`)
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50))
   }
 }
@@ -149,7 +153,11 @@ export async function sessionsOn(url: string): Promise<Session[]> {
 
 /** Wait until no other session is connected (a killed client's backend can outlive it briefly). */
 export async function waitForNoSessions(url: string, timeoutMs = 60_000): Promise<void> {
-  await waitFor(async () => (await sessionsOn(url)).length === 0, { what: 'the killed process’s database sessions to end', timeoutMs, intervalMs: 100 })
+  await waitFor(async () => (await sessionsOn(url)).length === 0, {
+    what: 'the killed process’s database sessions to end',
+    timeoutMs,
+    intervalMs: 100,
+  })
 }
 
 /** pg_terminate_backend every other session on the database matching `where` (SQL on pg_stat_activity). */
@@ -217,9 +225,7 @@ export function truncatedProject(count: number): string {
 
 /** Hold a transaction open on a dedicated connection (e.g. to keep a lock); `release` ends it. */
 export async function holdTransaction(url: string, statements: string[]): Promise<{ pid: number; release(): Promise<void> }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'drill lock holder' })
-  client.on('error', () => {})
-  await client.connect()
+  const client = await openClient(url, { applicationName: 'drill lock holder' })
   await client.query('begin')
   for (const sql of statements) await client.query(sql)
   const { rows } = await client.query('select pg_backend_pid() as pid')

@@ -12,7 +12,8 @@ export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..')
 /** Environment without the developer's own database settings. */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const k of ['DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'GM_DBURL', 'GM_SHADOW', 'MIGRATION_HOOKS_DEFERRED']) delete env[k]
+  for (const k of ['DATABASE_URL', 'SHADOW_DATABASE_URL', 'ROOT_DATABASE_URL', 'GM_DBURL', 'GM_SHADOW', 'MIGRATION_HOOKS_DEFERRED'])
+    delete env[k]
   return { ...env, ...extra }
 }
 
@@ -43,7 +44,13 @@ export function graphileMigrate(args: string[], env: NodeJS.ProcessEnv, cwd = PR
 }
 
 /** Run `tsx <script> …` (our own CLIs) with the given environment. */
-export function tsxScript(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT, options: Options = {}): Promise<CliResult> {
+export function tsxScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd = PROJECT_ROOT,
+  options: Options = {},
+): Promise<CliResult> {
   return runCli('tsx', [join(PROJECT_ROOT, script), ...args], env, cwd, options)
 }
 

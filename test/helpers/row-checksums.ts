@@ -31,7 +31,11 @@ async function primaryKey(c: pg.Client, table: string): Promise<string[]> {
  * Checksums of `columns` per table. `rename` maps a column name as it was before to the name
  * it has now (legacy `domain` → `train_id`).
  */
-export async function rowChecksums(c: pg.Client, columns: Record<string, string[]>, rename: Record<string, string> = {}): Promise<Checksums> {
+export async function rowChecksums(
+  c: pg.Client,
+  columns: Record<string, string[]>,
+  rename: Record<string, string> = {},
+): Promise<Checksums> {
   const out: Checksums = {}
   for (const [table, cols] of Object.entries(columns).sort()) {
     const pk = await primaryKey(c, table)

@@ -46,53 +46,220 @@ const bigText = 'x'.repeat(400_000)
 function dataset(): RowSpec[] {
   return [
     // Conversation 1 (train-a): three requests, a branch, and P (req 3) calling Task twice.
-    { id: req(1), ts: T('10:00:00'), conversation: conv(1), hash: hash(1), body: firstRequest('Build the feature', CLI), response: textResponse() },
-    { id: req(2), ts: T('10:01:00'), conversation: conv(1), hash: hash(2), parentHash: hash(1), body: followUp(1), response: textResponse() },
-    { id: req(3), ts: T('10:02:00'), conversation: conv(1), hash: hash(3), parentHash: hash(2), body: followUp(2), duration: 100, response: taskResponse(researchCalls) },
-    { id: req(4), ts: T('10:03:00'), conversation: conv(1), branch: 'branch_1', hash: hash(4), parentHash: hash(2), body: followUp(2), response: textResponse() },
+    {
+      id: req(1),
+      ts: T('10:00:00'),
+      conversation: conv(1),
+      hash: hash(1),
+      body: firstRequest('Build the feature', CLI),
+      response: textResponse(),
+    },
+    {
+      id: req(2),
+      ts: T('10:01:00'),
+      conversation: conv(1),
+      hash: hash(2),
+      parentHash: hash(1),
+      body: followUp(1),
+      response: textResponse(),
+    },
+    {
+      id: req(3),
+      ts: T('10:02:00'),
+      conversation: conv(1),
+      hash: hash(3),
+      parentHash: hash(2),
+      body: followUp(2),
+      duration: 100,
+      response: taskResponse(researchCalls),
+    },
+    {
+      id: req(4),
+      ts: T('10:03:00'),
+      conversation: conv(1),
+      branch: 'branch_1',
+      hash: hash(4),
+      parentHash: hash(2),
+      body: followUp(2),
+      response: textResponse(),
+    },
     // Sub-task S1 (two rows), S2 (one text block), S3 (too late, no call left).
-    { id: req(5), ts: T('10:02:05'), conversation: conv(2), hash: hash(5), body: firstRequest('Research the parser'), response: textResponse() },
-    { id: req(6), ts: T('10:02:30'), conversation: conv(2), hash: hash(6), parentHash: hash(5), body: followUp(1), response: textResponse() },
-    { id: req(7), ts: T('10:02:07'), conversation: conv(3), hash: hash(7), body: firstRequest([{ type: 'text', text: 'Write the tests' }]), response: textResponse() },
-    { id: req(8), ts: T('10:06:40'), conversation: conv(4), hash: hash(8), body: firstRequest('Write the tests'), response: textResponse() },
+    {
+      id: req(5),
+      ts: T('10:02:05'),
+      conversation: conv(2),
+      hash: hash(5),
+      body: firstRequest('Research the parser'),
+      response: textResponse(),
+    },
+    {
+      id: req(6),
+      ts: T('10:02:30'),
+      conversation: conv(2),
+      hash: hash(6),
+      parentHash: hash(5),
+      body: followUp(1),
+      response: textResponse(),
+    },
+    {
+      id: req(7),
+      ts: T('10:02:07'),
+      conversation: conv(3),
+      hash: hash(7),
+      body: firstRequest([{ type: 'text', text: 'Write the tests' }]),
+      response: textResponse(),
+    },
+    {
+      id: req(8),
+      ts: T('10:06:40'),
+      conversation: conv(4),
+      hash: hash(8),
+      body: firstRequest('Write the tests'),
+      response: textResponse(),
+    },
 
     // Conversation 5 (train-a): duplicate hashes. Two rows with hash 20 (a retry), a later
     // one, one in train-b; the child picks the latest at or before it in its own train.
     { id: req(20), ts: T('11:00:00'), conversation: conv(5), hash: hash(20), body: firstRequest('Dup'), response: textResponse() },
     { id: req(21), ts: T('11:00:05'), conversation: conv(5), hash: hash(20), body: firstRequest('Dup'), response: textResponse() },
-    { id: req(22), ts: T('11:00:50'), conversation: conv(5), train: 'train-b', hash: hash(20), body: firstRequest('Dup'), response: textResponse() },
-    { id: req(23), ts: T('11:01:00'), conversation: conv(5), hash: hash(23), parentHash: hash(20), body: followUp(1), response: textResponse() },
+    {
+      id: req(22),
+      ts: T('11:00:50'),
+      conversation: conv(5),
+      train: 'train-b',
+      hash: hash(20),
+      body: firstRequest('Dup'),
+      response: textResponse(),
+    },
+    {
+      id: req(23),
+      ts: T('11:01:00'),
+      conversation: conv(5),
+      hash: hash(23),
+      parentHash: hash(20),
+      body: followUp(1),
+      response: textResponse(),
+    },
     { id: req(24), ts: T('11:05:00'), conversation: conv(5), hash: hash(20), body: firstRequest('Dup'), response: textResponse() },
     // A child whose parent hash exists nowhere: unresolved, counted as skipped.
-    { id: req(25), ts: T('11:06:00'), conversation: conv(5), hash: hash(25), parentHash: hash(999), body: followUp(1), response: textResponse() },
+    {
+      id: req(25),
+      ts: T('11:06:00'),
+      conversation: conv(5),
+      hash: hash(25),
+      parentHash: hash(999),
+      body: followUp(1),
+      response: textResponse(),
+    },
     // A row already linked keeps its (deliberately odd) parent.
-    { id: req(26), ts: T('11:07:00'), conversation: conv(5), hash: hash(26), parentHash: hash(20), parentRequest: req(20), body: followUp(1), response: textResponse() },
+    {
+      id: req(26),
+      ts: T('11:07:00'),
+      conversation: conv(5),
+      hash: hash(26),
+      parentHash: hash(20),
+      parentRequest: req(20),
+      body: followUp(1),
+      response: textResponse(),
+    },
 
     // Conversation 9: P9 calls Task twice; the application already linked the first sub-task
     // (branch subtask_1, first row linked, later row not). A second conversation with the
     // same prompt must not take P9's already used call; the other call links as subtask_2.
-    { id: req(30), ts: T('12:00:00'), conversation: conv(9), hash: hash(30), body: firstRequest('Operate'), duration: 2000, response: taskResponse(auditCalls), tti: appShape(auditCalls) },
-    { id: req(31), ts: T('12:00:03'), conversation: conv(9), branch: 'subtask_1', parentTask: req(30), isSubtask: true, hash: hash(31), body: firstRequest('Audit the logs'), response: textResponse() },
-    { id: req(32), ts: T('12:00:09'), conversation: conv(9), branch: 'subtask_1', hash: hash(32), parentHash: hash(31), body: followUp(1), response: textResponse() },
-    { id: req(33), ts: T('12:00:04'), conversation: conv(10), hash: hash(33), body: firstRequest('Audit the logs'), response: textResponse() },
-    { id: req(34), ts: T('12:00:05'), conversation: conv(11), hash: hash(34), body: firstRequest('Check the metrics'), response: textResponse() },
+    {
+      id: req(30),
+      ts: T('12:00:00'),
+      conversation: conv(9),
+      hash: hash(30),
+      body: firstRequest('Operate'),
+      duration: 2000,
+      response: taskResponse(auditCalls),
+      tti: appShape(auditCalls),
+    },
+    {
+      id: req(31),
+      ts: T('12:00:03'),
+      conversation: conv(9),
+      branch: 'subtask_1',
+      parentTask: req(30),
+      isSubtask: true,
+      hash: hash(31),
+      body: firstRequest('Audit the logs'),
+      response: textResponse(),
+    },
+    {
+      id: req(32),
+      ts: T('12:00:09'),
+      conversation: conv(9),
+      branch: 'subtask_1',
+      hash: hash(32),
+      parentHash: hash(31),
+      body: followUp(1),
+      response: textResponse(),
+    },
+    {
+      id: req(33),
+      ts: T('12:00:04'),
+      conversation: conv(10),
+      hash: hash(33),
+      body: firstRequest('Audit the logs'),
+      response: textResponse(),
+    },
+    {
+      id: req(34),
+      ts: T('12:00:05'),
+      conversation: conv(11),
+      hash: hash(34),
+      body: firstRequest('Check the metrics'),
+      response: textResponse(),
+    },
 
     // Legacy 003 shape, with a link on invocation 0: rewritten, link kept.
     {
-      id: req(40), ts: T('13:00:00'), conversation: conv(12), body: firstRequest('Old'), response: taskResponse(legacyCalls),
+      id: req(40),
+      ts: T('13:00:00'),
+      conversation: conv(12),
+      body: firstRequest('Old'),
+      response: taskResponse(legacyCalls),
       tti: [
         { id: 'toolu_l1', name: 'Task', prompt: 'Legacy one', description: 'task', linked_conversation_id: conv(99) },
         { id: 'toolu_l2', name: 'Task', prompt: 'Legacy two', description: 'task' },
       ],
     },
     // Already in the application's shape: untouched.
-    { id: req(41), ts: T('13:01:00'), conversation: conv(13), body: firstRequest('New'), response: taskResponse([{ id: 'toolu_n', prompt: 'Fresh' }]), tti: [{ id: 'toolu_n', name: 'Task', input: { prompt: 'kept as is' } }] },
+    {
+      id: req(41),
+      ts: T('13:01:00'),
+      conversation: conv(13),
+      body: firstRequest('New'),
+      response: taskResponse([{ id: 'toolu_n', prompt: 'Fresh' }]),
+      tti: [{ id: 'toolu_n', name: 'Task', input: { prompt: 'kept as is' } }],
+    },
     // Malformed: content not an array; a Task block without input; legacy without content.
     { id: req(42), ts: T('13:02:00'), conversation: conv(14), body: firstRequest('M1'), response: { content: 'plain text' } },
-    { id: req(43), ts: T('13:03:00'), conversation: conv(15), body: firstRequest('M2'), response: { content: [{ type: 'tool_use', id: 'toolu_x', name: 'Task' }] } },
-    { id: req(44), ts: T('13:04:00'), conversation: conv(16), body: firstRequest('M3'), response: { type: 'error' }, tti: [{ id: '', name: 'Task', prompt: 'lost', description: '' }] },
+    {
+      id: req(43),
+      ts: T('13:03:00'),
+      conversation: conv(15),
+      body: firstRequest('M2'),
+      response: { content: [{ type: 'tool_use', id: 'toolu_x', name: 'Task' }] },
+    },
+    {
+      id: req(44),
+      ts: T('13:04:00'),
+      conversation: conv(16),
+      body: firstRequest('M3'),
+      response: { type: 'error' },
+      tti: [{ id: '', name: 'Task', prompt: 'lost', description: '' }],
+    },
     // A Task call with a non-string prompt: extracted whole, never matched.
-    { id: req(45), ts: T('13:05:00'), conversation: conv(17), body: firstRequest('M4'), response: taskResponse([{ id: 'toolu_num', prompt: 12345 }]) },
+    {
+      id: req(45),
+      ts: T('13:05:00'),
+      conversation: conv(17),
+      body: firstRequest('M4'),
+      response: taskResponse([{ id: 'toolu_num', prompt: 12345 }]),
+    },
     // No Task call, no response at all: nothing to do.
     { id: req(46), ts: T('13:06:00'), conversation: conv(18), body: firstRequest('M5'), response: textResponse() },
     { id: req(47), ts: T('13:07:00'), conversation: conv(19), body: firstRequest('M6') },
@@ -100,11 +267,33 @@ function dataset(): RowSpec[] {
     { id: req(48), ts: T('13:08:00'), conversation: conv(20), body: { model: 'm', system: 'S' }, response: textResponse() },
 
     // system_hash cases (train-c has no account mapping).
-    { id: req(60), ts: T('14:00:00'), train: 'train-c', body: body([{ role: 'user', content: 'hi' }], [{ type: 'text', text: 'Block one' }, { type: 'text', text: 'Block two' }]) },
+    {
+      id: req(60),
+      ts: T('14:00:00'),
+      train: 'train-c',
+      body: body(
+        [{ role: 'user', content: 'hi' }],
+        [
+          { type: 'text', text: 'Block one' },
+          { type: 'text', text: 'Block two' },
+        ],
+      ),
+    },
     { id: req(61), ts: T('14:01:00'), train: 'train-c', body: body([{ role: 'user', content: 'hi' }], ''), account: 'acc-existing' },
     { id: req(62), ts: T('14:02:00'), train: 'train-b', body: { model: 'm', messages: [] } },
-    { id: req(63), ts: T('14:03:00'), train: 'train-b', body: body([{ role: 'user', content: 'hi' }], 'Anything'), systemHash: 'f'.repeat(64) },
-    { id: req(64), ts: T('14:04:00'), train: 'train-b', body: body([{ role: 'user', content: bigText }], `Large ${bigText.slice(0, 50_000)}`) },
+    {
+      id: req(63),
+      ts: T('14:03:00'),
+      train: 'train-b',
+      body: body([{ role: 'user', content: 'hi' }], 'Anything'),
+      systemHash: 'f'.repeat(64),
+    },
+    {
+      id: req(64),
+      ts: T('14:04:00'),
+      train: 'train-b',
+      body: body([{ role: 'user', content: bigText }], `Large ${bigText.slice(0, 50_000)}`),
+    },
     { id: req(65), ts: T('14:05:00'), train: 'train-b', body: body([{ role: 'user', content: 'hi' }], null) },
   ]
 }
@@ -132,7 +321,12 @@ describe('all backfills over a realistic data set', () => {
 
   it('task-invocations: fills the application shape, rewrites legacy 003 rows keeping links, skips malformed rows', () => {
     expect(row(3).task_tool_invocation).toEqual([
-      { id: 'toolu_research', name: 'Task', input: { description: 'research', prompt: 'Research the parser' }, linked_conversation_id: conv(2) },
+      {
+        id: 'toolu_research',
+        name: 'Task',
+        input: { description: 'research', prompt: 'Research the parser' },
+        linked_conversation_id: conv(2),
+      },
       { id: 'toolu_tests', name: 'Task', input: { description: 'tests', prompt: 'Write the tests' }, linked_conversation_id: conv(3) },
     ])
     expect(row(40).task_tool_invocation).toEqual([
@@ -152,7 +346,8 @@ describe('all backfills over a realistic data set', () => {
   })
 
   it('subtask-links: links S1 and S2 to P, leaves S3, and continues after an existing subtask_K', () => {
-    for (const n of [5, 6]) expect(row(n)).toMatchObject({ conversation_id: conv(1), branch_id: 'subtask_1', parent_task_request_id: req(3), is_subtask: true })
+    for (const n of [5, 6])
+      expect(row(n)).toMatchObject({ conversation_id: conv(1), branch_id: 'subtask_1', parent_task_request_id: req(3), is_subtask: true })
     expect(row(7)).toMatchObject({ conversation_id: conv(1), branch_id: 'subtask_2', parent_task_request_id: req(3), is_subtask: true })
     expect(row(8)).toMatchObject({ conversation_id: conv(4), branch_id: 'main', parent_task_request_id: null, is_subtask: false })
     // P9's "Audit the logs" call was used by the application's link: conversation 10 stays.

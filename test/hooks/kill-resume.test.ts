@@ -8,12 +8,14 @@
  */
 import { execa } from 'execa'
 import { join } from 'node:path'
-import pg from 'pg'
+import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { PROJECT_ROOT } from '../helpers/project.js'
 import { copyDatabase, inDb } from './support/db.js'
 import { generateDataset } from './support/dataset.js'
 import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet } from './support/fixtures.js'
+import { sleep } from '../../lib/retry.js'
+import { openClient } from '../../lib/connection.js'
 
 interface LedgerView {
   name: string
@@ -39,8 +41,6 @@ const KILL_POINTS: Array<{ name: string; steps?: string[] }> = [
   { name: 'system-hash' },
 ]
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
 describe('SIGKILL and resume', () => {
   it('ends identical to an uninterrupted run on a copy', async () => {
     const a = await copyDatabase('kill_a')
@@ -56,11 +56,16 @@ describe('SIGKILL and resume', () => {
     const env = hookEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', HOOKS_BATCH_DELAY_MS: '10' })
     const killedAt: string[] = []
     // One session for polling the ledger (a connection per poll would slow everything down).
-    const poller = new pg.Client({ connectionString: a.url })
-    await poller.connect()
+    const poller = await openClient(a.url)
     for (const point of KILL_POINTS) {
       const child = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
-        cwd: PROJECT_ROOT, env, extendEnv: false, preferLocal: true, localDir: PROJECT_ROOT, reject: false, detached: true,
+        cwd: PROJECT_ROOT,
+        env,
+        extendEnv: false,
+        preferLocal: true,
+        localDir: PROJECT_ROOT,
+        reject: false,
+        detached: true,
       })
       let exited = false
       void child.then(() => (exited = true))
@@ -68,7 +73,8 @@ describe('SIGKILL and resume', () => {
       let hit: LedgerView | undefined
       while (!exited && Date.now() < deadline) {
         hit = (await ledger(poller)).find(
-          (e) => e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
+          (e) =>
+            e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
         )
         if (hit) break
         await sleep(15)
@@ -85,15 +91,31 @@ describe('SIGKILL and resume', () => {
     expect(killedAt.length, `killed at: ${killedAt.join(', ')}`).toBeGreaterThanOrEqual(5)
 
     // Let the last run finish (and pick up whatever the kills left), as `db:migrate` would.
-    const final = await execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], { cwd: PROJECT_ROOT, env, extendEnv: false, preferLocal: true, localDir: PROJECT_ROOT, reject: false })
+    const final = await execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
+      cwd: PROJECT_ROOT,
+      env,
+      extendEnv: false,
+      preferLocal: true,
+      localDir: PROJECT_ROOT,
+      reject: false,
+    })
     expect(final.exitCode, String(final.stderr)).toBe(0)
 
     expect(await inDb(a.url, fullSnapshot)).toEqual(await inDb(b.url, fullSnapshot))
     const counts = (url: string) =>
-      inDb(url, async (c) => (await c.query(`select name, state, version, rows_changed, rows_skipped, note, cursor, step from migration_hooks.backfills order by name`)).rows)
+      inDb(
+        url,
+        async (c) =>
+          (
+            await c.query(
+              `select name, state, version, rows_changed, rows_skipped, note, cursor, step from migration_hooks.backfills order by name`,
+            )
+          ).rows,
+      )
     expect(await counts(a.url)).toEqual(await counts(b.url))
     // And the reference run did real work of every kind, so the comparison means something.
     const changed = Object.fromEntries(reference.summaries.map((s) => [s.name, s.changed]))
-    for (const name of ['task-invocations', 'subtask-links', 'parent-request-ids', 'account-ids', 'system-hash']) expect(changed[name]).toBeGreaterThan(0)
+    for (const name of ['task-invocations', 'subtask-links', 'parent-request-ids', 'account-ids', 'system-hash'])
+      expect(changed[name]).toBeGreaterThan(0)
   })
 })

@@ -10,9 +10,15 @@ import { progressLine } from '../../hooks/runner/progress.js'
 import { loadSettings } from '../../hooks/runner/settings.js'
 import { subtaskText } from '../../hooks/rules/subtask-text.js'
 import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/rules/task-calls.js'
-import { backoffMs } from '../../hooks/runner/transaction.js'
+import { backoffMs } from '../../lib/retry.js'
 
-const task = (id: unknown, prompt: unknown, extra: Record<string, unknown> = {}) => ({ type: 'tool_use', id, name: 'Task', input: { prompt, description: 'd' }, ...extra })
+const task = (id: unknown, prompt: unknown, extra: Record<string, unknown> = {}) => ({
+  type: 'tool_use',
+  id,
+  name: 'Task',
+  input: { prompt, description: 'd' },
+  ...extra,
+})
 
 describe('extractTaskCalls', () => {
   it('returns {id, name, input} for every Task call, in content order, ignoring other blocks', () => {
@@ -60,13 +66,23 @@ describe('legacy 003 shape', () => {
       { id: 't1', name: 'Task', input: { prompt: 'a' } },
       { id: 't2', name: 'Task', input: { prompt: 'b' } },
     ]
-    expect(rewriteLegacy([{ id: 't2', prompt: 'b', linked_conversation_id: 'C2' }, { id: 't1', prompt: 'a' }], calls)).toEqual([
+    expect(
+      rewriteLegacy(
+        [
+          { id: 't2', prompt: 'b', linked_conversation_id: 'C2' },
+          { id: 't1', prompt: 'a' },
+        ],
+        calls,
+      ),
+    ).toEqual([
       { id: 't1', name: 'Task', input: { prompt: 'a' } },
       { id: 't2', name: 'Task', input: { prompt: 'b' }, linked_conversation_id: 'C2' },
     ])
     expect(rewriteLegacy([{ id: '', prompt: 'a', linked_conversation_id: 'C1' }], calls)[0].linked_conversation_id).toBe('C1')
     // An id the response does not have links nothing (rather than a wrong call).
-    expect(rewriteLegacy([{ id: 'tX', prompt: 'a', linked_conversation_id: 'C1' }], calls).some((c) => c.linked_conversation_id)).toBe(false)
+    expect(rewriteLegacy([{ id: 'tX', prompt: 'a', linked_conversation_id: 'C1' }], calls).some((c) => c.linked_conversation_id)).toBe(
+      false,
+    )
   })
 })
 
@@ -95,7 +111,12 @@ describe('subtaskText', () => {
   })
 
   it('is not a candidate with several messages, a non-user role, or no text', () => {
-    expect(subtaskText([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]).kind).toBe('not-candidate')
+    expect(
+      subtaskText([
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: 'b' },
+      ]).kind,
+    ).toBe('not-candidate')
     expect(subtaskText([{ role: 'assistant', content: 'a' }]).kind).toBe('not-candidate')
     expect(subtaskText([{ role: 'user', content: '<system-reminder>x</system-reminder>' }]).kind).toBe('not-candidate')
   })

@@ -2,7 +2,6 @@
  * The runner: ledger, resumption, version bumps, failures, dry runs, --only, locking,
  * lock-timeout retries, status, shadow runs and script mode — asserted on database state.
  */
-import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
@@ -14,7 +13,20 @@ import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
 import { tsxScript } from '../helpers/project.js'
 import { freshDatabase, inDb } from './support/db.js'
-import { conv, firstRequest, fullSnapshot, insertRows, ledgerRow, mappingFile, owned, req, runQuiet, taskResponse, type RowSpec } from './support/fixtures.js'
+import {
+  conv,
+  firstRequest,
+  fullSnapshot,
+  insertRows,
+  ledgerRow,
+  mappingFile,
+  owned,
+  req,
+  runQuiet,
+  taskResponse,
+  type RowSpec,
+} from './support/fixtures.js'
+import { openClient } from '../../lib/connection.js'
 
 const T = (n: number) => new Date(Date.UTC(2025, 0, 1, 10, 0, n)).toISOString()
 
@@ -24,7 +36,8 @@ function someRows(count = 12): RowSpec[] {
     { id: req(1), ts: T(0), conversation: conv(1), body: firstRequest('root'), response: taskResponse([{ id: 'toolu_1', prompt: 'Go' }]) },
     { id: req(2), ts: T(1), conversation: conv(2), body: firstRequest('Go') },
   ]
-  for (let i = 3; i <= count; i++) rows.push({ id: req(i), ts: T(i), train: i % 2 ? 'train-a' : 'train-b', body: firstRequest(`q${i}`, `System ${i}`) })
+  for (let i = 3; i <= count; i++)
+    rows.push({ id: req(i), ts: T(i), train: i % 2 ? 'train-a' : 'train-b', body: firstRequest(`q${i}`, `System ${i}`) })
   return rows
 }
 
@@ -48,8 +61,19 @@ describe('ledger', () => {
     })
     expect(new Set(columns.map((r) => r.table_schema))).toEqual(new Set(['migration_hooks']))
     expect(columns.map((r) => r.column_name)).toEqual([
-      'name', 'version', 'state', 'cursor', 'step', 'rows_changed', 'rows_skipped', 'started_at', 'finished_at',
-      'updated_at', 'last_error', 'note', 'config_key',
+      'name',
+      'version',
+      'state',
+      'cursor',
+      'step',
+      'rows_changed',
+      'rows_skipped',
+      'started_at',
+      'finished_at',
+      'updated_at',
+      'last_error',
+      'note',
+      'config_key',
     ])
     await expect(inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'bogus'`))).rejects.toThrow(/check/)
   })
@@ -138,7 +162,10 @@ describe('failures', () => {
         keyWalkStep('walk', async (ctx, after, upTo) => {
           if (run === 1 && ++batches === 3) throw new Error('injected failure')
           const range = rangeFilter(after, upTo)
-          const r = await ctx.client.query(`insert into public.seen select request_id, ${run} from api_requests where ${range.sql}`, range.params)
+          const r = await ctx.client.query(
+            `insert into public.seen select request_id, ${run} from api_requests where ${range.sql}`,
+            range.params,
+          )
           return { changed: r.rowCount ?? 0, skipped: 0 }
         }),
       ],
@@ -149,16 +176,22 @@ describe('failures', () => {
     expect(await state(url, 'probe')).toMatchObject({ state: 'failed', rows_changed: '10', last_error: 'injected failure' })
     run = 2
     expect((await runQuiet(url, { backfills: [probe], env })).ok).toBe(true)
-    const seen = await inDb(url, async (c) => (await c.query(`select run, count(*)::int as n, count(distinct request_id)::int as d from seen group by run order by run`)).rows)
+    const seen = await inDb(
+      url,
+      async (c) =>
+        (await c.query(`select run, count(*)::int as n, count(distinct request_id)::int as d from seen group by run order by run`)).rows,
+    )
     // Exactly the 10 keys of the two committed batches in run 1, the other 20 in run 2.
-    expect(seen).toEqual([{ run: 1, n: 10, d: 10 }, { run: 2, n: 20, d: 20 }])
+    expect(seen).toEqual([
+      { run: 1, n: 10, d: 10 },
+      { run: 2, n: 20, d: 20 },
+    ])
     expect(await state(url, 'probe')).toMatchObject({ state: 'done', rows_changed: '30' })
   })
 
   it('retries a batch that hits lock_timeout, and fails clearly once retries are exhausted', async () => {
     const url = await seeded('locks')
-    const blocker = new pg.Client({ connectionString: url })
-    await blocker.connect()
+    const blocker = await openClient(url)
     try {
       await blocker.query('begin')
       await blocker.query(`select 1 from api_requests where request_id = $1 for update`, [req(5)])
@@ -198,7 +231,9 @@ describe('batch size', () => {
     ],
   }
   const sizesAfterRun = async (url: string, env: Record<string, string>) => {
-    await inDb(url, (c) => c.query(`drop table if exists public.batch_sizes; create table public.batch_sizes (n serial, keys int, first_key text)`))
+    await inDb(url, (c) =>
+      c.query(`drop table if exists public.batch_sizes; create table public.batch_sizes (n serial, keys int, first_key text)`),
+    )
     expect((await runQuiet(url, { backfills: [sizeProbe], env })).ok).toBe(true)
     await inDb(url, (c) => c.query(`delete from migration_hooks.backfills where name = 'size-probe'`))
     return inDb(url, async (c) => (await c.query(`select keys from public.batch_sizes order by n`)).rows.map((r) => r.keys as number))
@@ -262,8 +297,7 @@ describe('hookStatus', () => {
 describe('locking', () => {
   it('waits for another run, bounded by HOOKS_LOCK_WAIT_SECONDS', async () => {
     const url = await seeded('lock')
-    const holder = new pg.Client({ connectionString: url })
-    await holder.connect()
+    const holder = await openClient(url)
     try {
       await holder.query('select pg_advisory_lock($1::bigint)', [HOOKS_LOCK_KEY])
       const blocked = await runQuiet(url, { env: { HOOKS_LOCK_WAIT_SECONDS: '1' } })

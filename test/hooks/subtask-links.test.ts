@@ -7,7 +7,18 @@ import { describe, expect, it } from 'vitest'
 import { subtaskLinks } from '../../hooks/backfills/subtask-links.js'
 import { taskInvocations } from '../../hooks/backfills/task-invocations.js'
 import { freshDatabase, inDb } from './support/db.js'
-import { conv, firstRequest, followUp, insertRows, owned, req, runQuiet, taskResponse, textResponse, type RowSpec } from './support/fixtures.js'
+import {
+  conv,
+  firstRequest,
+  followUp,
+  insertRows,
+  owned,
+  req,
+  runQuiet,
+  taskResponse,
+  textResponse,
+  type RowSpec,
+} from './support/fixtures.js'
 
 const T = (hms: string) => `2025-05-06T${hms}Z`
 
@@ -26,7 +37,12 @@ const linked = (parent: number, conversation: string, branch: string) => ({
   conversation_id: conversation,
   branch_id: branch,
 })
-const untouched = (conversation: string) => ({ parent_task_request_id: null, is_subtask: false, conversation_id: conversation, branch_id: 'main' })
+const untouched = (conversation: string) => ({
+  parent_task_request_id: null,
+  is_subtask: false,
+  conversation_id: conversation,
+  branch_id: 'main',
+})
 
 describe('subtask-links', () => {
   it('reproduces the worked example of subtasks.md exactly', async () => {
@@ -34,12 +50,25 @@ describe('subtask-links', () => {
     const { row } = await link([
       { id: req(1), ts: T('10:00:00'), conversation: C, body: firstRequest('Plan the work'), response: textResponse() },
       {
-        id: req(2), ts: T('10:02:00'), duration: 100, conversation: C, body: followUp(1),
-        response: taskResponse([{ id: 'toolu_1', prompt: 'Research the parser' }, { id: 'toolu_2', prompt: 'Write the tests' }]),
+        id: req(2),
+        ts: T('10:02:00'),
+        duration: 100,
+        conversation: C,
+        body: followUp(1),
+        response: taskResponse([
+          { id: 'toolu_1', prompt: 'Research the parser' },
+          { id: 'toolu_2', prompt: 'Write the tests' },
+        ]),
       },
       { id: req(10), ts: T('10:02:05'), conversation: conv(11), body: firstRequest('Research the parser'), response: textResponse() },
       { id: req(11), ts: T('10:02:40'), conversation: conv(11), body: followUp(1), response: textResponse() },
-      { id: req(20), ts: T('10:02:07'), conversation: conv(12), body: firstRequest([{ type: 'text', text: 'Write the tests' }]), response: textResponse() },
+      {
+        id: req(20),
+        ts: T('10:02:07'),
+        conversation: conv(12),
+        body: firstRequest([{ type: 'text', text: 'Write the tests' }]),
+        response: textResponse(),
+      },
       { id: req(30), ts: T('10:06:40'), conversation: conv(13), body: firstRequest('Write the tests'), response: textResponse() },
     ])
     expect(row(2).task_tool_invocation).toEqual([
@@ -57,8 +86,22 @@ describe('subtask-links', () => {
     // Two parents with the same prompt, 30 s apart. The first sub-task conversation takes the
     // nearer (later) parent; the second, finding it claimed, takes the earlier one.
     const { row } = await link([
-      { id: req(1), ts: T('09:00:00'), duration: 0, conversation: conv(1), body: firstRequest('a'), response: taskResponse([{ id: 't1', prompt: 'Same job' }]) },
-      { id: req(2), ts: T('09:00:30'), duration: 0, conversation: conv(2), body: firstRequest('b'), response: taskResponse([{ id: 't2', prompt: 'Same job' }]) },
+      {
+        id: req(1),
+        ts: T('09:00:00'),
+        duration: 0,
+        conversation: conv(1),
+        body: firstRequest('a'),
+        response: taskResponse([{ id: 't1', prompt: 'Same job' }]),
+      },
+      {
+        id: req(2),
+        ts: T('09:00:30'),
+        duration: 0,
+        conversation: conv(2),
+        body: firstRequest('b'),
+        response: taskResponse([{ id: 't2', prompt: 'Same job' }]),
+      },
       { id: req(10), ts: T('09:00:40'), conversation: conv(10), body: firstRequest('Same job') },
       { id: req(11), ts: T('09:00:50'), conversation: conv(11), body: firstRequest('Same job') },
       // A third has no call left.
@@ -72,8 +115,23 @@ describe('subtask-links', () => {
   it('breaks ties by parent request_id, then call position; conversations tie by first row request_id', async () => {
     // Parents 3 and 4 at the same instant; parent 3 calls the same prompt twice.
     const { row } = await link([
-      { id: req(4), ts: T('09:00:00'), conversation: conv(4), body: firstRequest('p4'), response: taskResponse([{ id: 't4', prompt: 'Twin' }]) },
-      { id: req(3), ts: T('09:00:00'), conversation: conv(3), body: firstRequest('p3'), response: taskResponse([{ id: 't3a', prompt: 'Twin' }, { id: 't3b', prompt: 'Twin' }]) },
+      {
+        id: req(4),
+        ts: T('09:00:00'),
+        conversation: conv(4),
+        body: firstRequest('p4'),
+        response: taskResponse([{ id: 't4', prompt: 'Twin' }]),
+      },
+      {
+        id: req(3),
+        ts: T('09:00:00'),
+        conversation: conv(3),
+        body: firstRequest('p3'),
+        response: taskResponse([
+          { id: 't3a', prompt: 'Twin' },
+          { id: 't3b', prompt: 'Twin' },
+        ]),
+      },
       // Three conversations starting at the same instant: ordered by their first row's id.
       { id: req(12), ts: T('09:00:10'), conversation: conv(20), body: firstRequest('Twin') },
       { id: req(11), ts: T('09:00:10'), conversation: conv(21), body: firstRequest('Twin') },
@@ -91,8 +149,29 @@ describe('subtask-links', () => {
 
   it('honours the window: parent time + duration + HOOKS_SUBTASK_WINDOW_MS, inclusive; never before the parent', async () => {
     const rows: RowSpec[] = [
-      { id: req(1), ts: T('08:00:00.000'), duration: 1500, conversation: conv(1), body: firstRequest('a'), response: taskResponse([{ id: 't1', prompt: 'Edge' }, { id: 't2', prompt: 'Late' }, { id: 't3', prompt: 'Early' }]) },
-      { id: req(2), ts: T('08:00:00.000'), duration: null, conversation: conv(2), body: firstRequest('b'), response: taskResponse([{ id: 't4', prompt: 'No duration' }, { id: 't5', prompt: 'No duration' }]) },
+      {
+        id: req(1),
+        ts: T('08:00:00.000'),
+        duration: 1500,
+        conversation: conv(1),
+        body: firstRequest('a'),
+        response: taskResponse([
+          { id: 't1', prompt: 'Edge' },
+          { id: 't2', prompt: 'Late' },
+          { id: 't3', prompt: 'Early' },
+        ]),
+      },
+      {
+        id: req(2),
+        ts: T('08:00:00.000'),
+        duration: null,
+        conversation: conv(2),
+        body: firstRequest('b'),
+        response: taskResponse([
+          { id: 't4', prompt: 'No duration' },
+          { id: 't5', prompt: 'No duration' },
+        ]),
+      },
       // 1.5 s + 10 s after: exactly at the end of the window.
       { id: req(10), ts: T('08:00:11.500'), conversation: conv(10), body: firstRequest('Edge') },
       // 1 ms past it.
@@ -134,7 +213,13 @@ describe('subtask-links', () => {
   it("never links a conversation to its own parent's conversation, nor re-links linked rows", async () => {
     const { row } = await link([
       // The parent's own conversation begins with the very prompt it delegates.
-      { id: req(1), ts: T('10:00:00'), conversation: conv(1), body: firstRequest('Loop'), response: taskResponse([{ id: 't1', prompt: 'Loop' }]) },
+      {
+        id: req(1),
+        ts: T('10:00:00'),
+        conversation: conv(1),
+        body: firstRequest('Loop'),
+        response: taskResponse([{ id: 't1', prompt: 'Loop' }]),
+      },
       // A conversation of which one row is already linked elsewhere: never a candidate.
       { id: req(2), ts: T('10:00:01'), conversation: conv(2), body: firstRequest('Loop') },
       { id: req(3), ts: T('10:00:02'), conversation: conv(2), body: followUp(1), parentTask: req(1), isSubtask: true, branch: 'subtask_9' },
@@ -148,7 +233,11 @@ describe('subtask-links', () => {
   it('treats a call already marked linked (legacy 003) as claimed', async () => {
     const { row } = await link([
       {
-        id: req(1), ts: T('10:00:00'), conversation: conv(1), body: firstRequest('a'), response: taskResponse([{ id: 't1', prompt: 'Marked' }]),
+        id: req(1),
+        ts: T('10:00:00'),
+        conversation: conv(1),
+        body: firstRequest('a'),
+        response: taskResponse([{ id: 't1', prompt: 'Marked' }]),
         tti: [{ id: 't1', name: 'Task', input: { prompt: 'Marked' }, linked_conversation_id: conv(50) }],
       },
       { id: req(2), ts: T('10:00:05'), conversation: conv(2), body: firstRequest('Marked') },
@@ -158,10 +247,21 @@ describe('subtask-links', () => {
 
   it('matches the text with reminders removed, and counts malformed first rows as skipped', async () => {
     const { row, result } = await link([
-      { id: req(1), ts: T('10:00:00'), conversation: conv(1), body: firstRequest('a'), response: taskResponse([{ id: 't1', prompt: 'Fix the bug' }]) },
       {
-        id: req(2), ts: T('10:00:03'), conversation: conv(2),
-        body: firstRequest([{ type: 'text', text: 'Fix the bug' }, { type: 'text', text: '<system-reminder>todo list empty</system-reminder>' }]),
+        id: req(1),
+        ts: T('10:00:00'),
+        conversation: conv(1),
+        body: firstRequest('a'),
+        response: taskResponse([{ id: 't1', prompt: 'Fix the bug' }]),
+      },
+      {
+        id: req(2),
+        ts: T('10:00:03'),
+        conversation: conv(2),
+        body: firstRequest([
+          { type: 'text', text: 'Fix the bug' },
+          { type: 'text', text: '<system-reminder>todo list empty</system-reminder>' },
+        ]),
       },
       { id: req(3), ts: T('10:00:04'), conversation: conv(3), body: { model: 'm' } },
       { id: req(4), ts: T('10:00:05'), conversation: conv(4), body: firstRequest(42) },

@@ -38,7 +38,12 @@ describe('computeSystemHash', () => {
 
   it('joins block texts with "\\n" before normalising; a block without text contributes ""', () => {
     expect(systemText([{ type: 'text', text: 'a' }, { type: 'image' }, { type: 'text', text: 'b' }])).toBe('a\n\nb')
-    expect(computeSystemHash([{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }])).toBe(sha('a\nb'))
+    expect(
+      computeSystemHash([
+        { type: 'text', text: 'a' },
+        { type: 'text', text: 'b' },
+      ]),
+    ).toBe(sha('a\nb'))
   })
 
   it('keeps only the CLI phrase when the trimmed text starts with it', () => {
@@ -53,6 +58,10 @@ describe('computeSystemHash', () => {
   })
 
   it('removes transient context and every reminder, case-insensitively', () => {
-    expect(stableSystemText('A<transient_context>x</transient_context>B<system-reminder>1</system-reminder> C <SYSTEM-REMINDER>2</SYSTEM-REMINDER>')).toBe('AB C')
+    expect(
+      stableSystemText(
+        'A<transient_context>x</transient_context>B<system-reminder>1</system-reminder> C <SYSTEM-REMINDER>2</SYSTEM-REMINDER>',
+      ),
+    ).toBe('AB C')
   })
 })

@@ -3,11 +3,32 @@ import { describe, expect, it } from 'vitest'
 import { removeSystemReminders } from '../../hooks/rules/system-reminders.js'
 
 const APP_PATTERN = /\s*<system-reminder>[\s\S]*?<\/system-reminder>/gi
-const TOKENS = ['<system-reminder>', '<SYSTEM-Reminder>', '</system-reminder>', '</System-REMINDER>', ' ', '  ', '\n', '\t', '\r\n', '\u00a0', '\u3000', 'a', 'bc', '<', '/', 'system-reminder>', 'x y']
+const TOKENS = [
+  '<system-reminder>',
+  '<SYSTEM-Reminder>',
+  '</system-reminder>',
+  '</System-REMINDER>',
+  ' ',
+  '  ',
+  '\n',
+  '\t',
+  '\r\n',
+  '\u00a0',
+  '\u3000',
+  'a',
+  'bc',
+  '<',
+  '/',
+  'system-reminder>',
+  'x y',
+]
 
 /** Small deterministic PRNG so a failure can be replayed. */
 function prng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff)
+  return () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed / 0x7fffffff
+  }
 }
 
 describe('removeSystemReminders', () => {

@@ -59,7 +59,10 @@ const withFirstMessage = (columns: string, inner: string) => `
 /** Walk a scratch table by its uuid key; `cursor` is the last key done. */
 async function nextKeys<T extends pg.QueryResultRow>(ctx: BatchContext, cursor: Cursor, sql: (where: string) => string) {
   const after = typeof cursor === 'string' ? cursor : null
-  const { rows } = await ctx.client.query<T>(sql(after === null ? 'true' : 'k > $2::uuid'), after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after])
+  const { rows } = await ctx.client.query<T>(
+    sql(after === null ? 'true' : 'k > $2::uuid'),
+    after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after],
+  )
   return rows
 }
 
@@ -145,16 +148,13 @@ export const claimExisting: Step = {
   name: 'claim-existing',
   estimate: (client) => count(client, `select count(*)::int as n from ${EXISTING}`),
   async runBatch(ctx, cursor) {
-    const rows = await nextKeys<{ id: string; parent: string; n: number | null; first: unknown }>(
-      ctx,
-      cursor,
-      (where) =>
-        withFirstMessage(
-          'id, parent',
-          `select x.k, x.request_id::text as id, x.parent_task_request_id::text as parent, a.body->'messages' as messages
+    const rows = await nextKeys<{ id: string; parent: string; n: number | null; first: unknown }>(ctx, cursor, (where) =>
+      withFirstMessage(
+        'id, parent',
+        `select x.k, x.request_id::text as id, x.parent_task_request_id::text as parent, a.body->'messages' as messages
            from (select request_id as k, * from ${EXISTING}) x left join api_requests a on a.request_id = x.request_id
            where ${where} order by x.k limit $1`,
-        ),
+      ),
     )
     for (const row of rows) {
       const text = firstMessageText(row.n, row.first)

@@ -10,7 +10,10 @@ import { seededRandom } from '../../../lib/seeded-random.js'
 
 const SYSTEMS: unknown[] = [
   'You are an interactive CLI tool that helps users with software engineering tasks. Rules follow.',
-  [{ type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." }, { type: 'text', text: 'Persona.\ngitStatus: dirty\nM a.ts\n\nEnd' }],
+  [
+    { type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." },
+    { type: 'text', text: 'Persona.\ngitStatus: dirty\nM a.ts\n\nEnd' },
+  ],
   'Agent persona.\n<system-reminder>today</system-reminder>\nBe precise.',
   '',
   null,
@@ -62,9 +65,24 @@ export function generateDataset(seed: number, conversations: number): RowSpec[] 
         hash: retry ? chain[chain.length - 1].hash : h,
         parentHash: retry ? lastParentHash : (parent?.hash ?? null),
         duration: rand() < 0.8 ? Math.floor(rand() * 5000) : null,
-        body: i === 0 ? firstRequest(`Start ${c}`, system) : { model: 'm', system, messages: Array.from({ length: 2 * i + 1 }, (_, k) => ({ role: k % 2 ? 'assistant' : 'user', content: `m${k}` })) },
+        body:
+          i === 0
+            ? firstRequest(`Start ${c}`, system)
+            : {
+                model: 'm',
+                system,
+                messages: Array.from({ length: 2 * i + 1 }, (_, k) => ({ role: k % 2 ? 'assistant' : 'user', content: `m${k}` })),
+              },
         response: malformed ? { content: 'not an array' } : taskCount ? taskResponse(calls) : textResponse(),
-        tti: legacy ? calls.map((k, n) => ({ id: k.id, name: 'Task', prompt: k.prompt, description: '', ...(n === 0 && rand() < 0.5 ? { linked_conversation_id: conv(9000 + c) } : {}) })) : null,
+        tti: legacy
+          ? calls.map((k, n) => ({
+              id: k.id,
+              name: 'Task',
+              prompt: k.prompt,
+              description: '',
+              ...(n === 0 && rand() < 0.5 ? { linked_conversation_id: conv(9000 + c) } : {}),
+            }))
+          : null,
       })
       if (!retry) lastParentHash = parent?.hash ?? null
       chain.push({ hash: retry ? chain[chain.length - 1].hash : h, ts })
@@ -78,7 +96,15 @@ export function generateDataset(seed: number, conversations: number): RowSpec[] 
         let prev: string | null = null
         for (let s = 0; s < subLength; s++) {
           const sh = hash(++hashes)
-          const content = s === 0 ? (rand() < 0.5 ? call.prompt : [{ type: 'text', text: call.prompt }, { type: 'text', text: '<system-reminder>r</system-reminder>' }]) : null
+          const content =
+            s === 0
+              ? rand() < 0.5
+                ? call.prompt
+                : [
+                    { type: 'text', text: call.prompt },
+                    { type: 'text', text: '<system-reminder>r</system-reminder>' },
+                  ]
+              : null
           rows.push({
             id: uuid(),
             ts: at(subStart + s * 5_000),
@@ -87,7 +113,18 @@ export function generateDataset(seed: number, conversations: number): RowSpec[] 
             hash: sh,
             parentHash: prev,
             duration: 800,
-            body: s === 0 ? firstRequest(content, system) : { model: 'm', system, messages: [{ role: 'user', content: call.prompt }, { role: 'assistant', content: 'x' }, { role: 'user', content: 'y' }] },
+            body:
+              s === 0
+                ? firstRequest(content, system)
+                : {
+                    model: 'm',
+                    system,
+                    messages: [
+                      { role: 'user', content: call.prompt },
+                      { role: 'assistant', content: 'x' },
+                      { role: 'user', content: 'y' },
+                    ],
+                  },
             response: textResponse(),
           })
           prev = sh
@@ -96,7 +133,8 @@ export function generateDataset(seed: number, conversations: number): RowSpec[] 
     }
   }
   // Rows without a conversation, and one with no messages at all.
-  for (let i = 0; i < 20; i++) rows.push({ id: uuid(), ts: at(i * 1000), train: 'train-9', body: firstRequest(`loose ${i}`, pick(SYSTEMS)) })
+  for (let i = 0; i < 20; i++)
+    rows.push({ id: uuid(), ts: at(i * 1000), train: 'train-9', body: firstRequest(`loose ${i}`, pick(SYSTEMS)) })
   rows.push({ id: uuid(), ts: at(5), conversation: conv(++convs), body: { model: 'm', system: 'S' } })
   return rows
 }

@@ -106,7 +106,12 @@ export function taskResponse(calls: TaskSpec[]): Record<string, unknown> {
     content: [
       { type: 'text', text: 'I will delegate.' },
       { type: 'tool_use', id: 'toolu_read', name: 'Read', input: { file_path: '/x.ts' } },
-      ...calls.map((c) => ({ type: 'tool_use', id: c.id, name: 'Task', input: { description: c.description ?? 'task', prompt: c.prompt } })),
+      ...calls.map((c) => ({
+        type: 'tool_use',
+        id: c.id,
+        name: 'Task',
+        input: { description: c.description ?? 'task', prompt: c.prompt },
+      })),
     ],
   }
 }
@@ -149,10 +154,7 @@ export async function fullSnapshot(client: pg.ClientBase): Promise<string[]> {
  * Run the hooks without a terminal, collecting the log instead of printing it. Settings come
  * from `opts.env` only (default: none), never from the developer's shell.
  */
-export async function runQuiet(
-  databaseUrl: string,
-  opts: Partial<RunHooksOptions> = {},
-): Promise<RunHooksResult & { log: string[] }> {
+export async function runQuiet(databaseUrl: string, opts: Partial<RunHooksOptions> = {}): Promise<RunHooksResult & { log: string[] }> {
   const log: string[] = []
   const result = await runHooks({ databaseUrl, shadow: false, tty: false, log: (l) => log.push(l), env: {}, ...opts })
   return { ...result, log }
@@ -162,7 +164,18 @@ export async function runQuiet(
 export async function ledgerRow(client: pg.ClientBase, name: string) {
   const { rows } = await client.query(`select * from migration_hooks.backfills where name = $1`, [name])
   return rows[0] as
-    | { name: string; version: number; state: string; cursor: unknown; step: string | null; rows_changed: string; rows_skipped: string; last_error: string | null; note: string | null; config_key: string | null }
+    | {
+        name: string
+        version: number
+        state: string
+        cursor: unknown
+        step: string | null
+        rows_changed: string
+        rows_skipped: string
+        last_error: string | null
+        note: string | null
+        config_key: string | null
+      }
     | undefined
 }
 
