@@ -4,7 +4,7 @@
  *   tsx bench/writer-child.ts --rate 50      (target: BENCH_DB_URL; stop: write "stop" to stdin)
  *
  * Every 1/rate seconds a new request is stored the way the proxy stores it
- * (/work/shared/spec/legacy-schema.md section 3): an INSERT of the request row with
+ * (docs/legacy-schema.md section 3): an INSERT of the request row with
  * `on conflict (request_id) do nothing`, then — once that returns — the UPDATE by request_id
  * that records its response. Latency is measured per statement from the moment it was due
  * (so a writer that falls behind is charged for the wait: no coordinated omission), on a small

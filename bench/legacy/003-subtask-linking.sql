@@ -1,4 +1,4 @@
--- Legacy 003's data steps, re-written from /work/shared/spec/subtasks.md for MEASUREMENT ONLY
+-- Legacy 003's data steps, re-written from docs/subtasks.md for MEASUREMENT ONLY
 -- (bench/measure-linking.ts). This is the behaviour we replaced, defects included; it is never
 -- run against a real database. Column names are the current ones (train_id, not domain).
 --

@@ -1,4 +1,4 @@
--- Legacy 007's data step, re-written from /work/shared/spec/legacy-schema.md for MEASUREMENT
+-- Legacy 007's data step, re-written from docs/legacy-schema.md for MEASUREMENT
 -- ONLY (bench/measure-linking.ts): parent_request_id for rows whose parent_message_hash equals
 -- another row's current_message_hash in the same train and conversation — one UPDATE … FROM
 -- join over the whole table, in one transaction. With several candidates (a retried request

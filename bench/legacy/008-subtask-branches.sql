@@ -1,4 +1,4 @@
--- Legacy 008's data steps, re-written from /work/shared/spec/subtasks.md for MEASUREMENT ONLY
+-- Legacy 008's data steps, re-written from docs/subtasks.md for MEASUREMENT ONLY
 -- (bench/measure-linking.ts): sub-task rows move into their parent's conversation, then
 -- subtask_N is numbered by ROW_NUMBER() over individual ROWS per parent — so a sub-task made
 -- of three requests gets three different branches (the legacy defect). One transaction.

@@ -1,5 +1,5 @@
 /**
- * Sub-task linking, /work/shared/spec/subtasks.md "The backfill we want" steps 2–5: link each
+ * Sub-task linking, docs/subtasks.md "The backfill we want" steps 2–5: link each
  * unlinked sub-task conversation to the Task call that started it, deterministically.
  *
  * Staged, because matching is global (greedy, in time order) and must scale: the data is read

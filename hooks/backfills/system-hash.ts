@@ -1,6 +1,6 @@
 /**
  * system_hash for historical rows: the value the application would have stored
- * (/work/shared/spec/system-hash.md, computed by hooks/rules/system-prompt-hash.ts).
+ * (docs/system-hash.md, computed by hooks/rules/system-prompt-hash.ts).
  *
  * Pending: `system_hash is null` and a `system` key in the body. Only `body->'system'` is
  * read — bodies are often hundreds of kilobytes. Rows whose system prompt hashes to NULL (empty, or not a

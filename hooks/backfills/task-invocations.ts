@@ -1,6 +1,6 @@
 /**
  * task_tool_invocation in the application's shape `[{id, name, input}]`
- * (/work/shared/spec/subtasks.md, "The backfill we want", step 1):
+ * (docs/subtasks.md, "The backfill we want", step 1):
  *  - NULL and the response has Task calls → filled;
  *  - legacy 003's shape (elements with `prompt` but no `input`) → rewritten from the response,
  *    keeping `linked_conversation_id`;

@@ -1,6 +1,6 @@
 /**
  * The text by which the application recognises a sub-task request
- * (/work/shared/spec/subtasks.md, "What the application does at request time"):
+ * (docs/subtasks.md, "What the application does at request time"):
  *  - only a request with exactly one message, whose role is `user`, is a candidate;
  *  - its text is the string content, or the `text` of every text block joined with "\n",
  *    empty texts dropped;

@@ -1,5 +1,5 @@
 /**
- * The application's system-prompt hash, exactly as /work/shared/spec/system-hash.md states it.
+ * The application's system-prompt hash, exactly as docs/system-hash.md states it.
  * Pure: no I/O. The backfill must produce the very value the application stores, otherwise
  * analytics grouping by system prompt split in two — so every rule below is literal, including
  * the quirks (texts are joined *before* normalising; line endings are not normalised).

@@ -1,7 +1,7 @@
 /**
  * Task tool calls in a response, in the shape the application stores in
  * `task_tool_invocation` and the dashboard reads: `[{ id, name, input }]` in content order
- * (see /work/shared/spec/subtasks.md). Pure functions; the backfill feeds them JSON read by path.
+ * (see docs/subtasks.md). Pure functions; the backfill feeds them JSON read by path.
  */
 
 export interface TaskCall {

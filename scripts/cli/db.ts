@@ -15,18 +15,19 @@
  *   verify    check committed files against their hashes and the database's record
  *   drift     compare the database with a fresh build of the chain (--json for machines)
  *   url       print the connection strings (password hidden unless --show-password)
+ *   env       export lines for `eval "$(npm run -s db:env)"`: plain graphile-migrate uses the same databases
  *   stop      stop the embedded server
  */
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
 import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
 import { runGraphileMigrate } from '../lifecycle/graphile-cli.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
 import { redactUrl } from '../../lib/redact.js'
 import { withDeployLock } from '../lifecycle/deploy-lock.js'
-import { appliedMigrations } from '../lifecycle/applied-migrations.js'
+import { appliedMigrations, pendingMigrationCount } from '../lifecycle/applied-migrations.js'
 import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
+import { startWatchLoop } from '../lifecycle/watch-loop.js'
+import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { readCommittedChain } from '../verify/chain.js'
@@ -66,11 +67,8 @@ const commands: Record<string, Command> = {
     checkCommittedChain(folder)
     await checkHookInputs()
     return withDeployLock(urls.databaseUrl, async () => {
-      const recorded = await appliedMigrations(urls.databaseUrl)
-      const before = new Set(recorded.map((m) => m.filename))
-      const appliedNumbers = new Set(recorded.map((m) => m.filename.slice(0, 6)))
-      const onDisk = existsSync(join(folder, 'committed')) ? readCommittedChain(folder) : []
-      const pending = onDisk.filter((m) => !appliedNumbers.has(m.filename.slice(0, 6))).length
+      const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
+      const pending = await pendingMigrationCount(urls.databaseUrl, folder)
       await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
       // The .gmrc actions around the migrations run here, in this process, and the flag tells
       // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs):
@@ -94,7 +92,26 @@ const commands: Record<string, Command> = {
     })
   },
   async watch(urls, args) {
-    return (await gm(urls, ['watch', ...args])).exitCode
+    // `--once` and `--shadow` are graphile-migrate's own; the CLI serves them as before.
+    if (args.length) return (await gm(urls, ['watch', ...args])).exitCode
+    const loop = startWatchLoop(PROJECT_DIR, urls)
+    await loop.ready
+    // Runs until Ctrl-C / SIGTERM, like graphile-migrate's watch.
+    return new Promise<number>((resolveExit) => {
+      const stop = () => {
+        loop.stop()
+        resolveExit(0)
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+  },
+  async env(urls) {
+    // For `eval "$(npm run -s db:env)"`: points plain `npx graphile-migrate …` (and psql) at
+    // the same databases as the npm scripts. The embedded server's password goes into a
+    // pgpass file beside its data, never onto the terminal.
+    for (const line of shellExports(urls)) console.log(line)
+    return 0
   },
   async commit(urls, args) {
     return (await gm(urls, ['commit', ...args])).exitCode

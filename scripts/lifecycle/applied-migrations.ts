@@ -1,5 +1,8 @@
 /** What graphile-migrate has recorded as applied in a database. */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { openClient } from '../../lib/connection.js'
+import { readCommittedChain } from '../verify/chain.js'
 
 export interface AppliedMigration {
   filename: string
@@ -20,4 +23,14 @@ export async function appliedMigrations(databaseUrl: string): Promise<AppliedMig
   } finally {
     await client.end()
   }
+}
+
+/**
+ * How many committed migrations on disk the database has not applied. graphile-migrate
+ * records only each file's number, so numbers are compared.
+ */
+export async function pendingMigrationCount(databaseUrl: string, migrationsFolder: string): Promise<number> {
+  const applied = new Set((await appliedMigrations(databaseUrl)).map((m) => m.filename.slice(0, 6)))
+  const onDisk = existsSync(join(migrationsFolder, 'committed')) ? readCommittedChain(migrationsFolder) : []
+  return onDisk.filter((m) => !applied.has(m.filename.slice(0, 6))).length
 }

@@ -19,6 +19,8 @@ export interface DatabaseUrls {
   shadowUrl?: string
   rootUrl?: string
   embedded: boolean
+  /** The embedded server's folder (its data, log and generated files), when embedded. */
+  dataRoot?: string
 }
 
 function databaseName(url: string): string | undefined {
@@ -112,6 +114,7 @@ export async function resolveDatabaseUrls(env: NodeJS.ProcessEnv = process.env):
     shadowUrl: server.url(SHADOW_DATABASE),
     rootUrl: server.url('postgres'),
     embedded: true,
+    dataRoot: server.dataRoot,
   }
 }
 

@@ -10,6 +10,9 @@ import { execa } from 'execa'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { cleanEnv, graphileMigrate, projectCopy, PROJECT_ROOT } from '../helpers/project.js'
 import { chainProblems, readCommittedChain } from '../../scripts/verify/chain.js'
+import { computeSystemHash } from '../../hooks/rules/system-prompt-hash.js'
+import { startDb, waitFor } from '../helpers/drills.js'
+import { firstRequest, insertRows, req } from '../hooks/support/fixtures.js'
 
 const BLANK = readFileSync(join(PROJECT_ROOT, 'migrations', 'current.sql'), 'utf8')
 
@@ -97,5 +100,45 @@ describe('the daily loop', () => {
       c.query(`select count(*)::int as n from graphile_migrate.migrations where filename = '000016.sql'`),
     )
     expect(after.rows[0].n).toBe(0)
+  })
+})
+
+describe('npm run db:watch (in-process watch loop)', () => {
+  it('applies each save of current.sql, and the hooks run after it in the same process', async () => {
+    const dir = projectCopy()
+    const db = await createTestDatabases('watchloop')
+    expect((await graphileMigrate(['migrate'], db.env, dir)).exitCode).toBe(0)
+    // A legacy-shaped row whose system_hash the hooks fill; the first run below finds the
+    // system-hash backfill already done (it ran on the empty table), so the row stays NULL
+    // until current.sql forgets that run.
+    const system = 'You are a helpful assistant.'
+    await withClient(db.databaseUrl, (c) =>
+      insertRows(c, [{ id: req(1), ts: '2025-01-01T10:00:00Z', body: firstRequest('hi', system), systemHash: null }]),
+    )
+    const watch = startDb(['watch'], db.env, dir)
+    try {
+      await waitFor(async () => watch.output().includes('Watching'), { what: 'db:watch to start', process: watch })
+      const systemHash = async () =>
+        (await withClient(db.databaseUrl, (c) => c.query(`select system_hash from api_requests where request_id = $1`, [req(1)]))).rows[0]
+          .system_hash as string | null
+      expect(await systemHash()).toBeNull()
+      writeFileSync(
+        join(dir, 'migrations', 'current.sql'),
+        `create table if not exists gadgets (id int primary key);\ndelete from migration_hooks.backfills where name = 'system-hash';\n`,
+      )
+      await waitFor(systemHash, { what: 'the hooks to fill system_hash after the save', process: watch, timeoutMs: 60_000 })
+      expect(await systemHash()).toBe(computeSystemHash(system))
+      const gadgets = await withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.gadgets') is not null as ok`))
+      expect(gadgets.rows[0].ok).toBe(true)
+      // A second save is applied too (the loop keeps watching after running the hooks).
+      writeFileSync(join(dir, 'migrations', 'current.sql'), 'create table if not exists gizmos (id int primary key);\n')
+      await waitFor(
+        async () => (await withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.gizmos') is not null as ok`))).rows[0].ok,
+        { what: 'the second save to be applied', process: watch, timeoutMs: 60_000 },
+      )
+    } finally {
+      const ended = await watch.kill('SIGINT')
+      expect(ended.all).not.toMatch(/not applied/)
+    }
   })
 })

@@ -11,7 +11,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, rootUrl, withClient } from '../helpers/databases.js'
 import { loadFixture, runDb, startScript } from '../helpers/drills.js'
-import { projectCopy } from '../helpers/project.js'
+import { graphileMigrate, projectCopy } from '../helpers/project.js'
 
 const TIMEOUT = 900_000
 const role = `drill_secret_${randomBytes(4).toString('hex')}`
@@ -142,6 +142,18 @@ describe.skipIf(dataRoot === null)('the embedded server', () => {
       }
       const shown = await runDb(['url', '--show-password'], env)
       expect(shown.stdout).toContain(encodeURIComponent(serverPassword))
+      // db:env: export lines without the password (it goes into a 0600 pgpass file), with
+      // which plain graphile-migrate reaches the same database.
+      const exported = await runDb(['env'], env)
+      expect(exported.exitCode, exported.all).toBe(0)
+      expect(exported.all).not.toContain(serverPassword)
+      expect(exported.all).not.toContain(encodeURIComponent(serverPassword))
+      const vars = Object.fromEntries([...exported.stdout.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]))
+      expect(Object.keys(vars).sort()).toEqual(['DATABASE_URL', 'PGPASSFILE', 'ROOT_DATABASE_URL', 'SHADOW_DATABASE_URL'])
+      expect(statSync(vars.PGPASSFILE!).mode & 0o077).toBe(0)
+      const plain = await graphileMigrate(['status'], vars)
+      expect(plain.all).not.toMatch(/password authentication failed|Could not determine/)
+      expect([0, 1]).toContain(plain.exitCode)
     } finally {
       await withClient(rootUrl(), async (c) => {
         for (const name of names)

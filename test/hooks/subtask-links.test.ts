@@ -1,5 +1,5 @@
 /**
- * Sub-task linking per /work/shared/spec/subtasks.md: the worked example, the greedy
+ * Sub-task linking per docs/subtasks.md: the worked example, the greedy
  * nearest-call assignment and its tie-breaking, the window, numbering, and what is never touched.
  * Each case runs task-invocations then subtask-links on a database of its own.
  */
