@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { PROJECT_ROOT, tsxScript } from '../helpers/project.js'
-import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
+import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { rowChecksums, tableColumns } from '../helpers/row-checksums.js'
 
 const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'legacy')

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
 import { graphileMigrate, PROJECT_ROOT } from '../helpers/project.js'
-import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
+import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 
 const committedFiles = readdirSync(join(PROJECT_ROOT, 'migrations', 'committed'))
   .filter((f) => f.endsWith('.sql'))

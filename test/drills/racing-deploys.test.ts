@@ -5,7 +5,7 @@
  * by MIGRATE_LOCK_WAIT_SECONDS and ends in a clear error with nothing changed.
  */
 import { describe, expect, it } from 'vitest'
-import { catalogOf } from '../helpers/catalog.js'
+import { catalogOf } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import {
   checksums,

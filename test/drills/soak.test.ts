@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
+import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { createTestDatabases, dropDatabase, rootUrl, urlFor, withClient } from '../helpers/databases.js'
 import {
   appliedMigrations,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect } from 'vitest'
-import { catalogOf, committedSnapshot } from '../helpers/catalog.js'
+import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient, type TestDatabases } from '../helpers/databases.js'
 import {
   appliedMigrations,

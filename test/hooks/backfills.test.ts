@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { computeSystemHash } from '../../hooks/rules/system-prompt-hash.js'
-import { freshDatabase, inDb } from './support/db.js'
+import { freshDatabase, inDb } from './support/template-databases.js'
 import {
   appShape,
   body,

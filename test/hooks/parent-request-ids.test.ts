@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { parentRequestIds } from '../../hooks/backfills/parent-request-ids.js'
-import { freshDatabase, inDb } from './support/db.js'
+import { freshDatabase, inDb } from './support/template-databases.js'
 import { conv, hash, insertRows, owned, req, runQuiet } from './support/fixtures.js'
 
 const T = (hms: string) => `2025-06-07T${hms}Z`

@@ -12,7 +12,7 @@ import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
 import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
 import { tsxScript } from '../helpers/project.js'
-import { freshDatabase, inDb } from './support/db.js'
+import { freshDatabase, inDb } from './support/template-databases.js'
 import {
   conv,
   firstRequest,

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { subtaskLinks } from '../../hooks/backfills/subtask-links.js'
 import { taskInvocations } from '../../hooks/backfills/task-invocations.js'
-import { freshDatabase, inDb } from './support/db.js'
+import { freshDatabase, inDb } from './support/template-databases.js'
 import {
   conv,
   firstRequest,
