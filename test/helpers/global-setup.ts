@@ -5,9 +5,8 @@
  * .data/embedded, so tests never touch your data) and stop it afterwards if they started it.
  */
 import { resolve } from 'node:path'
-import { existsSync } from 'node:fs'
 import type { TestProject } from 'vitest/node'
-import { ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
+import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
 
 export const TEST_DATA_ROOT = resolve(import.meta.dirname, '..', '..', '.data', 'test-embedded')
 
@@ -25,7 +24,7 @@ export default async function setup(project: TestProject) {
     project.provide('embeddedDataRoot', null)
     return
   }
-  const wasRunning = existsSync(resolve(TEST_DATA_ROOT, 'pgdata', 'postmaster.pid'))
+  const wasRunning = embeddedServerRunning(TEST_DATA_ROOT)
   const server = await ensureEmbeddedServer(TEST_DATA_ROOT)
   project.provide('rootUrl', server.url('postgres'))
   project.provide('embeddedDataRoot', TEST_DATA_ROOT)
