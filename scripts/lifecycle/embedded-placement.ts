@@ -179,15 +179,18 @@ export function placementFor(dataRoot: string): Placement {
 
 /** Create the cluster's folder, owned by the server's user, and check that user can use it. */
 export function prepareClusterRoot(p: Placement): void {
-  if (p.relocated && !existsSync(p.clusterRoot)) {
-    mkdirSync(dirname(p.clusterRoot), { recursive: true, mode: 0o755 })
+  let usable = true
+  try {
+    if (p.relocated && !existsSync(p.clusterRoot)) mkdirSync(dirname(p.clusterRoot), { recursive: true, mode: 0o755 })
+    mkdirSync(p.clusterRoot, { recursive: true, mode: 0o700 })
+    chownTo(p.clusterRoot, p.user)
+  } catch {
+    usable = false
   }
-  mkdirSync(p.clusterRoot, { recursive: true, mode: 0o700 })
-  chownTo(p.clusterRoot, p.user)
-  if (!userCan(p.user, 'w', p.clusterRoot) || !userCan(p.user, 'x', p.clusterRoot)) {
+  if (!usable || !userCan(p.user, 'w', p.clusterRoot) || !userCan(p.user, 'x', p.clusterRoot)) {
     throw new UserError(
       `The embedded PostgreSQL runs as the OS user "${p.user.name}"${p.user.uid !== undefined ? ' (PostgreSQL refuses to run as root)' : ''}, ` +
-        `and that user cannot write its cluster folder ${p.clusterRoot}: a folder above it is private to another user. ` +
+        `and that user cannot create or write its cluster folder ${p.clusterRoot}: a folder above it is private or read-only. ` +
         `Set EMBEDDED_PG_CLUSTER_DIR to a folder "${p.user.name}" can reach (or unset it to let the project choose one), ` +
         `or set DATABASE_URL, SHADOW_DATABASE_URL and ROOT_DATABASE_URL to use your own server.`,
     )

@@ -76,6 +76,10 @@ async function initialise(dataRoot: string, place: Placement): Promise<ServerFil
   } finally {
     rmSync(pwfile, { force: true })
   }
+  if (place.relocated) {
+    // Say once where the data went: it is not under the project, where one would look.
+    console.error(`Embedded PostgreSQL: the cluster for ${dataRoot} lives in ${place.clusterRoot} (run as OS user "${place.user.name}").`)
+  }
   const server: ServerFile = { port: await freePort(), password }
   writeFileSync(join(dataRoot, 'server.json'), JSON.stringify(server, null, 2) + '\n', { mode: 0o600 })
   return server
