@@ -24,9 +24,17 @@ import { acquireHooksLock, releaseHooksLock } from './runner/hooks-lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './runner/maintenance.js'
 import { formatDuration } from './runner/progress.js'
 import { loadSettings } from './runner/settings.js'
-import { hookStatus, type HookStatus } from './runner/status.js'
+import { backfillStatus, type HookStatus } from './runner/status.js'
 
-export { hookStatus, type HookStatus }
+export type { HookStatus }
+
+/** `db:status`'s view of the backfills (default: every registered one). */
+export function hookStatus(
+  databaseUrl: string,
+  opts: { backfills?: readonly Backfill[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<HookStatus> {
+  return backfillStatus(databaseUrl, { ...opts, backfills: opts.backfills ?? BACKFILLS })
+}
 export type { BackfillSummary }
 
 export interface RunHooksOptions {

@@ -4,7 +4,6 @@
  */
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
-import { BACKFILLS } from '../backfills/index.js'
 import type { Backfill, HookSettings } from './backfill.js'
 import { connect, tableExists } from './sessions.js'
 import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
@@ -32,11 +31,12 @@ function describe(entry: LedgerRow): string {
   return `${entry.state} (${parts.join(', ')})${entry.lastError ? ` — last error: ${entry.lastError}` : ''}`
 }
 
-export async function hookStatus(
+/** The status of `opts.backfills` (hooks/run.ts passes the registered ones by default). */
+export async function backfillStatus(
   databaseUrl: string,
-  opts: { backfills?: readonly Backfill[]; env?: NodeJS.ProcessEnv } = {},
+  opts: { backfills: readonly Backfill[]; env?: NodeJS.ProcessEnv },
 ): Promise<HookStatus> {
-  const backfills = opts.backfills ?? BACKFILLS
+  const backfills = opts.backfills
   const settings = loadSettings(opts.env ?? process.env)
   const client = await connect(databaseUrl, 'migration hooks status')
   try {
