@@ -12,6 +12,7 @@
  * database. MIGRATION_HOOKS_DEFERRED=1 makes the script do nothing: the db:migrate wrapper
  * runs the hooks itself, in the foreground, right after migrating.
  */
+import { withClient } from '../lib/connection.js'
 import { isMainModule } from '../lib/entry-point.js'
 import { explain, reportFatal, UserError } from '../lib/errors.js'
 import { redact } from '../lib/redact.js'
@@ -20,7 +21,8 @@ import type { Backfill } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
 import { connect, connectReader, tableExists } from './runner/sessions.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
-import { acquireHooksLock, releaseHooksLock } from './runner/hooks-lock.js'
+import { tryAdvisoryLock } from '../lib/advisory-lock.js'
+import { acquireHooksLock, HOOKS_LOCK_KEY, releaseHooksLock } from './runner/hooks-lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './runner/maintenance.js'
 import { formatDuration } from './runner/progress.js'
 import { loadSettings } from './runner/settings.js'
@@ -53,10 +55,28 @@ export interface RunHooksOptions {
   backfills?: readonly Backfill[]
   /** Where the HOOKS_* settings and ACCOUNT_MAPPING_FILE are read from (default: process.env). */
   env?: NodeJS.ProcessEnv
+  /**
+   * When another process holds the hooks lock: 'wait' for it (up to HOOKS_LOCK_WAIT_SECONDS,
+   * the default), or 'report' where that run stands and return at once with `busy` set —
+   * what a deploy wants: the work is being done, by someone else.
+   */
+  ifBusy?: 'wait' | 'report'
+  /** Asked after every committed batch; a reason (e.g. "SIGTERM") ends the run there, resumable. */
+  shouldStop?: () => string | undefined
+  /**
+   * Whether migrations (or current.sql) just changed the database. When false and no backfill
+   * changed a row, hourly_stats is not refreshed (unless never populated): a no-op deploy does
+   * no heavy work. Default true — graphile-migrate runs the hooks only after a change.
+   */
+  schemaChanged?: boolean
 }
 
 export interface RunHooksResult {
   ok: boolean
+  /** Another process is running the backfills (ifBusy: 'report'); nothing was done here. */
+  busy?: boolean
+  /** Stopped on request after a committed batch; the next run resumes. */
+  stopped?: boolean
   summaries: BackfillSummary[]
   /** How hourly_stats was (or, in a dry run, would be) refreshed. */
   refresh?: RefreshMode
@@ -83,6 +103,7 @@ function summaryLine(s: BackfillSummary, width: number, dryRun: boolean): string
     'already-done': `already done${s.note ? ` (${s.note})` : ''}`,
     skipped: `skipped: ${s.note}`,
     failed: `FAILED after ${counts}`,
+    stopped: `stopped (${s.note}) after ${counts}; the next run resumes here`,
   }
   return `  ${s.name.padEnd(width)}  ${detail[s.outcome]}`
 }
@@ -119,7 +140,17 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     const backfills = select(opts.backfills ?? BACKFILLS, opts.only)
     const tty = opts.tty ?? (Boolean(process.stderr.isTTY) && !opts.shadow)
     client = await connect(opts.databaseUrl, dryRun ? 'migration hooks (dry run)' : 'migration hooks')
-    await acquireHooksLock(client, settings.lockWaitSeconds, log)
+    if (opts.ifBusy === 'report') {
+      if (!(await tryAdvisoryLock(client, HOOKS_LOCK_KEY))) {
+        result.busy = true
+        const status = await hookStatus(opts.databaseUrl, { backfills: opts.backfills, env: opts.env })
+        log('Migration hooks: another process is running the backfills; not waiting for it. Where they stand:')
+        for (const line of status.lines) log(line)
+        return result
+      }
+    } else {
+      await acquireHooksLock(client, settings.lockWaitSeconds, log)
+    }
     if (!(await tableExists(client, 'public.api_requests'))) {
       log('Migration hooks: api_requests does not exist yet; nothing to backfill.')
       return result
@@ -135,8 +166,12 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       // dry run, whose reads must see its own uncommitted writes).
       reader = dryRun ? undefined : await connectReader(opts.databaseUrl, settings)
       for (const backfill of backfills) {
-        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader })
+        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop })
         result.summaries.push(summary)
+        if (summary.outcome === 'stopped') {
+          result.stopped = true
+          break
+        }
         if (summary.changed > 0) for (const t of backfill.tables) changedTables.add(t)
         if (summary.outcome === 'failed') {
           result.ok = false
@@ -147,12 +182,15 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
           break
         }
       }
-      if (result.ok) {
+      if (result.ok && !result.stopped) {
         result.analyzed = await tablesToAnalyze(client, changedTables)
+        const mode = await hourlyStatsRefreshMode(client)
+        // A populated view is only refreshed when something it summarises may have changed.
+        const refresh = mode === 'plain' || (mode === 'concurrently' && ((opts.schemaChanged ?? true) || changedTables.size > 0))
         if (dryRun) {
-          result.refresh = await hourlyStatsRefreshMode(client)
+          result.refresh = refresh ? mode : 'skipped'
         } else {
-          result.refresh = await refreshHourlyStats(client, settings)
+          result.refresh = refresh ? await refreshHourlyStats(client, settings) : 'skipped'
           await analyzeTables(client, settings, result.analyzed)
         }
       }
@@ -164,7 +202,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     for (const s of result.summaries) log(summaryLine(s, width, dryRun))
     if (result.ok) {
       const verb = dryRun ? 'would be' : 'was'
-      if (result.refresh && result.refresh !== 'missing') log(`  hourly_stats ${verb} refreshed (${result.refresh})`)
+      if (result.refresh === 'skipped') log('  hourly_stats: not refreshed (nothing it summarises changed)')
+      else if (result.refresh && result.refresh !== 'missing') log(`  hourly_stats ${verb} refreshed (${result.refresh})`)
       if (result.analyzed.length) log(`  ANALYZE ${verb === 'was' ? 'ran on' : 'would run on'}: ${result.analyzed.join(', ')}`)
     }
     return result
@@ -228,8 +267,42 @@ async function main(argv: string[]): Promise<number> {
     for (const line of status.lines) console.log(line)
     return status.clean ? 0 : 4
   }
-  const result = await runHooks({ databaseUrl, shadow: process.env.GM_SHADOW === '1', dryRun: args.dryRun, only: args.only })
+  const shadow = process.env.GM_SHADOW === '1'
+  // Run as graphile-migrate's action, the hooks hold up graphile-migrate's own lock (and the
+  // deploy that waits on it): run them only when they are small, and never wait for another run.
+  const asAction = Boolean(process.env.GM_DBURL) && !args.dryRun
+  if (asAction && !shadow && !(await fitsInline(databaseUrl))) return 0
+  const result = await runHooks({
+    databaseUrl,
+    shadow,
+    dryRun: args.dryRun,
+    only: args.only,
+    ifBusy: asAction ? 'report' : 'wait',
+  })
   return result.ok ? 0 : 1
+}
+
+/**
+ * Whether the backfills may run inside graphile-migrate's action: api_requests has at most
+ * HOOKS_INLINE_MAX_ROWS rows (counted up to that bound, so the check stays cheap), or there
+ * is nothing left to do. Otherwise says where to run them.
+ */
+async function fitsInline(databaseUrl: string): Promise<boolean> {
+  const { inlineMaxRows } = loadSettings()
+  const rows = await withClient(databaseUrl, async (c) => {
+    if (!(await tableExists(c, 'public.api_requests'))) return 0
+    const { rows } = await c.query(`select count(*)::bigint as n from (select 1 from public.api_requests limit $1) t`, [inlineMaxRows + 1])
+    return Number(rows[0].n)
+  })
+  if (rows <= inlineMaxRows) return true
+  const status = await hookStatus(databaseUrl)
+  if (status.clean) return true
+  console.log(
+    `Migration hooks: api_requests has more than ${inlineMaxRows} rows (HOOKS_INLINE_MAX_ROWS); the backfills are left to ` +
+      "`npm run db:backfill`, because here they would hold graphile-migrate's lock (and every other deploy) for their whole run.",
+  )
+  for (const line of status.lines) console.log(line)
+  return false
 }
 
 if (isMainModule(import.meta.url)) {

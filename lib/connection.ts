@@ -17,7 +17,13 @@ export interface ClientOptions {
 
 export async function openClient(url: string, opts: ClientOptions = {}): Promise<pg.Client> {
   registerUrlSecret(url)
-  const client = new pg.Client({ connectionString: url, application_name: opts.applicationName })
+  // TCP keepalives from our side: a server that vanished is noticed by the OS, not never.
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: opts.applicationName,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  })
   // Without a listener an 'error' event on an idle client would crash the process.
   client.on('error', () => {})
   await client.connect()

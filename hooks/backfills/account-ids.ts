@@ -8,6 +8,7 @@
  */
 import type { Backfill } from '../runner/backfill.js'
 import { loadAccountMapping, type AccountMapping } from '../rules/account-mapping.js'
+import { preExisting } from '../runner/high-water.js'
 import { keyWalkStep, rangeFilter } from '../runner/key-walk.js'
 
 export const accountIds: Backfill = {
@@ -30,7 +31,7 @@ export const accountIds: Backfill = {
       const result = await ctx.client.query(
         `update api_requests a set account_id = m.account_id
          from jsonb_each_text($${p}::jsonb) as m(train_id, account_id)
-         where ${range.sql} and a.account_id is null and a.train_id = m.train_id`,
+         where ${range.sql} and a.account_id is null and a.train_id = m.train_id and ${preExisting('a')}`,
         [...range.params, JSON.stringify(mapping.entries)],
       )
       return { changed: result.rowCount ?? 0, skipped: 0 }

@@ -10,6 +10,7 @@
  * response bodies are never read whole.
  */
 import type { Backfill } from '../runner/backfill.js'
+import { preExisting } from '../runner/high-water.js'
 import { keyWalkPlannedStep } from '../runner/key-walk.js'
 import { extractTaskCalls, rewriteLegacy, type TaskCall } from '../rules/task-calls.js'
 
@@ -32,7 +33,7 @@ const READ = (page: string) => `select id, legacy, case when legacy then tti end
 
 const APPLY = `update api_requests a set task_tool_invocation = v.tti
   from jsonb_to_recordset($1::jsonb) as v(id uuid, tti jsonb, old jsonb)
-  where a.request_id = v.id and a.task_tool_invocation is not distinct from v.old`
+  where a.request_id = v.id and a.task_tool_invocation is not distinct from v.old and ${preExisting('a')}`
 
 interface Rewrite {
   id: string

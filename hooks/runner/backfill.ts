@@ -40,6 +40,12 @@ export interface HookSettings {
   lockWaitSeconds: number
   /** Interval of plain progress lines when output is not a terminal (HOOKS_PROGRESS_INTERVAL_MS). */
   progressIntervalMs: number
+  /**
+   * Plain `graphile-migrate migrate` runs the hooks inside its own lock: there they run only
+   * when api_requests has at most this many rows (HOOKS_INLINE_MAX_ROWS); bigger databases
+   * leave them to `npm run db:backfill`.
+   */
+  inlineMaxRows: number
   /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
   accountMappingFile?: string
 }

@@ -17,12 +17,12 @@ import { sleep } from '../../lib/retry.js'
 import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
 import { plannedBatches, singleBatches } from './batch-sources.js'
-import { markDone, markFailed, markRunning, readEntry, resetEntry, saveProgress } from './ledger.js'
+import { markDone, markFailed, markRunning, markStopped, readEntry, resetEntry, saveProgress, startStep } from './ledger.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
 import { startProgress } from './progress.js'
 import { inBatchTransaction } from './transaction.js'
 
-export type Outcome = 'done' | 'skipped' | 'already-done' | 'failed'
+export type Outcome = 'done' | 'skipped' | 'already-done' | 'failed' | 'stopped'
 
 export interface BackfillSummary {
   name: string
@@ -52,6 +52,8 @@ export interface RunOptions {
   tty: boolean
   /** A second connection for planned steps' reads (without it they read on the main one). */
   reader?: pg.ClientBase
+  /** Asked after every committed batch: true ends the run there (SIGTERM/SIGINT), resumable. */
+  shouldStop?: () => string | undefined
 }
 
 export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opts: RunOptions): Promise<BackfillSummary> {
@@ -83,7 +85,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
     return finish('skipped', { note: prepared.skip })
   }
 
-  await markRunning(client, backfill.name)
+  const highWater = await markRunning(client, backfill.name)
   let stepIndex = entry.step === null ? 0 : backfill.steps.findIndex((s) => s.name === entry.step)
   let cursor: Cursor = entry.cursor ?? null
   if (stepIndex < 0) {
@@ -115,6 +117,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const isLast = stepIndex === backfill.steps.length - 1
       const label = backfill.steps.length > 1 ? `${backfill.name} (${step.name})` : backfill.name
       const total = step.estimate ? await step.estimate(client, opts.settings) : 0
+      if (!opts.dryRun) await startStep(client, backfill.name, total, cursor !== null)
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
@@ -131,6 +134,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               settings: opts.settings,
               dryRun: opts.dryRun,
               deferGinMerge: gin.active(),
+              highWater,
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
               onCommitted: (txnMs) => sizer.observe(txnMs, batch.size),
@@ -143,6 +147,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
                 cursor: r.cursor,
                 changed: r.changed,
                 skipped: r.skipped,
+                examined: r.examined ?? 0,
               })
               if (finished && isLast) await markDone(client, backfill.name)
               return r
@@ -158,6 +163,13 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
           progress.update(examined, batch.size)
           cursor = result.cursor
           if (cursor === null) break
+          const stop = opts.shouldStop?.()
+          if (stop) {
+            await batches.abandon()
+            await gin.settled()
+            if (!opts.dryRun) await markStopped(client, backfill.name, stop)
+            return finish('stopped', { note: stop })
+          }
           batches.advance(cursor)
           if (opts.settings.batchDelayMs > 0) await sleep(opts.settings.batchDelayMs)
         }

@@ -9,6 +9,7 @@
  */
 import type pg from 'pg'
 import type { BatchContext, BatchResult, Cursor, PlannedStep, ReadContext, Step } from './backfill.js'
+import { preExisting } from './high-water.js'
 
 export interface KeyRange {
   /** Keys in the range (for progress). */
@@ -88,12 +89,13 @@ export interface ColumnValue {
 
 /**
  * A writer that sets api_requests.`column` (of SQL type `type`) from the batch's values, only
- * where it is still NULL: the application may have filled it since the read, and its value wins.
+ * where it is still NULL: the application may have filled it since the read, and its value wins;
+ * and only in rows that existed when the backfill started.
  */
 export function fillWhereNull(column: string, type: string): WorkWriter<ColumnValue> {
   const sql = `update api_requests a set ${column} = v.value
   from unnest($1::uuid[], $2::${type}[]) as v(id, value)
-  where a.request_id = v.id and a.${column} is null`
+  where a.request_id = v.id and a.${column} is null and ${preExisting('a')}`
   return async (ctx, work) => (await ctx.client.query(sql, [work.map((w) => w.id), work.map((w) => w.value)])).rowCount ?? 0
 }
 

@@ -19,7 +19,7 @@ async function withLockRetries(client: pg.ClientBase, settings: HookSettings, sq
   }
 }
 
-export type RefreshMode = 'missing' | 'plain' | 'concurrently'
+export type RefreshMode = 'missing' | 'plain' | 'concurrently' | 'skipped'
 
 /**
  * How hourly_stats would be refreshed: CONCURRENTLY (readers are not blocked) needs the view

@@ -4,9 +4,25 @@ import { openClient } from '../../lib/connection.js'
 import type { HookSettings } from './backfill.js'
 import { setParameters, timeoutParameters } from './parameters.js'
 
+/**
+ * Bounds on a hook session whose process or host vanished without closing it: the server
+ * probes the idle connection after 30 s and drops it after three unanswered probes, and a
+ * session that sits in an open transaction for a minute is ended — so a dead runner never
+ * holds row locks (or the hooks lock) for hours. A live runner is never idle that long: a
+ * batch transaction lasts about HOOKS_BATCH_TARGET_MS.
+ */
+const DEAD_PEER_PARAMETERS = {
+  tcp_keepalives_idle: '30',
+  tcp_keepalives_interval: '10',
+  tcp_keepalives_count: '3',
+  idle_in_transaction_session_timeout: '60s',
+}
+
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
   // Unqualified names mean the application's schema, whatever the role's own search_path.
-  return openClient(databaseUrl, { applicationName, searchPath: 'public' })
+  const client = await openClient(databaseUrl, { applicationName, searchPath: 'public' })
+  await setParameters(client, DEAD_PEER_PARAMETERS, 'session')
+  return client
 }
 
 export async function tableExists(client: pg.ClientBase, name: string): Promise<boolean> {

@@ -29,6 +29,7 @@ const readers = {
   subtaskWindowMs: integer('HOOKS_SUBTASK_WINDOW_MS', 60_000, 0, 86_400_000),
   lockWaitSeconds: integer('HOOKS_LOCK_WAIT_SECONDS', 300, 0, 86_400),
   progressIntervalMs: integer('HOOKS_PROGRESS_INTERVAL_MS', 5000, 100, 3_600_000),
+  inlineMaxRows: integer('HOOKS_INLINE_MAX_ROWS', 10_000, 0, Number.MAX_SAFE_INTEGER),
 }
 
 /** Parse and validate all hook settings from `env`. Throws a UserError naming the bad variable. */

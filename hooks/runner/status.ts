@@ -2,11 +2,14 @@
  * `db:status`'s view of the backfills: one line each, and whether everything is done.
  * Read-only, and usable before the first hook run (no ledger yet).
  */
+import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import type { Backfill, HookSettings } from './backfill.js'
 import { connect, tableExists } from './sessions.js'
+import { HOOKS_LOCK_KEY } from './hooks-lock.js'
 import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
+import { formatDuration } from './progress.js'
 import { loadSettings } from './settings.js'
 
 export interface HookStatus {
@@ -23,8 +26,52 @@ async function currentConfigKey(backfill: Backfill, settings: HookSettings): Pro
   }
 }
 
-function describe(entry: LedgerRow): string {
+/** The session holding the hooks lock right now, if any (a dead runner's session holds nothing). */
+export interface LiveRunner {
+  pid: number
+  applicationName: string
+  clientAddress: string | null
+}
+
+export async function liveRunner(client: pg.ClientBase): Promise<LiveRunner | null> {
+  const { rows } = await client.query<{ pid: number; application_name: string; client_addr: string | null }>(
+    `select l.pid, a.application_name, host(a.client_addr) as client_addr
+       from pg_catalog.pg_locks l join pg_catalog.pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_catalog.pg_database where datname = current_database())
+        and ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint and l.objsubid = 1
+      limit 1`,
+    [HOOKS_LOCK_KEY],
+  )
+  const r = rows[0]
+  return r ? { pid: r.pid, applicationName: r.application_name, clientAddress: r.client_addr } : null
+}
+
+/** "42% of ~1,000,000, ETA 3m" for the running step, from the ledger alone. */
+export function progressOf(entry: LedgerRow, now = Date.now()): string | null {
+  if (entry.stepTotal === null || entry.stepDone === null || entry.stepTotal <= 0) return null
+  const pct = Math.min(100, Math.floor((entry.stepDone / entry.stepTotal) * 100))
+  let text = `${pct}% of ~${entry.stepTotal.toLocaleString('en-US')}`
+  const doneHere = entry.stepDone - (entry.stepDoneAtStart ?? 0)
+  const since = entry.runnerStartedAt ? now - entry.runnerStartedAt.getTime() : 0
+  if (doneHere > 0 && since > 0 && entry.stepDone < entry.stepTotal) {
+    text += `, ETA ${formatDuration(((entry.stepTotal - entry.stepDone) / doneHere) * since)}`
+  }
+  return text
+}
+
+function runnerOf(entry: LedgerRow, live: LiveRunner | null): string {
+  const who = entry.runnerHost ? `${entry.runnerHost} pid ${entry.runnerPid}` : 'unknown runner'
+  const beat = entry.heartbeatAt ? `, last batch ${entry.heartbeatAt.toISOString()}` : ''
+  return live ? `run by ${who}${beat}` : `INTERRUPTED: ${who} is gone${beat}; the next db:backfill (or db:migrate) resumes it`
+}
+
+function describe(entry: LedgerRow, live: LiveRunner | null = null): string {
   const parts = [`v${entry.version}`, `${entry.rowsChanged} changed`, `${entry.rowsSkipped} skipped`]
+  if (entry.state === 'running') {
+    const progress = progressOf(entry)
+    if (progress) parts.unshift(progress)
+    parts.push(runnerOf(entry, live))
+  }
   if (entry.state === 'done' && entry.finishedAt) parts.push(`finished ${entry.finishedAt.toISOString()}`)
   if (entry.state !== 'done' && entry.step) parts.push(`at step ${entry.step}`)
   if (entry.note) parts.push(entry.note)
@@ -46,7 +93,8 @@ export async function backfillStatus(
       return { clean: true, lines: ['Backfills: nothing to do (api_requests does not exist yet).'] }
     }
     let clean = true
-    const lines = ['Backfills:']
+    const live = await liveRunner(client)
+    const lines = [live ? `Backfills (a runner is working: session pid ${live.pid}, ${live.applicationName}):` : 'Backfills:']
     const width = Math.max(...backfills.map((b) => b.name.length))
     for (const backfill of backfills) {
       const entry = ledger.get(backfill.name)
@@ -60,7 +108,7 @@ export async function backfillStatus(
       else if (entry.state === 'done' && entry.configKey !== config.key)
         text = `pending (input changed since it ran: will re-run) — was ${describe(entry)}`
       else {
-        text = describe(entry)
+        text = describe(entry, live)
         ok = entry.state === 'done'
       }
       if (!ok) clean = false

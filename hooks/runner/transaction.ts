@@ -13,6 +13,7 @@ import { UserError } from '../../lib/errors.js'
 import { retryOnSqlState } from '../../lib/retry.js'
 import type { HookSettings } from './backfill.js'
 import { DEFERRED_PENDING_LIST_KB } from './gin-pending.js'
+import { HIGH_WATER_SETTING } from './high-water.js'
 import { setParameters, timeoutParameters } from './parameters.js'
 
 /** lock_not_available (lock_timeout), deadlock_detected, serialization_failure. */
@@ -21,6 +22,8 @@ const RETRYABLE = new Set(['55P03', '40P01', '40001'])
 export interface TxOptions {
   settings: HookSettings
   dryRun: boolean
+  /** The backfill's high-water mark, for the writers' `preExisting()` test (high-water.ts). */
+  highWater?: string
   /** Raise gin_pending_list_limit: the runner merges GIN pending lists after the batch. */
   deferGinMerge?: boolean
   /** Told about every retry (for the log). */
@@ -29,7 +32,7 @@ export interface TxOptions {
   onCommitted?: (txnMs: number) => void
 }
 
-async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean): Promise<void> {
+async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGinMerge: boolean, highWater?: string): Promise<void> {
   // synchronous_commit off: the batch does not wait for its WAL to reach disk. Safe here
   // because the ledger cursor commits in the same transaction: a crash that loses the last
   // batches loses their cursor with them, and the next run simply redoes them.
@@ -39,6 +42,7 @@ async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGin
       ...timeoutParameters(settings),
       synchronous_commit: 'off',
       ...(deferGinMerge ? { gin_pending_list_limit: String(DEFERRED_PENDING_LIST_KB) } : {}),
+      ...(highWater ? { [HIGH_WATER_SETTING]: highWater } : {}),
     },
     'transaction',
   )
@@ -55,7 +59,7 @@ export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptio
       const opened = performance.now()
       await client.query(open)
       try {
-        await setLimits(client, settings, opts.deferGinMerge ?? false)
+        await setLimits(client, settings, opts.deferGinMerge ?? false, opts.highWater)
         const result = await work()
         await client.query(commit)
         opts.onCommitted?.(performance.now() - opened)

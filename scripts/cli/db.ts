@@ -2,10 +2,12 @@
  * `npm run db:<command>` entry point. Resolves where to connect (the three URLs, or the
  * embedded server), then drives the real graphile-migrate CLI and our hooks.
  *
- *   migrate   apply pending committed migrations, then run/resume the hooks; print what ran.
+ *   migrate   apply pending committed migrations (under the deploy lock), then run/resume the
+ *             backfills unless another process runs them or --schema-only; print what ran.
  *             Refuses, with nothing changed, when the committed chain on disk is broken (CRLF,
  *             edited, missing files), a backfill setting or the mapping file is invalid, or the
  *             role cannot create/alter what the pending migrations need (lifecycle/preflight.ts)
+ *   backfill  run/resume every unfinished backfill to completion; SIGTERM stops after a batch
  *   watch     re-apply migrations/current.sql on every save
  *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
  *   uncommit  move the last committed migration back into current.sql
@@ -59,37 +61,81 @@ const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEn
   return result
 }
 
+/**
+ * The schema step of db:migrate, run under the deploy lock: INVALID-index repair, the pending
+ * committed migrations (graphile-migrate itself), and a list of what was applied.
+ */
+async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]): Promise<{ exitCode: number; applied: number }> {
+  const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
+  const pending = await pendingMigrationCount(urls.databaseUrl, folder)
+  await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
+  // The .gmrc actions around the migrations run here, in this process, and the flag tells
+  // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs): the
+  // INVALID-index repair before (graphile-migrate runs it only when something is pending, so
+  // do we; the deploy lock keeps another deploy from building meanwhile), and the hooks after.
+  if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
+  const result = await gm(urls, ['migrate', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' })
+  if (result.exitCode !== 0) return { exitCode: result.exitCode, applied: 0 }
+  const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
+  if (applied.length) {
+    // graphile-migrate records only the number; show the committed file's full name.
+    const names = new Map(readCommittedChain(folder).map((m) => [m.filename.slice(0, 6), m.filename]))
+    console.log(`Applied ${applied.length} migration(s):`)
+    for (const m of applied) console.log(`  ${names.get(m.filename.slice(0, 6)) ?? m.filename}`)
+  } else {
+    console.log('Migrations: already up to date.')
+  }
+  return { exitCode: 0, applied: applied.length }
+}
+
 const commands: Record<string, Command> = {
   async migrate(urls, args) {
+    const schemaOnly = args.includes('--schema-only') || process.env.MIGRATE_SCHEMA_ONLY === '1'
+    const gmArgs = args.filter((a) => a !== '--schema-only')
     // Refuse before changing anything: a broken chain on disk, or invalid backfill settings,
-    // would otherwise stop the deploy halfway.
+    // would otherwise stop the deploy halfway. A schema-only deploy does not run the
+    // backfills, so their input (the mapping file) cannot stop it.
     const folder = migrationsFolderOf(PROJECT_DIR)
     checkCommittedChain(folder)
-    await checkHookInputs()
-    return withDeployLock(urls.databaseUrl, async () => {
-      const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
-      const pending = await pendingMigrationCount(urls.databaseUrl, folder)
-      await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
-      // The .gmrc actions around the migrations run here, in this process, and the flag tells
-      // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs):
-      // the INVALID-index repair before (graphile-migrate runs it only when something is
-      // pending, so do we; the deploy lock keeps another deploy from building meanwhile), and
-      // the hooks after, so that their progress is visible.
-      if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
-      const result = await gm(urls, ['migrate', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
-      if (result.exitCode !== 0) return result.exitCode
-      const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
-      if (applied.length) {
-        // graphile-migrate records only the number; show the committed file's full name.
-        const names = new Map(readCommittedChain(migrationsFolderOf(PROJECT_DIR)).map((m) => [m.filename.slice(0, 6), m.filename]))
-        console.log(`Applied ${applied.length} migration(s):`)
-        for (const m of applied) console.log(`  ${names.get(m.filename.slice(0, 6)) ?? m.filename}`)
-      } else {
-        console.log('Migrations: already up to date.')
-      }
-      const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
-      return hooks.ok ? 0 : 1
+    if (!schemaOnly) await checkHookInputs()
+    // The deploy lock covers the schema step only: a second replica waits seconds, not the
+    // hours a backfill can take.
+    const schema = await withDeployLock(urls.databaseUrl, () => schemaStep(urls, folder, gmArgs))
+    if (schema.exitCode !== 0) return schema.exitCode
+    if (schemaOnly) {
+      console.log('Backfills: not run (--schema-only / MIGRATE_SCHEMA_ONLY=1); `npm run db:backfill` runs them.')
+      for (const line of (await hookStatus(urls.databaseUrl)).lines) console.log(line)
+      return 0
+    }
+    // Under the hooks lock, taken without waiting: when another process is already running
+    // the backfills, say where they stand and leave them to it.
+    const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false, ifBusy: 'report', schemaChanged: schema.applied > 0 })
+    return hooks.ok ? 0 : 1
+  },
+  async backfill(urls, args) {
+    // The long-running runner: every unfinished backfill to completion, with progress. The
+    // first SIGTERM/SIGINT lets the current batch commit, records where it stopped and exits 0.
+    let stop: string | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stop) process.exit(130) // a second signal: stop now (the open batch rolls back)
+      stop = signal
+      console.log(`${signal}: finishing the current batch, then stopping (send it again to stop at once)…`)
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    const only = args
+      .find((a) => a.startsWith('--only='))
+      ?.slice('--only='.length)
+      .split(',')
+    const hooks = await runHooks({
+      databaseUrl: urls.databaseUrl,
+      shadow: false,
+      ifBusy: args.includes('--wait') ? 'wait' : 'report',
+      schemaChanged: false,
+      only,
+      shouldStop: () => stop,
     })
+    return hooks.ok ? 0 : 1
   },
   async watch(urls, args) {
     // `--once` and `--shadow` are graphile-migrate's own; the CLI serves them as before.

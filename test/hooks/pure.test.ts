@@ -177,6 +177,7 @@ describe('loadSettings', () => {
       subtaskWindowMs: 60000,
       lockWaitSeconds: 300,
       progressIntervalMs: 5000,
+      inlineMaxRows: 10000,
       accountMappingFile: undefined,
     })
   })

@@ -9,6 +9,7 @@
  * "changed" counts sub-task rows moved plus calls linked.
  */
 import type { Step } from '../../runner/backfill.js'
+import { preExisting } from '../../runner/high-water.js'
 import { CONVERSATIONS, cursorTime, MATCHES } from './scratch.js'
 
 type TimeCursor = [string, string]
@@ -49,7 +50,7 @@ export const applyMatches: Step = {
                           order by t.o)
          from jsonb_array_elements(a.task_tool_invocation) with ordinality t(e, o)
          left join v on v.parent_request_id = a.request_id and v.position = t.o)
-       where a.request_id in (select parent_request_id from v)
+       where a.request_id in (select parent_request_id from v) and ${preExisting('a')}
        returning (select count(*)::int from v where v.parent_request_id = a.request_id) as linked`,
       [ids],
     )
@@ -60,7 +61,8 @@ export const applyMatches: Step = {
       `update api_requests a set parent_task_request_id = m.parent_request_id, is_subtask = true,
               conversation_id = m.parent_conversation_id, branch_id = m.branch
        from ${MATCHES} m
-       where m.conversation_id = any($1::uuid[]) and a.conversation_id = m.conversation_id and a.parent_task_request_id is null`,
+       where m.conversation_id = any($1::uuid[]) and a.conversation_id = m.conversation_id and a.parent_task_request_id is null
+         and ${preExisting('a')}`,
       [ids],
     )
     const last = take[take.length - 1]

@@ -1,0 +1,174 @@
+/**
+ * Drill: deploys never wait on backfills. The deploy lock covers the schema step only; the
+ * backfills run under the hooks lock, by whichever process got it first, and `db:status`
+ * tells a live runner from a dead one. A later migration can require a backfill to be done.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createTestDatabases, withClient } from '../helpers/databases.js'
+import { checksums, ledger, ledgerOutcome, loadFixture, runDb, startDb, waitFor } from '../helpers/drills.js'
+import { graphileMigrate, projectCopy } from '../helpers/project.js'
+import { expectComplete, uninterrupted } from './support.js'
+
+const FIXTURE = 'script-chain.sql'
+const TIMEOUT = 600_000
+/** One row per batch and a pause after each: the backfills take many seconds on the fixture. */
+const THROTTLED = { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', HOOKS_BATCH_DELAY_MS: '250' }
+
+const runningEntry = async (url: string) => (await ledger(url)).find((e) => e.state === 'running')
+
+describe('deploys and backfills', () => {
+  it('a second db:migrate during a running backfill exits 0 at once; a killed runner is resumed by db:backfill', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const reference = await uninterrupted(FIXTURE)
+    const db = await createTestDatabases('deploy_busy')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const first = startDb(['migrate'], { ...db.env, ...THROTTLED })
+    try {
+      await waitFor(() => runningEntry(db.databaseUrl), { what: 'a backfill to be running', process: first })
+      // Another replica deploys meanwhile: the schema is up to date, the backfills are taken.
+      const second = await runDb(['migrate'], db.env)
+      expect(second.exitCode, second.all).toBe(0)
+      expect(second.all).toMatch(/another process is running the backfills/)
+      expect(second.all).toMatch(/run by \S+ pid \d+/)
+      expect(second.all).toMatch(/\d+% of ~\d/)
+      expect(first.exited(), 'the second deploy returned while the first still ran its backfills').toBe(false)
+      const schemaOnly = await runDb(['migrate', '--schema-only'], db.env)
+      expect(schemaOnly.exitCode, schemaOnly.all).toBe(0)
+      expect(schemaOnly.all).toMatch(/already up to date/)
+      expect(first.exited()).toBe(false)
+      // db:status while it runs: not clean (4), and the runner is alive.
+      const live = await runDb(['status'], db.env)
+      expect(live.exitCode & 4).toBe(4)
+      expect(live.all).toMatch(/a runner is working/)
+    } finally {
+      await first.kill('SIGKILL')
+    }
+    // The runner died mid-backfill: the ledger still says running, and status says it is gone.
+    expect(await runningEntry(db.databaseUrl)).toBeDefined()
+    const dead = await runDb(['status'], db.env)
+    expect(dead.exitCode & 4).toBe(4)
+    expect(dead.all).toMatch(/INTERRUPTED: \S+ pid \d+ is gone/)
+    // The next runner takes over at once and completes the work.
+    const resumed = await runDb(['backfill'], db.env)
+    expect(resumed.exitCode, resumed.all).toBe(0)
+    const status = await runDb(['status'], db.env)
+    expect(status.exitCode, status.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+    expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
+  })
+
+  it('db:backfill stops after the current batch on SIGTERM, records it, exits 0; the next run finishes', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('backfill_term')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const schema = await runDb(['migrate', '--schema-only'], db.env)
+    expect(schema.exitCode, schema.all).toBe(0)
+    expect(await ledger(db.databaseUrl)).toEqual([])
+    const runner = startDb(['backfill'], { ...db.env, ...THROTTLED })
+    await waitFor(
+      async () => {
+        const entry = await runningEntry(db.databaseUrl)
+        return entry && entry.rows_changed + entry.rows_skipped > 0 ? entry : null
+      },
+      { what: 'a committed batch', process: runner },
+    )
+    const ended = await runner.kill('SIGTERM')
+    expect(ended.exitCode, ended.all).toBe(0)
+    expect(ended.all).toMatch(/stopped \(SIGTERM\)/)
+    const entries = await ledger(db.databaseUrl)
+    expect(entries.some((e) => e.state === 'running')).toBe(false)
+    const stopped = entries.find((e) => e.state === 'pending' && e.cursor !== null)
+    expect(stopped, JSON.stringify(entries)).toBeDefined()
+    const rest = await runDb(['backfill'], db.env)
+    expect(rest.exitCode, rest.all).toBe(0)
+    await expectComplete(db.databaseUrl)
+  })
+
+  it('a migration requiring an unfinished backfill fails with nothing applied, and passes once it is done', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const dir = projectCopy()
+    const db = await createTestDatabases('finalize')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    const schema = await runDb(['migrate', '--schema-only'], db.env, dir)
+    expect(schema.exitCode, schema.all).toBe(0)
+    writeFileSync(
+      join(dir, 'migrations', 'current.sql'),
+      `create table if not exists public.finalize_marker (id int);\nselect migration_hooks.require_backfill('system-hash');\n`,
+    )
+    // Committed on a development database (fresh, like the shadow commit rebuilds): nothing
+    // to backfill there, so the guard passes.
+    const dev = await createTestDatabases('finalize_dev')
+    expect((await graphileMigrate(['migrate'], dev.env, dir)).exitCode).toBe(0)
+    const commit = await graphileMigrate(['commit', '--message', 'needs system hash'], dev.env, dir)
+    expect(commit.exitCode, commit.all).toBe(0)
+    const marker = () =>
+      withClient(db.databaseUrl, async (c) => (await c.query(`select to_regclass('public.finalize_marker') is not null as ok`)).rows[0].ok)
+
+    const refused = await runDb(['migrate', '--schema-only'], db.env, dir)
+    expect(refused.exitCode).not.toBe(0)
+    expect(refused.all).toMatch(/needs the backfill "system-hash" to be complete, and it has never run/)
+    expect(refused.all).toMatch(/db:backfill/)
+    expect(await marker()).toBe(false)
+    expect((await withClient(db.databaseUrl, (c) => c.query('select count(*)::int as n from graphile_migrate.migrations'))).rows[0].n).toBe(
+      15,
+    )
+
+    const backfilled = await runDb(['backfill'], db.env, dir)
+    expect(backfilled.exitCode, backfilled.all).toBe(0)
+    const applied = await runDb(['migrate', '--schema-only'], db.env, dir)
+    expect(applied.exitCode, applied.all).toBe(0)
+    expect(applied.all).toMatch(/Applied 1 migration\(s\)/)
+    expect(await marker()).toBe(true)
+  })
+})
+
+describe('rows written during a backfill', () => {
+  it('pre-existing rows are all filled; rows the application inserted meanwhile, before or after the cursor, are not touched', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const reference = await uninterrupted(FIXTURE)
+    const db = await createTestDatabases('high_water')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    expect((await runDb(['migrate', '--schema-only'], db.env)).exitCode).toBe(0)
+    const runner = startDb(['backfill', '--only=system-hash'], { ...db.env, ...THROTTLED })
+    const inserted: string[] = []
+    try {
+      await waitFor(() => runningEntry(db.databaseUrl), { what: 'system-hash to be running', process: runner })
+      // The application inserts rows whose keys sort before and after any cursor position,
+      // with the system_hash it computed itself left NULL (as it may for odd prompts).
+      await withClient(db.databaseUrl, async (c) => {
+        for (let i = 0; i < 6 && !runner.exited(); i++) {
+          for (const id of [`00000000-0000-4000-8000-0000000aa${i}00`, `ffffffff-ffff-4fff-bfff-fffffffaa${i}00`]) {
+            await c.query(
+              `insert into api_requests (request_id, train_id, timestamp, method, path, body, system_hash)
+               values ($1, 'train-app', now(), 'POST', '/v1/messages', '{"system": "You are new here."}'::jsonb, null)`,
+              [id],
+            )
+            inserted.push(id)
+          }
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      })
+      expect(runner.exited(), 'the inserts happened while the backfill ran').toBe(false)
+    } finally {
+      const ended = await runner.result
+      expect(ended.exitCode, ended.all).toBe(0)
+    }
+    // Nothing was written into the application's rows…
+    const app = await withClient(db.databaseUrl, (c) =>
+      c.query(`select count(*)::int as n from api_requests where request_id = any($1::uuid[]) and system_hash is null`, [inserted]),
+    )
+    expect(app.rows[0].n).toBe(inserted.length)
+    // …and every pre-existing row got exactly what an uninterrupted run gives.
+    await withClient(db.databaseUrl, (c) => c.query(`delete from api_requests where request_id = any($1::uuid[])`, [inserted]))
+    const hashes = (url: string) =>
+      withClient(url, async (c) => (await c.query(`select request_id::text, system_hash from api_requests order by 1`)).rows)
+    expect(await hashes(db.databaseUrl)).toEqual(await hashes(reference.databaseUrl))
+    expect(ledgerOutcome(await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash')).toEqual(
+      ledgerOutcome(await ledger(reference.databaseUrl)).find((e) => e.name === 'system-hash'),
+    )
+  })
+})
