@@ -50,6 +50,29 @@ async function seeded(label: string, rows = someRows()): Promise<string> {
 const state = (url: string, name: string) => inDb(url, (c) => ledgerRow(c, name))
 
 describe('ledger', () => {
+  it('a ledger made by the previous release gains the runner columns and keeps its rows', async () => {
+    const url = await seeded('ledger_old')
+    await inDb(url, async (c) => {
+      await c.query(`create schema if not exists migration_hooks`)
+      await c.query(`create table migration_hooks.backfills (name text primary key, version integer not null,
+        state text not null default 'pending' check (state in ('pending', 'running', 'done', 'failed')), cursor jsonb, step text,
+        rows_changed bigint not null default 0, rows_skipped bigint not null default 0, started_at timestamptz, finished_at timestamptz,
+        updated_at timestamptz not null default now(), last_error text, note text, config_key text)`)
+      await c.query(`insert into migration_hooks.backfills (name, version, state, rows_changed) values ('old-one', 3, 'done', 42)`)
+    })
+    expect((await runQuiet(url)).ok).toBe(true)
+    const old = await inDb(url, (c) =>
+      c.query(`select version, state, rows_changed::int, runner_host from migration_hooks.backfills where name = 'old-one'`),
+    )
+    expect(old.rows).toEqual([{ version: 3, state: 'done', rows_changed: 42, runner_host: null }])
+    const mine = await state(url, 'system-hash')
+    expect(mine).toMatchObject({ state: 'done' })
+    const runner = await inDb(url, (c) =>
+      c.query(`select runner_host, runner_pid from migration_hooks.backfills where name = 'system-hash'`),
+    )
+    expect(runner.rows[0].runner_pid).toBe(process.pid)
+  })
+
   it('lives in the migration_hooks schema with the documented columns', async () => {
     const url = await seeded('ledger')
     expect((await runQuiet(url)).ok).toBe(true)
@@ -74,6 +97,14 @@ describe('ledger', () => {
       'last_error',
       'note',
       'config_key',
+      'high_water',
+      'runner_host',
+      'runner_pid',
+      'runner_started_at',
+      'heartbeat_at',
+      'step_total',
+      'step_done',
+      'step_done_at_start',
     ])
     await expect(inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'bogus'`))).rejects.toThrow(/check/)
   })
