@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:094c43be17697cd39deb4936e71e3aa2ead2336f
+--! Hash: sha1:cafacde1e1f2a3ed07b9ae07028ef8065956c1b1
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -9,6 +9,89 @@
 -- database (train column still called `domain`, legacy 012 having failed), or a "Docker
 -- init" database (final column names, other index names, no view). Nothing is dropped
 -- except duplicate indexes and the derived hourly_stats view (see below).
+
+-- How this chain changes the proxy's big tables (api_requests, streaming_chunks) without
+-- blocking it, whatever their size: three helpers in the hooks' schema (not the
+-- application's), used by every migration below.
+--  * add_missing_columns(): ALTER TABLE only for the columns the catalog lacks. Even
+--    `add column if not exists` takes an ACCESS EXCLUSIVE lock when it adds nothing.
+--  * ensure_index() / drop_index(): a plain CREATE/DROP INDEX only while the table is empty
+--    (a fresh database). On a table with rows the statement is queued in
+--    migration_hooks.online_index_work, and the online schema step that runs right after the
+--    migrations (scripts/lifecycle/online-schema.ts) runs it CONCURRENTLY: a plain build
+--    would hold every INSERT and UPDATE for its whole duration.
+--  * Foreign keys and checks are added NOT VALID on a table with rows (a brief lock, no scan);
+--    the online schema step validates them without blocking writes.
+create schema if not exists migration_hooks;
+
+create table if not exists migration_hooks.online_index_work (
+  name text primary key,
+  statement text not null,
+  requested_at timestamptz not null default now()
+);
+comment on table migration_hooks.online_index_work is
+  'Index builds and drops on tables with rows, left by the migrations to the online schema step (CONCURRENTLY).';
+
+create or replace function migration_hooks.table_has_rows(tbl regclass) returns boolean
+language plpgsql stable set search_path = pg_catalog, pg_temp as $fn$
+declare
+  found_row boolean;
+begin
+  execute format('select exists (select 1 from %s limit 1)', tbl) into found_row;
+  return found_row;
+end
+$fn$;
+
+create or replace function migration_hooks.add_missing_columns(tbl regclass, columns text[]) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  missing text[];
+begin
+  -- Each element is '<name> <type and default>'; only those whose name the catalog lacks.
+  select array_agg('add column ' || c order by o) into missing
+    from unnest(columns) with ordinality as u(c, o)
+   where not exists (select 1 from pg_attribute a
+                      where a.attrelid = tbl and a.attname = split_part(u.c, ' ', 1) and a.attnum > 0 and not a.attisdropped);
+  if missing is not null then
+    execute format('alter table %s %s', tbl, array_to_string(missing, ', '));
+  end if;
+end
+$fn$;
+
+create or replace function migration_hooks.ensure_index(index_name text, tbl regclass, spec text) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+begin
+  if to_regclass(format('public.%I', index_name)) is not null then
+    return;
+  end if;
+  if migration_hooks.table_has_rows(tbl) then
+    insert into migration_hooks.online_index_work (name, statement)
+    values (index_name, format('create index concurrently if not exists %I on %s %s', index_name, tbl, spec))
+    on conflict (name) do update set statement = excluded.statement;
+  else
+    execute format('create index %I on %s %s', index_name, tbl, spec);
+  end if;
+end
+$fn$;
+
+create or replace function migration_hooks.drop_index(index_name text) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  tbl regclass;
+begin
+  select i.indrelid::regclass into tbl from pg_index i where i.indexrelid = to_regclass(format('public.%I', index_name));
+  if tbl is null then
+    return;
+  end if;
+  if migration_hooks.table_has_rows(tbl) then
+    insert into migration_hooks.online_index_work (name, statement)
+    values (index_name, format('drop index concurrently if exists public.%I', index_name))
+    on conflict (name) do update set statement = excluded.statement;
+  else
+    execute format('drop index public.%I', index_name);
+  end if;
+end
+$fn$;
 
 -- Legacy 012 renamed `domain` to `train_id` but always failed, so script-chain databases still
 -- have `domain`. We rename first, so that the whole chain can use the final name.
@@ -53,12 +136,8 @@ create table if not exists public.api_requests (
 -- The union of both legacy end-states: script-chain databases lack the Docker-init columns
 -- (api_key_hash, first_token_ms), Docker-init databases lack the script-chain ones
 -- (api_key_id, ip_address, completed_at). Nothing is dropped.
-alter table public.api_requests
-  add column if not exists api_key_id varchar(50),
-  add column if not exists api_key_hash varchar(50),
-  add column if not exists ip_address varchar(45),
-  add column if not exists first_token_ms integer,
-  add column if not exists completed_at timestamptz;
+select migration_hooks.add_missing_columns('public.api_requests',
+  array['api_key_id varchar(50)', 'api_key_hash varchar(50)', 'ip_address varchar(45)', 'first_token_ms integer', 'completed_at timestamptz']);
 
 -- Docker-init created `path varchar(255)` and a nullable `headers`; the union keeps the wider
 -- type and the nullability (a NOT NULL would reject rows that exist there). Widening a
@@ -77,9 +156,16 @@ end $$;
 
 -- The application always writes token counts; a default of 0 (as Docker-init had) keeps
 -- rows inserted before the response arrives summable.
-alter table public.api_requests
-  alter column input_tokens set default 0,
-  alter column output_tokens set default 0;
+do $$
+begin
+  if exists (select 1 from information_schema.columns
+              where table_schema = 'public' and table_name = 'api_requests' and column_name in ('input_tokens', 'output_tokens')
+                and column_default is distinct from '0') then
+    alter table public.api_requests
+      alter column input_tokens set default 0,
+      alter column output_tokens set default 0;
+  end if;
+end $$;
 
 -- Index names: the script chain's names are the canonical ones. A Docker-init database has
 -- the same indexes under other names: rename them, or drop them when the canonical index
@@ -99,16 +185,16 @@ begin
       if to_regclass('public.' || pair[2]) is null then
         execute format('alter index public.%I rename to %I', pair[1], pair[2]);
       else
-        execute format('drop index public.%I', pair[1]);
+        perform migration_hooks.drop_index(pair[1]);
       end if;
     end if;
   end loop;
 end $$;
 
-create index if not exists idx_api_requests_train_id on public.api_requests (train_id);
-create index if not exists idx_api_requests_timestamp on public.api_requests ("timestamp");
-create index if not exists idx_api_requests_model on public.api_requests (model);
-create index if not exists idx_api_requests_request_type on public.api_requests (request_type);
+select migration_hooks.ensure_index('idx_api_requests_train_id', 'public.api_requests', '(train_id)');
+select migration_hooks.ensure_index('idx_api_requests_timestamp', 'public.api_requests', '("timestamp")');
+select migration_hooks.ensure_index('idx_api_requests_model', 'public.api_requests', '(model)');
+select migration_hooks.ensure_index('idx_api_requests_request_type', 'public.api_requests', '(request_type)');
 
 create table if not exists public.streaming_chunks (
   id serial primary key,
@@ -123,8 +209,8 @@ create table if not exists public.streaming_chunks (
 
 -- Docker-init's idx_chunks_request_id (request_id) is covered by the (request_id, chunk_index)
 -- index below and by the unique constraint.
-drop index if exists public.idx_chunks_request_id;
-create index if not exists idx_streaming_chunks_request_id on public.streaming_chunks (request_id, chunk_index);
+select migration_hooks.drop_index('idx_chunks_request_id');
+select migration_hooks.ensure_index('idx_streaming_chunks_request_id', 'public.streaming_chunks', '(request_id, chunk_index)');
 
 -- hourly_stats holds only derived data, so it is safe to rebuild. Script-chain databases have
 -- it with a `domain` column; Docker-init ones do not have it. If the existing definition is

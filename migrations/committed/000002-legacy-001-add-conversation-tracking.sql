@@ -1,15 +1,12 @@
---! Previous: sha1:094c43be17697cd39deb4936e71e3aa2ead2336f
---! Hash: sha1:c326958e6b80f697e81dac64970e92f2400ec7f6
+--! Previous: sha1:cafacde1e1f2a3ed07b9ae07028ef8065956c1b1
+--! Hash: sha1:c9a4a61ca8597a173dfcf13628206b09263f83e7
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.
 
-alter table public.api_requests
-  add column if not exists current_message_hash char(64),
-  add column if not exists parent_message_hash char(64),
-  add column if not exists conversation_id uuid,
-  add column if not exists branch_id varchar(255) default 'main',
-  add column if not exists message_count integer default 0;
+select migration_hooks.add_missing_columns('public.api_requests',
+  array['current_message_hash char(64)', 'parent_message_hash char(64)', 'conversation_id uuid',
+        'branch_id varchar(255) default ''main''', 'message_count integer default 0']);
 
 -- Docker-init databases index the two hashes under shorter names.
 do $$
@@ -24,18 +21,18 @@ begin
       if to_regclass('public.' || pair[2]) is null then
         execute format('alter index public.%I rename to %I', pair[1], pair[2]);
       else
-        execute format('drop index public.%I', pair[1]);
+        perform migration_hooks.drop_index(pair[1]);
       end if;
     end if;
   end loop;
 end $$;
 
-create index if not exists idx_requests_current_message_hash on public.api_requests (current_message_hash);
-create index if not exists idx_requests_parent_message_hash on public.api_requests (parent_message_hash);
-create index if not exists idx_requests_conversation_id on public.api_requests (conversation_id);
-create index if not exists idx_requests_branch_id on public.api_requests (branch_id);
-create index if not exists idx_requests_conversation_branch on public.api_requests (conversation_id, branch_id);
-create index if not exists idx_requests_message_count on public.api_requests (message_count);
+select migration_hooks.ensure_index('idx_requests_current_message_hash', 'public.api_requests', '(current_message_hash)');
+select migration_hooks.ensure_index('idx_requests_parent_message_hash', 'public.api_requests', '(parent_message_hash)');
+select migration_hooks.ensure_index('idx_requests_conversation_id', 'public.api_requests', '(conversation_id)');
+select migration_hooks.ensure_index('idx_requests_branch_id', 'public.api_requests', '(branch_id)');
+select migration_hooks.ensure_index('idx_requests_conversation_branch', 'public.api_requests', '(conversation_id, branch_id)');
+select migration_hooks.ensure_index('idx_requests_message_count', 'public.api_requests', '(message_count)');
 
 comment on column public.api_requests.current_message_hash is 'SHA-256 of the request''s messages, used to chain requests into conversations.';
 comment on column public.api_requests.parent_message_hash is 'current_message_hash of the request this one continues.';

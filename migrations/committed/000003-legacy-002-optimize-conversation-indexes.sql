@@ -1,5 +1,5 @@
---! Previous: sha1:c326958e6b80f697e81dac64970e92f2400ec7f6
---! Hash: sha1:811fc7f8ba5f727400b04237fc5acd4ef1360948
+--! Previous: sha1:c9a4a61ca8597a173dfcf13628206b09263f83e7
+--! Hash: sha1:e6f937384111caea3ac0afe41fffffc1230f7f15
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.
@@ -11,9 +11,7 @@
 -- redundant; creating it only to drop it would make this migration undo 004 when re-run.
 -- The ANALYZE runs in the hooks (hooks/run.ts), after the data steps.
 
-alter table public.api_requests
-  add column if not exists total_tokens integer default 0;
+select migration_hooks.add_missing_columns('public.api_requests', array['total_tokens integer default 0']);
 
-create index if not exists idx_requests_conversation_detail
-  on public.api_requests (conversation_id, "timestamp", request_id, train_id, model, total_tokens, branch_id)
-  where conversation_id is not null;
+select migration_hooks.ensure_index('idx_requests_conversation_detail', 'public.api_requests', '(conversation_id, "timestamp", request_id, train_id, model, total_tokens, branch_id)
+  where conversation_id is not null');

@@ -1,5 +1,5 @@
---! Previous: sha1:811fc7f8ba5f727400b04237fc5acd4ef1360948
---! Hash: sha1:26d4106eaf1094ee5fefb1f8b77605a1b389b49a
+--! Previous: sha1:e6f937384111caea3ac0afe41fffffc1230f7f15
+--! Hash: sha1:74d97e454992c0564f25a7b8c6055d249d03397e
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.
@@ -8,10 +8,8 @@
 -- logic-heavy and batched: they run in the hooks (hooks/backfills/task-invocations.ts and
 -- subtask-links.ts), not here.
 
-alter table public.api_requests
-  add column if not exists parent_task_request_id uuid,
-  add column if not exists is_subtask boolean default false,
-  add column if not exists task_tool_invocation jsonb;
+select migration_hooks.add_missing_columns('public.api_requests',
+  array['parent_task_request_id uuid', 'is_subtask boolean default false', 'task_tool_invocation jsonb']);
 
 do $$
 begin
@@ -21,17 +19,21 @@ begin
      where c.conrelid = 'public.api_requests'::regclass and c.contype = 'f'
        and a.attname = 'parent_task_request_id'
   ) then
+    -- NOT VALID: no scan under the lock; validated at once on an empty table, else by the
+    -- online schema step without blocking writes.
     alter table public.api_requests
       add constraint api_requests_parent_task_request_id_fkey
-      foreign key (parent_task_request_id) references public.api_requests (request_id);
+      foreign key (parent_task_request_id) references public.api_requests (request_id) not valid;
+    if not migration_hooks.table_has_rows('public.api_requests') then
+      alter table public.api_requests validate constraint api_requests_parent_task_request_id_fkey;
+    end if;
   end if;
 end $$;
 
-create index if not exists idx_requests_parent_task_request_id on public.api_requests (parent_task_request_id);
-create index if not exists idx_requests_is_subtask on public.api_requests (is_subtask);
-create index if not exists idx_requests_task_tool_invocation_gin
-  on public.api_requests using gin (task_tool_invocation)
-  where task_tool_invocation is not null;
+select migration_hooks.ensure_index('idx_requests_parent_task_request_id', 'public.api_requests', '(parent_task_request_id)');
+select migration_hooks.ensure_index('idx_requests_is_subtask', 'public.api_requests', '(is_subtask)');
+select migration_hooks.ensure_index('idx_requests_task_tool_invocation_gin', 'public.api_requests', 'using gin (task_tool_invocation)
+  where task_tool_invocation is not null');
 
 comment on column public.api_requests.parent_task_request_id is 'For a sub-task request: the request whose response called the Task tool.';
 comment on column public.api_requests.is_subtask is 'True for every request of a sub-task conversation.';

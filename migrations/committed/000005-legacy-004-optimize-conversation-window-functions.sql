@@ -1,20 +1,18 @@
---! Previous: sha1:26d4106eaf1094ee5fefb1f8b77605a1b389b49a
---! Hash: sha1:f51d7e05fd7123f74e17ea6c575e0005280c4c35
+--! Previous: sha1:74d97e454992c0564f25a7b8c6055d249d03397e
+--! Hash: sha1:bd5e18fa7a2ca66a59c982723f5b9c219640deb4
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.
 -- The ANALYZE runs in the hooks.
 
-create index if not exists idx_requests_conversation_timestamp_id
-  on public.api_requests (conversation_id, "timestamp" desc, request_id desc)
-  where conversation_id is not null;
+select migration_hooks.ensure_index('idx_requests_conversation_timestamp_id', 'public.api_requests', '(conversation_id, "timestamp" desc, request_id desc)
+  where conversation_id is not null');
 
-create index if not exists idx_requests_conversation_subtask
-  on public.api_requests (conversation_id, is_subtask, "timestamp", request_id)
-  where conversation_id is not null;
+select migration_hooks.ensure_index('idx_requests_conversation_subtask', 'public.api_requests', '(conversation_id, is_subtask, "timestamp", request_id)
+  where conversation_id is not null');
 
 -- Kept for convergence with existing databases although it duplicates the primary key.
-create index if not exists idx_requests_request_id on public.api_requests (request_id);
+select migration_hooks.ensure_index('idx_requests_request_id', 'public.api_requests', '(request_id)');
 
 -- Legacy 002's partial index, superseded by the two above.
-drop index if exists public.idx_requests_conversation_timestamp;
+select migration_hooks.drop_index('idx_requests_conversation_timestamp');

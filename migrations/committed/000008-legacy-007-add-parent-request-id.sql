@@ -1,5 +1,5 @@
---! Previous: sha1:62288c9e6ddac655d7b182e27ad1c60598a98d3b
---! Hash: sha1:fb13c6c599377356e67651a0f98a0d0b3c69388b
+--! Previous: sha1:8df177feebec47ed908cac53b2b07cb2cf5f20d0
+--! Hash: sha1:d613625a40afe357525a2d26855e9af9fed253f0
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.
@@ -8,8 +8,7 @@
 -- run twice. The backfill (matching message hashes) runs in the hooks
 -- (hooks/backfills/parent-request-ids.ts).
 
-alter table public.api_requests
-  add column if not exists parent_request_id uuid;
+select migration_hooks.add_missing_columns('public.api_requests', array['parent_request_id uuid']);
 
 do $$
 begin
@@ -19,19 +18,27 @@ begin
      where c.conrelid = 'public.api_requests'::regclass and c.contype = 'f'
        and a.attname = 'parent_request_id'
   ) then
+    -- NOT VALID: no scan under the lock; validated at once on an empty table, else by the
+    -- online schema step without blocking writes.
     alter table public.api_requests
       add constraint api_requests_parent_request_id_fkey
-      foreign key (parent_request_id) references public.api_requests (request_id);
+      foreign key (parent_request_id) references public.api_requests (request_id) not valid;
+    if not migration_hooks.table_has_rows('public.api_requests') then
+      alter table public.api_requests validate constraint api_requests_parent_request_id_fkey;
+    end if;
   end if;
   if not exists (
     select 1 from pg_constraint
      where conrelid = 'public.api_requests'::regclass and conname = 'chk_parent_request_not_self'
   ) then
     alter table public.api_requests
-      add constraint chk_parent_request_not_self check (parent_request_id != request_id);
+      add constraint chk_parent_request_not_self check (parent_request_id != request_id) not valid;
+    if not migration_hooks.table_has_rows('public.api_requests') then
+      alter table public.api_requests validate constraint chk_parent_request_not_self;
+    end if;
   end if;
 end $$;
 
-create index if not exists idx_api_requests_parent_request_id on public.api_requests (parent_request_id);
+select migration_hooks.ensure_index('idx_api_requests_parent_request_id', 'public.api_requests', '(parent_request_id)');
 
 comment on column public.api_requests.parent_request_id is 'The request this one directly continues (parent_message_hash = its current_message_hash).';

@@ -1,5 +1,5 @@
---! Previous: sha1:a6632b62c1accf951970a6d3d2f58dd8dc0686ef
---! Hash: sha1:79911efc56bd8305f3ccae548a35a86a9f4e3f00
+--! Previous: sha1:560df8b32e42591102588075e97e915e893067fb
+--! Hash: sha1:64e20a2da298ce3f920a180030a8c9f0cda1b95f
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.

@@ -1,5 +1,5 @@
---! Previous: sha1:79911efc56bd8305f3ccae548a35a86a9f4e3f00
---! Hash: sha1:4344ae5a8ba1185efa841ba6d8b5799e449b168c
+--! Previous: sha1:64e20a2da298ce3f920a180030a8c9f0cda1b95f
+--! Hash: sha1:2d97ecafc0dab0b2d19f6d3c97bdb8112c9cc2c6
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

@@ -1,5 +1,5 @@
---! Previous: sha1:4344ae5a8ba1185efa841ba6d8b5799e449b168c
---! Hash: sha1:acf551b134a1807257acb7d140935f96705541b9
+--! Previous: sha1:2d97ecafc0dab0b2d19f6d3c97bdb8112c9cc2c6
+--! Hash: sha1:1c1b1450ea9ca5740af401fe15a74397791b5ab7
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

@@ -1,5 +1,5 @@
---! Previous: sha1:acf551b134a1807257acb7d140935f96705541b9
---! Hash: sha1:6e98df8cf3521377b55ef84fa055a26d77483727
+--! Previous: sha1:1c1b1450ea9ca5740af401fe15a74397791b5ab7
+--! Hash: sha1:7b59804df5f60f5f95bab0eb26d3682b1d7c2cb2
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every

@@ -29,6 +29,7 @@ import { withDeployLock } from '../lifecycle/deploy-lock.js'
 import { appliedMigrations, pendingMigrationCount } from '../lifecycle/applied-migrations.js'
 import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
 import { startWatchLoop } from '../lifecycle/watch-loop.js'
+import { completeOnlineSchema } from '../lifecycle/online-schema.js'
 import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
@@ -76,6 +77,8 @@ async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]):
   if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
   const result = await gm(urls, ['migrate', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' })
   if (result.exitCode !== 0) return { exitCode: result.exitCode, applied: 0 }
+  // Every time, not only after new migrations: a build interrupted last time is finished now.
+  await completeOnlineSchema(urls.databaseUrl)
   const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
   if (applied.length) {
     // graphile-migrate records only the number; show the committed file's full name.

@@ -23,6 +23,7 @@ import { redact } from '../../lib/redact.js'
 import { runHooks } from '../../hooks/run.js'
 import type { DatabaseUrls } from './connection-settings.js'
 import { pendingMigrationCount } from './applied-migrations.js'
+import { completeOnlineSchema } from './online-schema.js'
 import { repairInvalidIndexes } from './repair-invalid-indexes.js'
 
 /** Saves closer together than this are applied once (editors write in several steps). */
@@ -75,6 +76,7 @@ export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (lin
     const pending = await pendingMigrationCount(urls.databaseUrl, folder)
     if (pending > 0) await repairInvalidIndexes(urls.databaseUrl, log)
     await graphileWatch(settings, true)
+    if (pending > 0) await completeOnlineSchema(urls.databaseUrl, log)
     const after = await currentBody(urls.databaseUrl)
     if (pending === 0 && before !== null && before === after) return
     const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })

@@ -36,10 +36,9 @@ describe('db:verify', () => {
     const file = readdirSync(committed).sort()[6]!
     const original = readFileSync(join(committed, file), 'utf8')
     chmodSync(join(committed, file), 0o644)
-    writeFileSync(
-      join(committed, file),
-      original.replace('add column if not exists system_hash varchar(64)', 'add column if not exists system_hash varchar(65)'),
-    )
+    const edited = original.replace("'system_hash varchar(64)'", "'system_hash varchar(65)'")
+    expect(edited).not.toBe(original)
+    writeFileSync(join(committed, file), edited)
     try {
       // graphile-migrate does not notice: the file was already applied.
       expect((await graphileMigrate(['migrate'], target.env, dir)).exitCode).toBe(0)
