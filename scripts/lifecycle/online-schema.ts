@@ -47,12 +47,14 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
     // Explicit limits, whatever the role's defaults: a concurrent build of a big index takes
     // as long as it takes, and its waits block nobody (only older transactions are awaited).
     await client.query(`select set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
-    const { rows: queued } = await client.query<{ name: string; statement: string }>(
-      `select name, statement from migration_hooks.online_index_work order by requested_at, name`,
-    ).catch((error) => {
-      if ((error as { code?: string }).code === '42P01') return { rows: [] } // no chain applied yet
-      throw error
-    })
+    const { rows: queued } = await client
+      .query<{ name: string; statement: string }>(
+        `select name, statement from migration_hooks.online_index_work order by requested_at, name`,
+      )
+      .catch((error) => {
+        if ((error as { code?: string }).code === '42P01') return { rows: [] } // no chain applied yet
+        throw error
+      })
     for (const { name, statement } of queued) {
       const started = Date.now()
       if (/^drop index concurrently/i.test(statement)) {

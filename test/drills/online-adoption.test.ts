@@ -1,0 +1,113 @@
+/**
+ * Drill: adopting a Docker-init database while the proxy writes. The database lacks most of
+ * the chain's indexes, among them GIN indexes over response bodies with many JSON entries, so
+ * a build that blocked writes would stall the proxy for seconds here (hours in production).
+ * A second connection inserts and then updates a row every 20 ms during the whole
+ * `db:migrate`; no write may wait more than a second, and none may fail.
+ */
+import { describe, expect, it } from 'vitest'
+import { randomUUID } from 'node:crypto'
+import { openClient } from '../../lib/connection.js'
+import { createTestDatabases, withClient } from '../helpers/databases.js'
+import { loadFixture, runDb, startDb } from '../helpers/drills.js'
+import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
+
+const TIMEOUT = 900_000
+const ROWS = 20_000
+const ENTRIES = 40
+
+/** Proxy-like rows: a system prompt, and a response whose content has many entries. */
+async function fill(url: string): Promise<void> {
+  await withClient(url, (c) =>
+    c.query(
+      `insert into api_requests (request_id, train_id, timestamp, method, path, headers, body, response_body, model, request_type)
+       select gen_random_uuid(), 'train-' || (g % 7), now() - make_interval(secs => g), 'POST', '/v1/messages', '{}'::jsonb,
+              jsonb_build_object('system', 'You are helper number ' || (g % 13), 'messages', jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'question ' || g))),
+              jsonb_build_object('id', 'msg_' || g, 'role', 'assistant', 'content',
+                (select jsonb_agg(jsonb_build_object('type', 'text', 'text', 'part ' || e || ' of answer ' || g, 'index', e)) from generate_series(1, $2) e)),
+              'claude-' || (g % 3), 'inference'
+         from generate_series(1, $1) g`,
+      [ROWS, ENTRIES],
+    ),
+  )
+  await withClient(url, (c) => c.query('analyze api_requests'))
+}
+
+interface WriterReport {
+  writes: number
+  failures: string[]
+  maxMs: number
+  slow: number
+}
+
+/** Insert a row and update it, every 20 ms, until stopped; each statement timed on its own. */
+function startWriter(url: string): { stop(): Promise<WriterReport> } {
+  const report: WriterReport = { writes: 0, failures: [], maxMs: 0, slow: 0 }
+  let running = true
+  const done = (async () => {
+    const client = await openClient(url, { applicationName: 'drill proxy writer' })
+    const timed = async (sql: string, params: unknown[]) => {
+      const started = performance.now()
+      try {
+        await client.query(sql, params)
+      } catch (error) {
+        report.failures.push((error as Error).message)
+      }
+      const ms = performance.now() - started
+      report.writes++
+      report.maxMs = Math.max(report.maxMs, ms)
+      if (ms > 1000) report.slow++
+    }
+    try {
+      while (running) {
+        const id = randomUUID()
+        await timed(
+          `insert into api_requests (request_id, train_id, timestamp, method, path, headers, body)
+           values ($1, 'train-live', now(), 'POST', '/v1/messages', '{}'::jsonb, '{"system": "live"}'::jsonb)`,
+          [id],
+        )
+        await timed(`update api_requests set response_status = 200, response_body = '{"content": []}'::jsonb where request_id = $1`, [id])
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    } finally {
+      await client.end().catch(() => {})
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await done
+      return report
+    },
+  }
+}
+
+describe('adopting a Docker-init database online', () => {
+  it('never makes the proxy wait more than a second, and no write fails', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('online')
+    await loadFixture(db.databaseUrl, 'docker-init.sql')
+    await fill(db.databaseUrl)
+    const writer = startWriter(db.databaseUrl)
+    let migrate: Awaited<ReturnType<typeof runDb>> | undefined
+    let report: WriterReport
+    try {
+      // Let the writer run alone a moment, then adopt: schema step and backfills.
+      await new Promise((r) => setTimeout(r, 500))
+      migrate = await startDb(['migrate'], db.env).result
+    } finally {
+      report = await writer.stop()
+    }
+    expect(migrate?.exitCode, migrate?.all).toBe(0)
+    expect(migrate?.all).toMatch(/Online schema step: building idx_api_requests_response_body_task concurrently/)
+    expect(report.writes).toBeGreaterThan(50)
+    expect(report.failures).toEqual([])
+    expect(report.slow, `longest write ${report.maxMs.toFixed(0)} ms`).toBe(0)
+    expect(report.maxMs).toBeLessThan(1000)
+    // And the database converged: the fresh build's schema, nothing left queued.
+    expect(await catalogOf(db.databaseUrl)).toBe(committedSnapshot())
+    const queued = await withClient(db.databaseUrl, (c) => c.query('select count(*)::int as n from migration_hooks.online_index_work'))
+    expect(queued.rows[0].n).toBe(0)
+    const status = await runDb(['status'], db.env)
+    expect(status.exitCode, status.all).toBe(0)
+  })
+})
