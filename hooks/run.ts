@@ -43,7 +43,7 @@ export interface RunHooksOptions {
   databaseUrl: string
   /** The shadow database (GM_SHADOW=1): same work; its tables are empty, so it is quick. */
   shadow: boolean
-  /** Report what would change; everything runs in one transaction that is rolled back. */
+  /** Report what would change; every batch is rolled back at once (no row lock outlives it). */
   dryRun?: boolean
   /** Run only these backfills (by name); the others are left as they are. */
   only?: string[]
@@ -156,7 +156,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       return result
     }
     if (dryRun) {
-      log('Migration hooks: DRY RUN — everything below runs in a transaction that is rolled back.')
+      log('Migration hooks: DRY RUN — every batch is rolled back as soon as it has run; nothing is written.')
       await client.query('begin')
     }
     try {

@@ -71,6 +71,12 @@ export interface BatchResult {
 
 export interface Step {
   name: string
+  /**
+   * The step writes only the backfill's own scratch tables (in migration_hooks), never the
+   * application's rows. A dry run keeps such a step's writes until it ends (later steps read
+   * them); every other batch of a dry run is rolled back when it ends, releasing its row locks.
+   */
+  scratchOnly?: boolean
   /** Estimated number of rows/items the step will examine, for progress and ETA. */
   estimate?(client: pg.ClientBase, settings: HookSettings): Promise<number>
   /**

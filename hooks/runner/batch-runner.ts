@@ -135,6 +135,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               dryRun: opts.dryRun,
               deferGinMerge: gin.active(),
               highWater,
+              keepInDryRun: !isPlanned(step) && step.scratchOnly === true,
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
               onCommitted: (txnMs) => sizer.observe(txnMs, batch.size),

@@ -26,6 +26,12 @@ export interface TxOptions {
   highWater?: string
   /** Raise gin_pending_list_limit: the runner merges GIN pending lists after the batch. */
   deferGinMerge?: boolean
+  /**
+   * In a dry run, keep this batch's writes until the dry run ends (scratch tables that later
+   * steps read). Otherwise a dry-run batch is rolled back as soon as it has run, so that it
+   * holds no row lock of the application's tables beyond its own duration.
+   */
+  keepInDryRun?: boolean
   /** Told about every retry (for the log). */
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void
   /** Told how long the transaction that committed lasted, BEGIN to COMMIT (for batch sizing). */
@@ -52,7 +58,13 @@ async function setLimits(client: pg.ClientBase, settings: HookSettings, deferGin
 export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptions, work: () => Promise<T>): Promise<T> {
   const { settings, dryRun } = opts
   const [open, commit, abort] = dryRun
-    ? ['savepoint hooks_batch', 'release savepoint hooks_batch', 'rollback to savepoint hooks_batch']
+    ? [
+        'savepoint hooks_batch',
+        // Rolling back the savepoint ends the row locks its statements took (table locks stay
+        // to the end of the dry run, but they do not block the application's reads and writes).
+        opts.keepInDryRun ? 'release savepoint hooks_batch' : 'rollback to savepoint hooks_batch; release savepoint hooks_batch',
+        'rollback to savepoint hooks_batch',
+      ]
     : ['begin', 'commit', 'rollback']
   try {
     return await retryOnSqlState({ codes: RETRYABLE, maxRetries: settings.maxRetries, onRetry: opts.onRetry }, async () => {

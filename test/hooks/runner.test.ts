@@ -119,10 +119,43 @@ describe('dry run', () => {
     expect(dry.ok).toBe(true)
     expect(await inDb(url, fullSnapshot)).toEqual(before)
     expect(await inDb(url, async (c) => (await c.query(`select to_regclass('migration_hooks.backfills') as s`)).rows[0].s)).toBeNull()
-    // The counts are those of the real run that follows.
+    // Each backfill's count is what it would change on the data as it is now: those of the
+    // real run that follows, except where a backfill builds on an earlier one's output
+    // (sub-task links need the Task invocations the first backfill writes), which a dry run
+    // does not keep — it rolls every batch back at once (see the row-lock test below).
     const real = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: file } })
-    expect(dry.summaries.map((s) => [s.name, s.changed, s.skipped])).toEqual(real.summaries.map((s) => [s.name, s.changed, s.skipped]))
+    const counts = (r: typeof dry) => r.summaries.filter((s) => s.name !== 'subtask-links').map((s) => [s.name, s.changed, s.skipped])
+    expect(counts(dry)).toEqual(counts(real))
     expect(real.summaries.find((s) => s.name === 'account-ids')!.changed).toBe(7)
+    // Sub-task links over the data as it is: the same as a real run of that backfill alone.
+    const alone = await runQuiet(await seeded('dry_alone'), { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
+    const links = (r: typeof dry) => r.summaries.find((s) => s.name === 'subtask-links')!
+    expect([links(dry).changed, links(dry).skipped]).toEqual([links(alone).changed, links(alone).skipped])
+  })
+
+  it('holds no row lock beyond the batch that took it, and still counts every change', async () => {
+    const url = await seeded('dry_locks')
+    // A dry run paced batch by batch; meanwhile another session updates a row an earlier batch
+    // changed (and so locked) — with a short lock_timeout, so waiting for the dry run fails.
+    let blockedWrites = 0
+    const dry = runQuiet(url, {
+      dryRun: true,
+      backfills: [systemHash],
+      env: { HOOKS_BATCH_SIZE: '2', HOOKS_BATCH_TARGET_MS: '0', HOOKS_BATCH_DELAY_MS: '150' },
+    })
+    await new Promise((r) => setTimeout(r, 500))
+    await inDb(url, async (c) => {
+      await c.query(`set lock_timeout = '300ms'`)
+      for (const n of [1, 2]) {
+        await c.query(`update api_requests set error = error where request_id = $1`, [req(n)]).catch(() => blockedWrites++)
+      }
+    })
+    const result = await dry
+    expect(result.ok).toBe(true)
+    expect(blockedWrites).toBe(0)
+    const real = await runQuiet(url, { backfills: [systemHash] })
+    expect(result.summaries[0]!.changed).toBe(real.summaries[0]!.changed)
+    expect(real.summaries[0]!.changed).toBeGreaterThan(2)
   })
 
   it('writes nothing when run as a script with --dry-run either', async () => {

@@ -66,6 +66,7 @@ $fn$`
 
 export const matchConversations: Step = {
   name: 'match',
+  scratchOnly: true,
   async estimate(client) {
     const { rows } = await client.query(`select count(*)::int as n from ${CONVERSATIONS} where state = 'candidate'`)
     return rows[0].n
@@ -94,6 +95,7 @@ export const matchConversations: Step = {
 
 export const numberBranches: Step = {
   name: 'number',
+  scratchOnly: true,
   async runBatch(ctx, cursor) {
     const after = typeof cursor === 'string' ? cursor : null
     const { rows } = await ctx.client.query<{ id: string }>(

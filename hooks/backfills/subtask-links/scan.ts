@@ -73,6 +73,7 @@ async function nextKeys<T extends pg.QueryResultRow>(ctx: BatchContext, cursor: 
  */
 export const conversationTexts: Step = {
   name: 'conversation-texts',
+  scratchOnly: true,
   estimate: (client) => count(client, `select count(*)::int as n from ${CONVERSATIONS}`),
   async runBatch(ctx, cursor) {
     const rows = await nextKeys<{ id: string; has_linked: boolean; found: boolean; n: number | null; first: unknown }>(
@@ -146,6 +147,7 @@ export const scanCalls: Step = keyWalkStep('scan-calls', async (ctx, after, upTo
  */
 export const claimExisting: Step = {
   name: 'claim-existing',
+  scratchOnly: true,
   estimate: (client) => count(client, `select count(*)::int as n from ${EXISTING}`),
   async runBatch(ctx, cursor) {
     const rows = await nextKeys<{ id: string; parent: string; n: number | null; first: unknown }>(ctx, cursor, (where) =>

@@ -72,6 +72,7 @@ const CREATE = [
 /** First step: fresh scratch tables (a version bump or a restart discards old ones). */
 export const prepareScratch: Step = {
   name: 'prepare',
+  scratchOnly: true,
   async runBatch(ctx) {
     for (const sql of [...DROP, ...CREATE]) await ctx.client.query(sql)
     return { changed: 0, skipped: 0, cursor: null }
@@ -81,6 +82,7 @@ export const prepareScratch: Step = {
 /** Last step: drop the scratch tables; the same transaction marks the backfill done. */
 export const dropScratch: Step = {
   name: 'cleanup',
+  scratchOnly: true,
   async runBatch(ctx) {
     for (const sql of DROP) await ctx.client.query(sql)
     return { changed: 0, skipped: 0, cursor: null }
