@@ -4,6 +4,7 @@
  *
  *   migrate   apply pending committed migrations (under the deploy lock), then run/resume the
  *             backfills unless another process runs them or --schema-only; print what ran.
+ *             --plan: change nothing; print pending migrations, index builds, validations, backfills.
  *             Refuses, with nothing changed, when the committed chain on disk is broken (CRLF,
  *             edited, missing files), a backfill setting or the mapping file is invalid, or the
  *             role cannot create/alter what the pending migrations need (lifecycle/preflight.ts)
@@ -30,6 +31,8 @@ import { appliedMigrations, pendingMigrationCount } from '../lifecycle/applied-m
 import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
 import { startWatchLoop } from '../lifecycle/watch-loop.js'
 import { completeOnlineSchema } from '../lifecycle/online-schema.js'
+import { migrationPlan } from '../lifecycle/migration-plan.js'
+import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
@@ -93,6 +96,10 @@ async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]):
 
 const commands: Record<string, Command> = {
   async migrate(urls, args) {
+    if (args.includes('--plan')) {
+      for (const line of await migrationPlan(urls.databaseUrl, migrationsFolderOf(PROJECT_DIR), BACKFILLS)) console.log(line)
+      return 0
+    }
     const schemaOnly = args.includes('--schema-only') || process.env.MIGRATE_SCHEMA_ONLY === '1'
     const gmArgs = args.filter((a) => a !== '--schema-only')
     // Refuse before changing anything: a broken chain on disk, or invalid backfill settings,
