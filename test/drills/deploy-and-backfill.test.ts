@@ -199,3 +199,27 @@ describe('db:migrate --plan', () => {
     expect(await schemas()).toEqual([])
   })
 })
+
+describe('a db:migrate that changes nothing', () => {
+  it('refreshes no hourly_stats and runs no ANALYZE', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('noop')
+    await loadFixture(db.databaseUrl, FIXTURE)
+    expect((await runDb(['migrate'], db.env)).exitCode).toBe(0)
+    const facts = () =>
+      withClient(db.databaseUrl, async (c) => {
+        const stats = await c.query(`select coalesce(sum(request_count), 0)::int as n from hourly_stats`)
+        const analyzed = await c.query(`select last_analyze from pg_stat_user_tables where relname = 'api_requests'`)
+        return { summarised: stats.rows[0].n as number, lastAnalyze: String(analyzed.rows[0].last_analyze) }
+      })
+    const before = await facts()
+    // A row the proxy writes now would show in hourly_stats after any refresh.
+    await withClient(db.databaseUrl, (c) =>
+      c.query(
+        `insert into api_requests (request_id, train_id, timestamp, method, path) values (gen_random_uuid(), 'train-now', now(), 'POST', '/v1/messages')`,
+      ),
+    )
+    const again = await runDb(['migrate'], db.env)
+    expect(again.exitCode, again.all).toBe(0)
+    expect(await facts()).toEqual(before)
+  })
+})
