@@ -17,6 +17,7 @@ import { measureLegacyLinking, measureOursLinking } from './measure-linking.js'
 import { measureMigrate } from './measure-migrate.js'
 import { measureFloor, measureLegacy, measureOurs } from './measure-system-hash.js'
 import { measureWriter } from './measure-writer.js'
+import { measureAdoption } from './measure-adoption.js'
 import { renderTable, toJson, type Results } from './report.js'
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
@@ -127,6 +128,12 @@ async function main(argv: string[]): Promise<number> {
       measureWriter(url, { rate: args.writerRate, idleSeconds: args.idleSeconds, duringSeconds: args.duringSeconds }),
     )
 
+    log('adoption: a copy stripped to a Docker-init database, adopted (schema step) while the writer runs …')
+    const adoption = await onClone(server, template.name, 'adopt', (url) => measureAdoption(server, url, 'adopt_shadow', args.writerRate))
+    log(
+      `  schema step ${adoption.schemaStepS.toFixed(1)} s (${adoption.indexesBuilt} indexes built concurrently); writer p99 ${adoption.writer.p99Ms.toFixed(1)} ms, max ${adoption.writer.maxMs.toFixed(1)} ms; longest lock wait ${adoption.longestLockWaitMs.toFixed(0)} ms`,
+    )
+
     const results: Results = {
       rows: args.rows,
       server: server.description,
@@ -139,6 +146,7 @@ async function main(argv: string[]): Promise<number> {
       legacyLinking,
       migrate,
       writer,
+      adoption,
       totalS: (performance.now() - started) / 1000,
     }
     process.stdout.write(renderTable(results) + '\n')

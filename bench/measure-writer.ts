@@ -35,7 +35,7 @@ export interface WriterResult {
   hooks: HookRun
 }
 
-function startWriter(url: string, rate: number) {
+export function startWriter(url: string, rate: number) {
   const child = startTsx('bench/writer-child.ts', ['--rate', String(rate)], cleanEnv({ BENCH_DB_URL: url }))
   return {
     async stop(): Promise<WriterStats> {

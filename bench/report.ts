@@ -9,6 +9,7 @@ import type { LinkingSide } from './measure-linking.js'
 import type { MigrateResult } from './measure-migrate.js'
 import type { FloorResult, LegacyResult, OursResult } from './measure-system-hash.js'
 import type { WriterResult } from './measure-writer.js'
+import type { AdoptionResult } from './measure-adoption.js'
 
 export interface Results {
   rows: number
@@ -23,6 +24,7 @@ export interface Results {
   legacyLinking: LinkingSide
   migrate: MigrateResult
   writer: WriterResult
+  adoption: AdoptionResult
   totalS: number
 }
 
@@ -58,6 +60,14 @@ export function toJson(r: Results) {
     writer: {
       baseline_p99_ms: round(r.writer.baseline.p99Ms, 1),
       during_backfill_p99_ms: round(r.writer.during.p99Ms, 1),
+    },
+    online_adoption: {
+      schema_step_s: round(r.adoption.schemaStepS, 2),
+      indexes_built_concurrently: r.adoption.indexesBuilt,
+      writer_p99_ms: round(r.adoption.writer.p99Ms, 1),
+      writer_max_ms: round(r.adoption.writer.maxMs, 1),
+      writer_errors: r.adoption.writer.errors,
+      longest_lock_wait_ms: round(r.adoption.longestLockWaitMs, 0),
     },
   }
 }
@@ -232,6 +242,12 @@ export function renderTable(r: Results): string {
     s.errors ? `${s.errors} errors` : '',
   ]
   out.push(table([w('idle', r.writer.baseline), w('during backfills', r.writer.during)]))
+  out.push('')
+  out.push(
+    `Adopting a Docker-init copy (schema step, ${r.adoption.indexesBuilt} indexes built concurrently) while the writer runs: ` +
+      `${fmt(r.adoption.schemaStepS, 1)} s; longest lock wait of an application statement ${fmt(r.adoption.longestLockWaitMs, 0)} ms`,
+  )
+  out.push(table([w('during adoption', r.adoption.writer)]))
   out.push('')
   out.push('Targets (benchmark figures, not assertions)')
   out.push(
