@@ -3,11 +3,14 @@
  * lock). A session lock is released by PostgreSQL itself when its session ends, so a killed
  * process never leaves the next one locked out.
  *
- * A free lock is taken at once with pg_try_advisory_lock; otherwise the caller is told (to
- * say so on the terminal) and we wait in pg_advisory_lock, bounded by lock_timeout like any
- * other lock wait — no polling, and the waiter shows in pg_locks as waiting.
+ * A held lock is waited for by polling pg_try_advisory_lock, not by blocking in
+ * pg_advisory_lock: a statement blocked in a lock wait keeps its snapshot open, and CREATE
+ * INDEX CONCURRENTLY (the online schema step of the process holding the lock) waits for every
+ * transaction with an older snapshot — the two would wait for each other forever, a cycle
+ * PostgreSQL's deadlock detector cannot see, since it runs through a client process.
  */
 import type pg from 'pg'
+import { sleep } from './retry.js'
 
 export interface AdvisoryLockOptions {
   /** How long to wait for a held lock; 0 = do not wait. */
@@ -23,18 +26,17 @@ export async function tryAdvisoryLock(client: pg.ClientBase, key: string): Promi
   return rows[0].ok
 }
 
+const POLL_MS = 250
+
 export async function acquireAdvisoryLock(client: pg.ClientBase, key: string, opts: AdvisoryLockOptions): Promise<void> {
   if (await tryAdvisoryLock(client, key)) return
   if (opts.waitSeconds <= 0) throw opts.heldTooLong()
   opts.onWait?.()
-  await client.query(`select set_config('lock_timeout', $1, false)`, [`${Math.round(opts.waitSeconds * 1000)}ms`])
-  try {
-    await client.query('select pg_advisory_lock($1::bigint)', [key])
-  } catch (error) {
-    if ((error as { code?: string }).code === '55P03') throw opts.heldTooLong()
-    throw error
-  } finally {
-    await client.query('reset lock_timeout').catch(() => {})
+  const deadline = Date.now() + opts.waitSeconds * 1000
+  for (;;) {
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())))
+    if (await tryAdvisoryLock(client, key)) return
+    if (Date.now() >= deadline) throw opts.heldTooLong()
   }
 }
 

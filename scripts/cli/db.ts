@@ -12,7 +12,8 @@
  *   watch     re-apply migrations/current.sql on every save
  *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
  *   uncommit  move the last committed migration back into current.sql
- *   reset     drop and rebuild the database from the chain (development only)
+ *   reset     drop and rebuild the database from the chain (development only; --drop-data when
+ *             it holds application rows)
  *   status    pending migrations, current.sql, unfinished backfills; non-zero when not clean
  *   schema    rebuild the shadow database and rewrite schema/schema.sql
  *   verify    check committed files against their hashes and the database's record
@@ -32,6 +33,7 @@ import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
 import { startWatchLoop } from '../lifecycle/watch-loop.js'
 import { completeOnlineSchema } from '../lifecycle/online-schema.js'
 import { migrationPlan } from '../lifecycle/migration-plan.js'
+import { assertResettable, assertShadowIsSafe } from '../lifecycle/shadow-guard.js'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
@@ -149,7 +151,10 @@ const commands: Record<string, Command> = {
   },
   async watch(urls, args) {
     // `--once` and `--shadow` are graphile-migrate's own; the CLI serves them as before.
-    if (args.length) return (await gm(urls, ['watch', ...args])).exitCode
+    if (args.length) {
+      await assertShadowIsSafe(urls, 'db:watch')
+      return (await gm(urls, ['watch', ...args])).exitCode
+    }
     const loop = startWatchLoop(PROJECT_DIR, urls)
     await loop.ready
     // Runs until Ctrl-C / SIGTERM, like graphile-migrate's watch.
@@ -170,19 +175,25 @@ const commands: Record<string, Command> = {
     return 0
   },
   async commit(urls, args) {
+    await assertShadowIsSafe(urls, 'db:commit')
     return (await gm(urls, ['commit', ...args])).exitCode
   },
   async uncommit(urls, args) {
+    await assertShadowIsSafe(urls, 'db:uncommit')
     return (await gm(urls, ['uncommit', ...args])).exitCode
   },
   async reset(urls, args) {
     if (process.env.NODE_ENV === 'production')
       throw new UserError('db:reset drops the database; it refuses to run with NODE_ENV=production.')
-    const result = await gm(urls, ['reset', '--erase', ...args], { MIGRATION_HOOKS_DEFERRED: '1' })
+    await assertResettable(urls, args.includes('--drop-data'))
+    await assertShadowIsSafe(urls, 'db:reset')
+    const gmArgs = args.filter((a) => a !== '--drop-data')
+    const result = await gm(urls, ['reset', '--erase', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' })
     if (result.exitCode !== 0) return result.exitCode
     return (await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })).ok ? 0 : 1
   },
   async schema(urls) {
+    await assertShadowIsSafe(urls, 'db:schema')
     // Rebuild the shadow database from the committed chain; its shadow-only action rewrites
     // schema/schema.sql (see .gmrc).
     return (await gm(urls, ['reset', '--shadow', '--erase'])).exitCode
@@ -205,6 +216,7 @@ const commands: Record<string, Command> = {
     if (!urls.shadowUrl || !urls.rootUrl) {
       throw new UserError('db:drift builds the committed chain on the shadow database: set SHADOW_DATABASE_URL and ROOT_DATABASE_URL.')
     }
+    await assertShadowIsSafe(urls, 'db:drift')
     const json = args.includes('--json')
     // Build the chain from scratch on the shadow database (quietly in --json mode: the last
     // line must be the JSON object).
