@@ -203,7 +203,7 @@ CREATE INDEX idx_api_requests_request_type ON public.api_requests USING btree (r
 CREATE INDEX idx_api_requests_response_body_gin ON public.api_requests USING gin (response_body);
 CREATE INDEX idx_api_requests_response_body_task ON public.api_requests USING gin (response_body) WHERE (response_body IS NOT NULL);
 CREATE INDEX idx_api_requests_system_hash ON public.api_requests USING btree (system_hash);
-CREATE INDEX idx_api_requests_task_name ON public.api_requests USING btree (((response_body)::text)) WHERE ((response_body)::text ~~ '%"name":"Task"%'::text);
+CREATE INDEX idx_api_requests_task_name ON public.api_requests USING btree (((response_body)::text)) WHERE ((response_body IS NOT NULL) AND ((response_body)::text ~~ '%"name":"Task"%'::text));
 CREATE INDEX idx_api_requests_timestamp ON public.api_requests USING btree ("timestamp");
 CREATE INDEX idx_api_requests_train_id ON public.api_requests USING btree (train_id);
 CREATE INDEX idx_api_requests_train_timestamp_response ON public.api_requests USING btree (train_id, "timestamp" DESC) WHERE (response_body IS NOT NULL);
@@ -253,6 +253,7 @@ CREATE UNIQUE INDEX trains_train_id_key ON public.trains USING btree (train_id);
 CREATE OR REPLACE FUNCTION public.refresh_hourly_stats()
  RETURNS void
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public'
 AS $function$
 begin
   -- CONCURRENTLY keeps the dashboard readable during the refresh; it needs a populated view.
@@ -267,6 +268,7 @@ $function$
 CREATE OR REPLACE FUNCTION public.train_members_keep_an_owner()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public'
 AS $function$
 begin
   if exists (select 1 from public.trains where id = old.train_id)
@@ -282,6 +284,7 @@ $function$
 CREATE OR REPLACE FUNCTION public.trigger_set_timestamp()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public'
 AS $function$
 begin
   new.updated_at = now();

@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:cafacde1e1f2a3ed07b9ae07028ef8065956c1b1
+--! Hash: sha1:4524745a8c250163d8a48d9a73c1981b50725bbb
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -19,15 +19,24 @@
 --    (a fresh database). On a table with rows the statement is queued in
 --    migration_hooks.online_index_work, and the online schema step that runs right after the
 --    migrations (scripts/lifecycle/online-schema.ts) runs it CONCURRENTLY: a plain build
---    would hold every INSERT and UPDATE for its whole duration.
---  * Foreign keys and checks are added NOT VALID on a table with rows (a brief lock, no scan);
---    the online schema step validates them without blocking writes.
+--    would hold every INSERT and UPDATE for its whole duration. An index that exists under
+--    the canonical name with another definition (a hand-made or older variant) is rebuilt
+--    the same way: built anew beside it, then swapped in.
+--  * ensure_check(): a check constraint with exactly the fresh build's definition, however
+--    the database's own is spelled (a dump/restore deparses some differently); added NOT
+--    VALID on a table with rows (a brief lock, no scan), validated at once on an empty one.
+--  * Foreign keys are added NOT VALID on a table with rows as well. The online schema step
+--    validates every NOT VALID constraint without blocking writes.
+-- Definitions are compared as PostgreSQL itself deparses them, by building the wanted index
+-- or check on an empty temporary copy of the table.
 create schema if not exists migration_hooks;
 
 create table if not exists migration_hooks.online_index_work (
   name text primary key,
   statement text not null,
-  requested_at timestamptz not null default now()
+  requested_at timestamptz not null default now(),
+  -- For a rebuild: the index that the one `statement` builds replaces once it is valid.
+  replaces text
 );
 comment on table migration_hooks.online_index_work is
   'Index builds and drops on tables with rows, left by the migrations to the online schema step (CONCURRENTLY).';
@@ -58,18 +67,87 @@ begin
 end
 $fn$;
 
-create or replace function migration_hooks.ensure_index(index_name text, tbl regclass, spec text) returns void
+-- An empty temporary table shaped like `tbl`, to build probes on (dropped at commit).
+create or replace function migration_hooks.probe_table(tbl regclass) returns text
 language plpgsql set search_path = pg_catalog, pg_temp as $fn$
 begin
-  if to_regclass(format('public.%I', index_name)) is not null then
-    return;
+  drop table if exists pg_temp.migration_hooks_probe;
+  execute format('create temporary table migration_hooks_probe (like %s including defaults) on commit drop', tbl);
+  return 'pg_temp.migration_hooks_probe';
+end
+$fn$;
+
+-- "USING btree (col) WHERE …": an index definition without its name and table.
+create or replace function migration_hooks.index_shape(def text) returns text
+language sql immutable set search_path = pg_catalog, pg_temp as $fn$
+  select substr(def, strpos(def, ' USING '))
+$fn$;
+
+-- The shape an index built with `spec` on `tbl` has.
+create or replace function migration_hooks.wanted_index_shape(tbl regclass, spec text) returns text
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  probe text := migration_hooks.probe_table(tbl);
+  shape text;
+begin
+  execute format('create index migration_hooks_probe_index on %s %s', probe, spec);
+  shape := migration_hooks.index_shape(pg_get_indexdef('pg_temp.migration_hooks_probe_index'::regclass));
+  drop table pg_temp.migration_hooks_probe;
+  return shape;
+end
+$fn$;
+
+create or replace function migration_hooks.ensure_index(index_name text, tbl regclass, spec text) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  existing regclass := to_regclass(format('public.%I', index_name));
+  rebuild_name text := left(index_name, 52) || '_rebuilding';
+begin
+  if existing is not null then
+    if migration_hooks.index_shape(pg_get_indexdef(existing)) = migration_hooks.wanted_index_shape(tbl, spec) then
+      return;
+    end if;
+    -- Under the canonical name, but another definition: rebuild it.
+    if migration_hooks.table_has_rows(tbl) then
+      insert into migration_hooks.online_index_work (name, statement, replaces)
+      values (rebuild_name, format('create index concurrently if not exists %I on %s %s', rebuild_name, tbl, spec), index_name)
+      on conflict (name) do update set statement = excluded.statement, replaces = excluded.replaces;
+      return;
+    end if;
+    execute format('drop index public.%I', index_name);
   end if;
   if migration_hooks.table_has_rows(tbl) then
     insert into migration_hooks.online_index_work (name, statement)
     values (index_name, format('create index concurrently if not exists %I on %s %s', index_name, tbl, spec))
-    on conflict (name) do update set statement = excluded.statement;
+    on conflict (name) do update set statement = excluded.statement, replaces = null;
   else
     execute format('create index %I on %s %s', index_name, tbl, spec);
+  end if;
+end
+$fn$;
+
+create or replace function migration_hooks.ensure_check(tbl regclass, constraint_name text, expr text) returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  probe text := migration_hooks.probe_table(tbl);
+  wanted text;
+  current_def text;
+begin
+  execute format('alter table %s add constraint migration_hooks_probe_check check (%s)', probe, expr);
+  select pg_get_constraintdef(oid) into wanted from pg_constraint
+   where conrelid = 'pg_temp.migration_hooks_probe'::regclass and conname = 'migration_hooks_probe_check';
+  drop table pg_temp.migration_hooks_probe;
+  select pg_get_constraintdef(oid) into current_def from pg_constraint where conrelid = tbl and conname = constraint_name;
+  -- NOT VALID is a state, not another definition.
+  if replace(current_def, ' NOT VALID', '') = wanted then
+    return;
+  end if;
+  if current_def is not null then
+    execute format('alter table %s drop constraint %I', tbl, constraint_name);
+  end if;
+  execute format('alter table %s add constraint %I check (%s) not valid', tbl, constraint_name, expr);
+  if not migration_hooks.table_has_rows(tbl) then
+    execute format('alter table %s validate constraint %I', tbl, constraint_name);
   end if;
 end
 $fn$;
@@ -251,7 +329,10 @@ drop index if exists public.idx_hourly_stats_hour_domain;
 create unique index if not exists idx_hourly_stats_unique on public.hourly_stats (hour, train_id, model);
 
 create or replace function public.refresh_hourly_stats() returns void
-language plpgsql as $$
+language plpgsql
+-- Pinned: an object another role creates in a schema on the caller's path cannot stand in.
+set search_path = pg_catalog, public
+as $$
 begin
   -- CONCURRENTLY keeps the dashboard readable during the refresh; it needs a populated view.
   if (select ispopulated from pg_matviews where schemaname = 'public' and matviewname = 'hourly_stats') then

@@ -1,5 +1,5 @@
---! Previous: sha1:cafacde1e1f2a3ed07b9ae07028ef8065956c1b1
---! Hash: sha1:c9a4a61ca8597a173dfcf13628206b09263f83e7
+--! Previous: sha1:4524745a8c250163d8a48d9a73c1981b50725bbb
+--! Hash: sha1:38ff20881566165c877881e2087aa6258b2754a3
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.

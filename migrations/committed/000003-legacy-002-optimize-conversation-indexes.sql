@@ -1,5 +1,5 @@
---! Previous: sha1:c9a4a61ca8597a173dfcf13628206b09263f83e7
---! Hash: sha1:e6f937384111caea3ac0afe41fffffc1230f7f15
+--! Previous: sha1:38ff20881566165c877881e2087aa6258b2754a3
+--! Hash: sha1:152bd077fb1e9af8d7b8f20dc1ed0a03def3a745
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:e6f937384111caea3ac0afe41fffffc1230f7f15
---! Hash: sha1:74d97e454992c0564f25a7b8c6055d249d03397e
+--! Previous: sha1:152bd077fb1e9af8d7b8f20dc1ed0a03def3a745
+--! Hash: sha1:15415494bf63151f94a76d2904577aa9487fa651
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.

@@ -1,5 +1,5 @@
---! Previous: sha1:74d97e454992c0564f25a7b8c6055d249d03397e
---! Hash: sha1:bd5e18fa7a2ca66a59c982723f5b9c219640deb4
+--! Previous: sha1:15415494bf63151f94a76d2904577aa9487fa651
+--! Hash: sha1:e3a89ad59c8a9e2757128674f2f60829670e8676
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.

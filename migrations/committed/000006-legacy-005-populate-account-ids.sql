@@ -1,5 +1,5 @@
---! Previous: sha1:bd5e18fa7a2ca66a59c982723f5b9c219640deb4
---! Hash: sha1:40c3375cd99185ba910947acf20faa34c7741245
+--! Previous: sha1:e3a89ad59c8a9e2757128674f2f60829670e8676
+--! Hash: sha1:0f3f34703b89b421e8b3363adfceb187088e9118
 --! Message: legacy 005 populate account ids
 
 -- legacy 005 populate-account-ids: the account_id column and its index.

@@ -1,5 +1,5 @@
---! Previous: sha1:40c3375cd99185ba910947acf20faa34c7741245
---! Hash: sha1:8df177feebec47ed908cac53b2b07cb2cf5f20d0
+--! Previous: sha1:0f3f34703b89b421e8b3363adfceb187088e9118
+--! Hash: sha1:70983b8ad61796ba465482cfa263df1c46e7bdc6
 --! Message: legacy 006 split conversation hashes
 
 -- legacy 006 split-conversation-hashes: system_hash, so a changed system prompt does not

@@ -1,5 +1,5 @@
---! Previous: sha1:8df177feebec47ed908cac53b2b07cb2cf5f20d0
---! Hash: sha1:d613625a40afe357525a2d26855e9af9fed253f0
+--! Previous: sha1:70983b8ad61796ba465482cfa263df1c46e7bdc6
+--! Hash: sha1:93af02a976d81176a98aae4cf4f4959b8a72bda2
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.
@@ -27,17 +27,10 @@ begin
       alter table public.api_requests validate constraint api_requests_parent_request_id_fkey;
     end if;
   end if;
-  if not exists (
-    select 1 from pg_constraint
-     where conrelid = 'public.api_requests'::regclass and conname = 'chk_parent_request_not_self'
-  ) then
-    alter table public.api_requests
-      add constraint chk_parent_request_not_self check (parent_request_id != request_id) not valid;
-    if not migration_hooks.table_has_rows('public.api_requests') then
-      alter table public.api_requests validate constraint chk_parent_request_not_self;
-    end if;
-  end if;
 end $$;
+
+-- Added only when missing or defined otherwise; NOT VALID on a table with rows (see 000001).
+select migration_hooks.ensure_check('public.api_requests', 'chk_parent_request_not_self', 'parent_request_id != request_id');
 
 select migration_hooks.ensure_index('idx_api_requests_parent_request_id', 'public.api_requests', '(parent_request_id)');
 

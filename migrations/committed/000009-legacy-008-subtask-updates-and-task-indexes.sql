@@ -1,5 +1,5 @@
---! Previous: sha1:d613625a40afe357525a2d26855e9af9fed253f0
---! Hash: sha1:eefeb17d3b76c4b4520078b2f4e710e011122d09
+--! Previous: sha1:93af02a976d81176a98aae4cf4f4959b8a72bda2
+--! Hash: sha1:4f20605e34319e51216998cae62b416bd85a4099
 --! Message: legacy 008 subtask updates and task indexes
 
 -- legacy 008 subtask-updates-and-task-indexes: indexes for Task-tool queries.
@@ -29,4 +29,4 @@ select migration_hooks.ensure_index('idx_api_requests_train_timestamp_response',
 -- prints "name": "Task" with a space, so this predicate never matches and the index stays
 -- empty (and therefore costs nothing).
 select migration_hooks.ensure_index('idx_api_requests_task_name', 'public.api_requests', '((response_body::text))
-  where (response_body::text) like ''%"name":"Task"%''');
+  where response_body is not null and (response_body::text) like ''%"name":"Task"%''');

@@ -1,5 +1,5 @@
---! Previous: sha1:eefeb17d3b76c4b4520078b2f4e710e011122d09
---! Hash: sha1:416267c6d283df71208f46a00f27b603559fd696
+--! Previous: sha1:4f20605e34319e51216998cae62b416bd85a4099
+--! Hash: sha1:953f6c7d2743add08716f6df69531174ae1610d7
 --! Message: legacy 009 add response body gin index
 
 -- legacy 009 add-response-body-gin-index: full GIN index for @> containment queries.

@@ -1,5 +1,5 @@
---! Previous: sha1:416267c6d283df71208f46a00f27b603559fd696
---! Hash: sha1:560df8b32e42591102588075e97e915e893067fb
+--! Previous: sha1:953f6c7d2743add08716f6df69531174ae1610d7
+--! Hash: sha1:e3e24406c7775ee0272bd6cac86b2c164d31d510
 --! Message: legacy 010 add temporal awareness indexes
 
 -- legacy 010 add-temporal-awareness-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:560df8b32e42591102588075e97e915e893067fb
---! Hash: sha1:64e20a2da298ce3f920a180030a8c9f0cda1b95f
+--! Previous: sha1:e3e24406c7775ee0272bd6cac86b2c164d31d510
+--! Hash: sha1:b24c3f5222fc0b88cf4fd4095c1655189e90505e
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.
@@ -18,7 +18,9 @@ alter type public.conversation_analysis_status add value if not exists 'complete
 alter type public.conversation_analysis_status add value if not exists 'failed';
 
 create or replace function public.trigger_set_timestamp() returns trigger
-language plpgsql as $$
+language plpgsql
+set search_path = pg_catalog, public
+as $$
 begin
   new.updated_at = now();
   return new;

@@ -1,5 +1,5 @@
---! Previous: sha1:64e20a2da298ce3f920a180030a8c9f0cda1b95f
---! Hash: sha1:2d97ecafc0dab0b2d19f6d3c97bdb8112c9cc2c6
+--! Previous: sha1:b24c3f5222fc0b88cf4fd4095c1655189e90505e
+--! Hash: sha1:3bc1e755cd4b42c7d949b5d20dc611562443a82b
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

@@ -1,5 +1,5 @@
---! Previous: sha1:2d97ecafc0dab0b2d19f6d3c97bdb8112c9cc2c6
---! Hash: sha1:1c1b1450ea9ca5740af401fe15a74397791b5ab7
+--! Previous: sha1:3bc1e755cd4b42c7d949b5d20dc611562443a82b
+--! Hash: sha1:f9397dde362f04badbb67de681b83784402fd6bd
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

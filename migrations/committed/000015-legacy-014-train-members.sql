@@ -1,5 +1,5 @@
---! Previous: sha1:1c1b1450ea9ca5740af401fe15a74397791b5ab7
---! Hash: sha1:7b59804df5f60f5f95bab0eb26d3682b1d7c2cb2
+--! Previous: sha1:f9397dde362f04badbb67de681b83784402fd6bd
+--! Hash: sha1:0ed7bbaa2169beb323e28491ab7e7d4cd1965e8b
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every
@@ -14,6 +14,8 @@ create table if not exists public.train_members (
   added_by varchar(255) not null,
   unique (train_id, user_email)
 );
+-- A database restored from pg_dump spells this check differently; make it the fresh build's.
+select migration_hooks.ensure_check('public.train_members', 'train_members_role_check', $$role in ('owner', 'member')$$);
 create index if not exists idx_train_members_train_id on public.train_members (train_id);
 create index if not exists idx_train_members_user_email on public.train_members (user_email);
 create index if not exists idx_train_members_role on public.train_members (train_id, role);
@@ -31,7 +33,9 @@ on conflict (train_id, user_email) do nothing;
 -- transaction may add the new owner after demoting the old one; deleting the train itself
 -- (which cascades to its members) is allowed because the train is gone by then.
 create or replace function public.train_members_keep_an_owner() returns trigger
-language plpgsql as $$
+language plpgsql
+set search_path = pg_catalog, public
+as $$
 begin
   if exists (select 1 from public.trains where id = old.train_id)
      and not exists (select 1 from public.train_members where train_id = old.train_id and role = 'owner') then

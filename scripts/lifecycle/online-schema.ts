@@ -11,8 +11,9 @@
  * transactions older than itself.
  *
  * Likewise constraints: on a table with rows the migrations add foreign keys and checks NOT
- * VALID (a brief lock, no scan), and this step validates them, scanning under a lock that
- * lets reads and writes through.
+ * VALID (a brief lock, no scan), and this step validates every NOT VALID constraint of the
+ * application's schema, scanning under a lock that lets reads and writes through. And an
+ * index rebuilt because the database had another definition under its name is swapped in.
  *
  * Run by `db:migrate` inside its schema step (every time, so an interrupted build is finished
  * by the next deploy), and by plain graphile-migrate as an afterAllMigrations action (.gmrc).
@@ -48,14 +49,14 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
     // as long as it takes, and its waits block nobody (only older transactions are awaited).
     await client.query(`select set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
     const { rows: queued } = await client
-      .query<{ name: string; statement: string }>(
-        `select name, statement from migration_hooks.online_index_work order by requested_at, name`,
+      .query<{ name: string; statement: string; replaces: string | null }>(
+        `select name, statement, replaces from migration_hooks.online_index_work order by requested_at, name`,
       )
       .catch((error) => {
         if ((error as { code?: string }).code === '42P01') return { rows: [] } // no chain applied yet
         throw error
       })
-    for (const { name, statement } of queued) {
+    for (const { name, statement, replaces } of queued) {
       const started = Date.now()
       if (/^drop index concurrently/i.test(statement)) {
         log(`Online schema step: dropping ${name} concurrently…`)
@@ -74,6 +75,14 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
           log(`Online schema step: built ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s.`)
           result.built.push(name)
         }
+        if (replaces) {
+          // A rebuild: the new index is valid, so the old definition can go and the new one
+          // take its name (a rename takes no lock that blocks reads or writes).
+          log(`Online schema step: replacing ${replaces} (another definition) with the rebuilt index.`)
+          await client.query(`drop index concurrently if exists public.${client.escapeIdentifier(replaces)}`)
+          await client.query(`alter index public.${client.escapeIdentifier(name)} rename to ${client.escapeIdentifier(replaces)}`)
+          result.dropped.push(replaces)
+        }
       }
       await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
     }
@@ -82,9 +91,8 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
          from pg_catalog.pg_constraint k
          join pg_catalog.pg_class c on c.oid = k.conrelid
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 'public' and c.relname = any($1::text[]) and not k.convalidated
+        where n.nspname = 'public' and not k.convalidated
         order by 1, 2`,
-      [ONLINE_TABLES],
     )
     for (const { tbl, name } of pending) {
       log(`Online schema step: validating ${name} on ${tbl} (reads and writes go on)…`)
