@@ -36,8 +36,11 @@ function databaseName(url: string): string | undefined {
  * and redact() only recognises passwords in well-formed URLs: show nothing before the last @.
  */
 function maskUnparsable(value: string): string {
-  const at = value.lastIndexOf('@')
-  return redactUrl(at < 0 ? value : `***${value.slice(at)}`)
+  // Passwords in the positions redact() knows (password=…, scheme://u:p@) go first, so an
+  // `@` inside a password can no longer pass for the one before the host.
+  const clean = redactUrl(value)
+  const at = clean.lastIndexOf('@')
+  return at < 0 ? clean : `***${clean.slice(at)}`
 }
 
 /** Reject configurations that would silently hurt a real deploy. */

@@ -19,6 +19,22 @@ const password = `Dr1ll:S3cret@/%?#&-${randomBytes(6).toString('hex')}`
 const reversed = password.split('').reverse().join('')
 const forms = [password, encodeURIComponent(password), password.slice(-12), reversed, reversed.slice(0, 12)]
 
+/** `postgres://role@host/db?password=…`: libpq (and pg) take the password from the query. */
+const queryForm = (url: string) => {
+  const u = new URL(url)
+  u.username = role
+  u.password = ''
+  u.searchParams.set('password', password)
+  return u.toString()
+}
+/** libpq's keyword/value form, which these commands do not accept (and must not echo). */
+const keywordForm = (url: string) => {
+  const u = new URL(url)
+  return `host=${u.hostname} port=${u.port} user=${role} password='${password.replace(/'/g, "\\'")}' dbname=${u.pathname.slice(1)}`
+}
+/** The password pasted in unencoded, as people do: `@`, `/`, `%`, `?`, `#` in the middle. */
+const rawForm = (url: string) => url.replace(/^postgres:\/\/[^@]*@/, `postgres://${role}:${password}@`)
+
 const as = (url: string, user = role, pw = password) => {
   const u = new URL(url)
   u.username = user
@@ -75,6 +91,27 @@ describe('a planted password', () => {
       { label: 'not a URL, alone', args: ['migrate'], env: { DATABASE_URL: `postgres//${role}:${reversed}@127.0.0.1/x` }, ok: false },
       { label: 'bad mapping', args: ['migrate'], env: { ...env, ACCOUNT_MAPPING_FILE: badMapping }, ok: false },
       { label: 'drift without root', args: ['drift'], env: { ...env, ROOT_DATABASE_URL: '' }, ok: false },
+      // The other forms a connection string takes: each planted in succeeding and failing runs.
+      ...(['url', 'status'] as const).flatMap((command) => [
+        {
+          label: `${command}, ?password=`,
+          args: [command],
+          env: { ...env, DATABASE_URL: queryForm(db.databaseUrl) },
+          ok: command === 'url' ? true : undefined,
+        },
+        {
+          label: `${command}, PGPASSWORD`,
+          args: [command],
+          env: { ...env, DATABASE_URL: as(db.databaseUrl, role, '').replace(':@', '@'), PGPASSWORD: password },
+        },
+        { label: `${command}, keyword/value`, args: [command], env: { ...env, DATABASE_URL: keywordForm(db.databaseUrl) }, ok: false },
+        {
+          label: `${command}, unencoded @ in the password`,
+          args: [command],
+          env: { ...env, DATABASE_URL: rawForm(db.databaseUrl) },
+          ok: false,
+        },
+      ]),
     ]
     const results: Array<{ label: string; all: string }> = []
     for (const run of runs) {
