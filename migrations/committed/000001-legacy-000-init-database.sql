@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:4524745a8c250163d8a48d9a73c1981b50725bbb
+--! Hash: sha1:672a1f798aa8f5fa0cc56087387531003809ea25
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -315,8 +315,10 @@ begin
     drop materialized view public.hourly_stats;
   end if;
   if to_regclass('public.hourly_stats') is null then
+    -- WITH NO DATA: filling it scans api_requests, and this transaction may hold a lock on
+    -- api_requests from the ALTER TABLEs above; the hooks populate it right after the migrations.
     execute 'create materialized view public.hourly_stats as '
-            || pg_get_viewdef('hourly_stats_expected'::regclass);
+            || rtrim(pg_get_viewdef('hourly_stats_expected'::regclass), '; ') || ' with no data';
   end if;
 end $$;
 

@@ -1,5 +1,5 @@
---! Previous: sha1:4524745a8c250163d8a48d9a73c1981b50725bbb
---! Hash: sha1:38ff20881566165c877881e2087aa6258b2754a3
+--! Previous: sha1:672a1f798aa8f5fa0cc56087387531003809ea25
+--! Hash: sha1:e1ae74091e580e84d502d411e11367bc9eb0e360
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.

@@ -1,5 +1,5 @@
---! Previous: sha1:38ff20881566165c877881e2087aa6258b2754a3
---! Hash: sha1:152bd077fb1e9af8d7b8f20dc1ed0a03def3a745
+--! Previous: sha1:e1ae74091e580e84d502d411e11367bc9eb0e360
+--! Hash: sha1:19516b7698ad57c4f1bd7aa825fc4ed7eb633d86
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.

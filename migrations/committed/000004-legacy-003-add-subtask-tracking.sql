@@ -1,5 +1,5 @@
---! Previous: sha1:152bd077fb1e9af8d7b8f20dc1ed0a03def3a745
---! Hash: sha1:15415494bf63151f94a76d2904577aa9487fa651
+--! Previous: sha1:19516b7698ad57c4f1bd7aa825fc4ed7eb633d86
+--! Hash: sha1:47480958555da17bf1f2ecd295aa672cb7e263b7
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.

@@ -1,5 +1,5 @@
---! Previous: sha1:15415494bf63151f94a76d2904577aa9487fa651
---! Hash: sha1:e3a89ad59c8a9e2757128674f2f60829670e8676
+--! Previous: sha1:47480958555da17bf1f2ecd295aa672cb7e263b7
+--! Hash: sha1:fc96e4a1c44488cac4095c087531906543611a86
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.

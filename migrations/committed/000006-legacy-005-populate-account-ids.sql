@@ -1,5 +1,5 @@
---! Previous: sha1:e3a89ad59c8a9e2757128674f2f60829670e8676
---! Hash: sha1:0f3f34703b89b421e8b3363adfceb187088e9118
+--! Previous: sha1:fc96e4a1c44488cac4095c087531906543611a86
+--! Hash: sha1:991e8d277f13194f9f243820de950a16fb35d0d6
 --! Message: legacy 005 populate account ids
 
 -- legacy 005 populate-account-ids: the account_id column and its index.

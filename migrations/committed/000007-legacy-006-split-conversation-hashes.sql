@@ -1,5 +1,5 @@
---! Previous: sha1:0f3f34703b89b421e8b3363adfceb187088e9118
---! Hash: sha1:70983b8ad61796ba465482cfa263df1c46e7bdc6
+--! Previous: sha1:991e8d277f13194f9f243820de950a16fb35d0d6
+--! Hash: sha1:118cf2480f118a31f1080e5e0af6616b4efd12f1
 --! Message: legacy 006 split conversation hashes
 
 -- legacy 006 split-conversation-hashes: system_hash, so a changed system prompt does not

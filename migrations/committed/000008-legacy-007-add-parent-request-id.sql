@@ -1,5 +1,5 @@
---! Previous: sha1:70983b8ad61796ba465482cfa263df1c46e7bdc6
---! Hash: sha1:93af02a976d81176a98aae4cf4f4959b8a72bda2
+--! Previous: sha1:118cf2480f118a31f1080e5e0af6616b4efd12f1
+--! Hash: sha1:4fd4365a8e5966b98dc0e5ee0205d62d84beb4ca
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.

@@ -1,5 +1,5 @@
---! Previous: sha1:93af02a976d81176a98aae4cf4f4959b8a72bda2
---! Hash: sha1:4f20605e34319e51216998cae62b416bd85a4099
+--! Previous: sha1:4fd4365a8e5966b98dc0e5ee0205d62d84beb4ca
+--! Hash: sha1:fe04eab39613386695e7d78c9c868f2e7184eb62
 --! Message: legacy 008 subtask updates and task indexes
 
 -- legacy 008 subtask-updates-and-task-indexes: indexes for Task-tool queries.

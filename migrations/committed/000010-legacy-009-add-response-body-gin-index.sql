@@ -1,5 +1,5 @@
---! Previous: sha1:4f20605e34319e51216998cae62b416bd85a4099
---! Hash: sha1:953f6c7d2743add08716f6df69531174ae1610d7
+--! Previous: sha1:fe04eab39613386695e7d78c9c868f2e7184eb62
+--! Hash: sha1:ccc941f3e22ebc81e729c014c0de156ad5f55b60
 --! Message: legacy 009 add response body gin index
 
 -- legacy 009 add-response-body-gin-index: full GIN index for @> containment queries.

@@ -1,5 +1,5 @@
---! Previous: sha1:953f6c7d2743add08716f6df69531174ae1610d7
---! Hash: sha1:e3e24406c7775ee0272bd6cac86b2c164d31d510
+--! Previous: sha1:ccc941f3e22ebc81e729c014c0de156ad5f55b60
+--! Hash: sha1:e1f03f27b96c60d997a2551f4445228bc46a24c8
 --! Message: legacy 010 add temporal awareness indexes
 
 -- legacy 010 add-temporal-awareness-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:e3e24406c7775ee0272bd6cac86b2c164d31d510
---! Hash: sha1:b24c3f5222fc0b88cf4fd4095c1655189e90505e
+--! Previous: sha1:e1f03f27b96c60d997a2551f4445228bc46a24c8
+--! Hash: sha1:bb285e5381351f03ea52645eb222d73deeff5d22
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.

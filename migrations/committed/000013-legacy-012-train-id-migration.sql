@@ -1,5 +1,5 @@
---! Previous: sha1:b24c3f5222fc0b88cf4fd4095c1655189e90505e
---! Hash: sha1:3bc1e755cd4b42c7d949b5d20dc611562443a82b
+--! Previous: sha1:bb285e5381351f03ea52645eb222d73deeff5d22
+--! Hash: sha1:d7f55804647fabb28677c9f9f8c22961a68ad6f9
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

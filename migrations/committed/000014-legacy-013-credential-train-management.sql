@@ -1,5 +1,5 @@
---! Previous: sha1:3bc1e755cd4b42c7d949b5d20dc611562443a82b
---! Hash: sha1:f9397dde362f04badbb67de681b83784402fd6bd
+--! Previous: sha1:d7f55804647fabb28677c9f9f8c22961a68ad6f9
+--! Hash: sha1:6562e736af7fc0abbf36cf9712d5154eefec408c
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

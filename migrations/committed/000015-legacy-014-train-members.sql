@@ -1,5 +1,5 @@
---! Previous: sha1:f9397dde362f04badbb67de681b83784402fd6bd
---! Hash: sha1:0ed7bbaa2169beb323e28491ab7e7d4cd1965e8b
+--! Previous: sha1:6562e736af7fc0abbf36cf9712d5154eefec408c
+--! Hash: sha1:64d3985db62510f2775da0535cf091d856308956
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every

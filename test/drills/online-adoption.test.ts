@@ -36,13 +36,15 @@ async function fill(url: string): Promise<void> {
 interface WriterReport {
   writes: number
   failures: string[]
+  /** Longest statement, wall clock: includes CPU starvation on a loaded machine. */
   maxMs: number
-  slow: number
+  /** Longest time the server saw one of its statements waiting for a lock. */
+  maxLockWaitMs: number
 }
 
 /** Insert a row and update it, every 20 ms, until stopped; each statement timed on its own. */
 function startWriter(url: string): { stop(): Promise<WriterReport> } {
-  const report: WriterReport = { writes: 0, failures: [], maxMs: 0, slow: 0 }
+  const report: WriterReport = { writes: 0, failures: [], maxMs: 0, maxLockWaitMs: 0 }
   let running = true
   const done = (async () => {
     const client = await openClient(url, { applicationName: 'drill proxy writer' })
@@ -53,11 +55,24 @@ function startWriter(url: string): { stop(): Promise<WriterReport> } {
       } catch (error) {
         report.failures.push((error as Error).message)
       }
-      const ms = performance.now() - started
       report.writes++
-      report.maxMs = Math.max(report.maxMs, ms)
-      if (ms > 1000) report.slow++
+      report.maxMs = Math.max(report.maxMs, performance.now() - started)
     }
+    // The server's view, every 20 ms: is the writer's statement waiting for a lock, since when?
+    const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
+    const watcher = await openClient(url, { applicationName: 'drill lock-wait sampler' })
+    const sampling = (async () => {
+      while (running) {
+        const { rows } = await watcher.query<{ ms: number | null }>(
+          `select extract(epoch from clock_timestamp() - state_change) * 1000 as ms
+             from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'`,
+          [pid],
+        )
+        if (rows[0]?.ms) report.maxLockWaitMs = Math.max(report.maxLockWaitMs, Number(rows[0].ms))
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await watcher.end().catch(() => {})
+    })()
     try {
       while (running) {
         const id = randomUUID()
@@ -70,6 +85,7 @@ function startWriter(url: string): { stop(): Promise<WriterReport> } {
         await new Promise((r) => setTimeout(r, 20))
       }
     } finally {
+      await sampling
       await client.end().catch(() => {})
     }
   })()
@@ -101,8 +117,12 @@ describe('adopting a Docker-init database online', () => {
     expect(migrate?.all).toMatch(/Online schema step: building idx_api_requests_response_body_task concurrently/)
     expect(report.writes).toBeGreaterThan(50)
     expect(report.failures).toEqual([])
-    expect(report.slow, `longest write ${report.maxMs.toFixed(0)} ms`).toBe(0)
-    expect(report.maxMs).toBeLessThan(1000)
+    // Waiting is what the migration can cause; the wall-clock maximum also counts CPU
+    // starvation when the whole suite runs at once, so it is reported, not asserted.
+    expect(
+      report.maxLockWaitMs,
+      `longest lock wait ${report.maxLockWaitMs.toFixed(0)} ms, longest write ${report.maxMs.toFixed(0)} ms`,
+    ).toBeLessThan(1000)
     // And the database converged: the fresh build's schema, nothing left queued.
     expect(await catalogOf(db.databaseUrl)).toBe(committedSnapshot())
     const queued = await withClient(db.databaseUrl, (c) => c.query('select count(*)::int as n from migration_hooks.online_index_work'))
