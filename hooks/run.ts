@@ -19,6 +19,7 @@ import { redact } from '../lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
 import type { Backfill } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
+import { setParameters } from './runner/parameters.js'
 import { connect, connectReader, tableExists } from './runner/sessions.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
 import { tryAdvisoryLock } from '../lib/advisory-lock.js'
@@ -140,6 +141,9 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     const backfills = select(opts.backfills ?? BACKFILLS, opts.only)
     const tty = opts.tty ?? (Boolean(process.stderr.isTTY) && !opts.shadow)
     client = await connect(opts.databaseUrl, dryRun ? 'migration hooks (dry run)' : 'migration hooks')
+    // The hooks' own bound on every statement of this session (the ledger, estimates), not the
+    // role's: batches set theirs per transaction, maintenance its own.
+    await setParameters(client, { statement_timeout: `${settings.statementTimeoutMs}ms` }, 'session')
     if (opts.ifBusy === 'report') {
       if (!(await tryAdvisoryLock(client, HOOKS_LOCK_KEY))) {
         result.busy = true

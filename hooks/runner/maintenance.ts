@@ -10,12 +10,20 @@ import { retryOnSqlState } from '../../lib/retry.js'
 const LOCK_NOT_AVAILABLE = new Set(['55P03'])
 
 /** Run one maintenance statement outside any transaction, with lock_timeout and retries. */
+/**
+ * A refresh or ANALYZE of a big table takes minutes; a role's own statement_timeout (often a
+ * second or two for application roles) must not cancel it. An hour is the explicit bound.
+ */
+const MAINTENANCE_STATEMENT_TIMEOUT = '1h'
+
 async function withLockRetries(client: pg.ClientBase, settings: HookSettings, sql: string): Promise<void> {
-  await setParameters(client, { lock_timeout: `${settings.lockTimeoutMs}ms` }, 'session')
+  const { rows } = await client.query<{ timeout: string }>(`select current_setting('statement_timeout') as timeout`)
+  await setParameters(client, { lock_timeout: `${settings.lockTimeoutMs}ms`, statement_timeout: MAINTENANCE_STATEMENT_TIMEOUT }, 'session')
   try {
     await retryOnSqlState({ codes: LOCK_NOT_AVAILABLE, maxRetries: settings.maxRetries }, () => client.query(sql))
   } finally {
     await client.query('reset lock_timeout').catch(() => {})
+    await setParameters(client, { statement_timeout: rows[0]!.timeout }, 'session').catch(() => {})
   }
 }
 

@@ -22,6 +22,8 @@ export async function repairInvalidIndexes(databaseUrl: string, log: (line: stri
   try {
     // Waiting on a lock must not stall the deploy; the next deploy retries.
     await client.query(`set lock_timeout = '10s'`)
+    // A concurrent drop waits for older transactions; the role's statement_timeout must not cancel it.
+    await client.query(`set statement_timeout = '1h'`)
     const { rows } = await client.query<{ name: string }>(
       `select format('%I.%I', n.nspname, c.relname) as name
          from pg_index i
