@@ -29,7 +29,7 @@ export const accountIds: Backfill = {
       const range = rangeFilter(after, upTo, 1, 'a.request_id')
       const p = range.params.length + 1
       const result = await ctx.client.query(
-        `update api_requests a set account_id = m.account_id
+        `update public.api_requests a set account_id = m.account_id
          from jsonb_each_text($${p}::jsonb) as m(train_id, account_id)
          where ${range.sql} and a.account_id is null and a.train_id = m.train_id and ${preExisting('a')}`,
         [...range.params, JSON.stringify(mapping.entries)],

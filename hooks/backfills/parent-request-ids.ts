@@ -20,13 +20,13 @@ const PENDING = `ch.parent_request_id is null and ch.parent_message_hash is not 
 const READ = (page: string) => `
   select ch.request_id::text as id, ${PENDING} as pending,
     case when ${PENDING} then (
-      select p.request_id::text from api_requests p
+      select p.request_id::text from public.api_requests p
       where p.current_message_hash = ch.parent_message_hash
         and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
         and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
       order by p.timestamp desc, p.request_id desc
       limit 1) end as parent
-  from api_requests ch
+  from public.api_requests ch
   where ${page}`
 
 export const parentRequestIds: Backfill = {

@@ -15,7 +15,7 @@ import { computeSystemHash } from '../rules/system-prompt-hash.js'
 // into the outer one). `pending` tells a JSON null prompt (counted as skipped) from none.
 const READ = (page: string) => `select id, system, system is not null as pending from (
     select request_id::text as id, case when system_hash is null then body->'system' end as system
-    from api_requests where ${page}) r`
+    from public.api_requests where ${page}) r`
 
 export const systemHash: Backfill = {
   name: 'system-hash',

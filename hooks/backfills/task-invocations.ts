@@ -29,9 +29,9 @@ const READ = (page: string) => `select id, legacy, case when legacy then tti end
   from (
     select request_id::text as id, task_tool_invocation as tti, coalesce(${LEGACY_SHAPE}, false) as legacy,
            case when task_tool_invocation is null or ${LEGACY_SHAPE} then response_body->'content' end as content
-    from api_requests where ${page}) r`
+    from public.api_requests where ${page}) r`
 
-const APPLY = `update api_requests a set task_tool_invocation = v.tti
+const APPLY = `update public.api_requests a set task_tool_invocation = v.tti
   from jsonb_to_recordset($1::jsonb) as v(id uuid, tti jsonb, old jsonb)
   where a.request_id = v.id and a.task_tool_invocation is not distinct from v.old and ${preExisting('a')}`
 

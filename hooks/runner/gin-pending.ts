@@ -42,7 +42,7 @@ export async function cleanableGinIndexes(client: pg.ClientBase, tables: string[
        join pg_namespace n on n.oid = ic.relnamespace
        join pg_am am on am.oid = ic.relam
       where am.amname = 'gin' and i.indisvalid
-        and i.indrelid = any (select to_regclass(t) from unnest($1::text[]) t)
+        and i.indrelid = any (select to_regclass(format('public.%I', t)) from unnest($1::text[]) t)
         and coalesce((select option_value from pg_options_to_table(ic.reloptions) where option_name = 'fastupdate'), 'on') in ('on', 'true')
         and pg_has_role(current_user, ic.relowner, 'USAGE')
       order by 1`,

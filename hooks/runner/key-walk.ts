@@ -23,7 +23,7 @@ export async function nextKeyRange(
   client: pg.ClientBase,
   after: string | null,
   limit: number,
-  table = 'api_requests',
+  table = 'public.api_requests',
   key = 'request_id',
 ): Promise<KeyRange | null> {
   const where = after === null ? '' : `where ${key} > $2`
@@ -38,7 +38,7 @@ export async function nextKeyRange(
 }
 
 /** Rows of `api_requests` per the planner's statistics (exact count when never analysed). */
-export async function estimateRows(client: pg.ClientBase, table = 'api_requests'): Promise<number> {
+export async function estimateRows(client: pg.ClientBase, table = 'public.api_requests'): Promise<number> {
   const { rows } = await client.query<{ n: number }>(`select reltuples::float8 as n from pg_class where oid = to_regclass($1)`, [table])
   const n = rows[0]?.n ?? 0
   if (n >= 0) return Math.round(n)
@@ -93,7 +93,7 @@ export interface ColumnValue {
  * and only in rows that existed when the backfill started.
  */
 export function fillWhereNull(column: string, type: string): WorkWriter<ColumnValue> {
-  const sql = `update api_requests a set ${column} = v.value
+  const sql = `update public.api_requests a set ${column} = v.value
   from unnest($1::uuid[], $2::${type}[]) as v(id, value)
   where a.request_id = v.id and a.${column} is null and ${preExisting('a')}`
   return async (ctx, work) => (await ctx.client.query(sql, [work.map((w) => w.id), work.map((w) => w.value)])).rowCount ?? 0
@@ -101,7 +101,7 @@ export function fillWhereNull(column: string, type: string): WorkWriter<ColumnVa
 
 export interface PlannedWalk<R extends { id: string }, W> {
   /**
-   * The read, given its WHERE tail: `select … as id, … from api_requests <alias> where ${page}`.
+   * The read, given its WHERE tail: `select … as id, … from public.api_requests <alias> where ${page}`.
    * `page` selects the next batch of keys in key order (`<column> > $2 order by <column>
    * limit $1`), so the query must return one row per key with the key as text in `id`, and
    * compute the expensive expressions only for rows that still need the change (`case when

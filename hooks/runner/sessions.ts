@@ -19,8 +19,10 @@ const DEAD_PEER_PARAMETERS = {
 }
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
-  // Unqualified names mean the application's schema, whatever the role's own search_path.
-  const client = await openClient(databaseUrl, { applicationName, searchPath: 'public' })
+  // Only the catalog is on the path, and every application object is named with its schema:
+  // a function or operator another role planted in public (say `=` for two varchars, an exact
+  // match that would beat the built-in one) cannot stand in for the built-ins.
+  const client = await openClient(databaseUrl, { applicationName, searchPath: 'pg_catalog' })
   await setParameters(client, DEAD_PEER_PARAMETERS, 'session')
   return client
 }

@@ -227,7 +227,7 @@ describe('failures', () => {
           if (run === 1 && ++batches === 3) throw new Error('injected failure')
           const range = rangeFilter(after, upTo)
           const r = await ctx.client.query(
-            `insert into public.seen select request_id, ${run} from api_requests where ${range.sql}`,
+            `insert into public.seen select request_id, ${run} from public.api_requests where ${range.sql}`,
             range.params,
           )
           return { changed: r.rowCount ?? 0, skipped: 0 }
@@ -287,7 +287,7 @@ describe('batch size', () => {
         const range = rangeFilter(after, upTo)
         await ctx.client.query(`select pg_sleep(0.02)`)
         const r = await ctx.client.query(
-          `insert into public.batch_sizes (keys, first_key) select count(*), min(request_id::text) from api_requests where ${range.sql}`,
+          `insert into public.batch_sizes (keys, first_key) select count(*), min(request_id::text) from public.api_requests where ${range.sql}`,
           range.params,
         )
         return { changed: r.rowCount ?? 0, skipped: 0 }

@@ -44,7 +44,7 @@ export const applyMatches: Step = {
     // belong to a conversation moved in the same batch and one statement cannot update a row twice.
     const parents = await ctx.client.query(
       `with v as (select * from ${MATCHES} where conversation_id = any($1::uuid[]))
-       update api_requests a set task_tool_invocation = (
+       update public.api_requests a set task_tool_invocation = (
          select jsonb_agg(case when v.conversation_id is null then t.e
                                else t.e || jsonb_build_object('linked_conversation_id', v.conversation_id::text) end
                           order by t.o)
@@ -58,7 +58,7 @@ export const applyMatches: Step = {
     // how matches happened to be split into batches.
     const callsLinked = parents.rows.reduce((sum, r) => sum + r.linked, 0)
     const moved = await ctx.client.query(
-      `update api_requests a set parent_task_request_id = m.parent_request_id, is_subtask = true,
+      `update public.api_requests a set parent_task_request_id = m.parent_request_id, is_subtask = true,
               conversation_id = m.parent_conversation_id, branch_id = m.branch
        from ${MATCHES} m
        where m.conversation_id = any($1::uuid[]) and a.conversation_id = m.conversation_id and a.parent_task_request_id is null

@@ -108,7 +108,7 @@ export const numberBranches: Step = {
       await ctx.client.query(
         `with base as (
            select c.id, coalesce((
-             select max(substring(a.branch_id from '^subtask_([0-9]{1,9})$')::int) from api_requests a
+             select max(substring(a.branch_id from '^subtask_([0-9]{1,9})$')::int) from public.api_requests a
              where a.conversation_id = c.id and a.branch_id ~ '^subtask_[0-9]{1,9}$'), 0) as base
            from unnest($1::uuid[]) as c(id)
          ), numbered as (

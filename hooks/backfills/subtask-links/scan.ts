@@ -24,7 +24,7 @@ export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) 
             (array_agg(timestamp order by timestamp, request_id))[1],
             (array_agg(request_id order by timestamp, request_id))[1],
             count(*), bool_or(parent_task_request_id is not null)
-     from api_requests where ${range.sql} and conversation_id is not null
+     from public.api_requests where ${range.sql} and conversation_id is not null
      group by conversation_id
      on conflict (conversation_id) do update set
        first_ts = case when (excluded.first_ts, excluded.first_request_id) < (t.first_ts, t.first_request_id)
@@ -37,7 +37,7 @@ export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) 
   )
   await ctx.client.query(
     `insert into ${EXISTING} (request_id, parent_task_request_id)
-     select request_id, parent_task_request_id from api_requests where ${range.sql} and parent_task_request_id is not null`,
+     select request_id, parent_task_request_id from public.api_requests where ${range.sql} and parent_task_request_id is not null`,
     range.params,
   )
   return { changed: 0, skipped: 0 }
@@ -84,7 +84,7 @@ export const conversationTexts: Step = {
           'id, has_linked, found',
           `select c.k, c.conversation_id::text as id, c.has_linked, a.request_id is not null as found, a.body->'messages' as messages
            from (select conversation_id as k, * from ${CONVERSATIONS}) c
-           left join api_requests a on a.request_id = c.first_request_id and not c.has_linked
+           left join public.api_requests a on a.request_id = c.first_request_id and not c.has_linked
            where ${where} order by c.k limit $1`,
         ),
     )
@@ -118,7 +118,7 @@ export const scanCalls: Step = keyWalkStep('scan-calls', async (ctx, after, upTo
   const { rows } = await ctx.client.query<{ skipped: number }>(
     `with calls as (
        select a.request_id, t.o::int as position, t.e, a.timestamp, a.duration_ms, a.conversation_id
-       from api_requests a
+       from public.api_requests a
        cross join lateral jsonb_array_elements(
          case when jsonb_typeof(a.task_tool_invocation) = 'array' then a.task_tool_invocation else '[]'::jsonb end
        ) with ordinality t(e, o)
@@ -154,7 +154,7 @@ export const claimExisting: Step = {
       withFirstMessage(
         'id, parent',
         `select x.k, x.request_id::text as id, x.parent_task_request_id::text as parent, a.body->'messages' as messages
-           from (select request_id as k, * from ${EXISTING}) x left join api_requests a on a.request_id = x.request_id
+           from (select request_id as k, * from ${EXISTING}) x left join public.api_requests a on a.request_id = x.request_id
            where ${where} order by x.k limit $1`,
       ),
     )
