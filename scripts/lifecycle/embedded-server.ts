@@ -111,9 +111,9 @@ function describe(dataRoot: string, server: ServerFile): EmbeddedServer {
  * Start the embedded server in `dataRoot` (creating the cluster on first use), or reuse it
  * if it is already running. Listens on 127.0.0.1 only, no Unix socket.
  */
-export async function ensureEmbeddedServer(dataRoot: string): Promise<EmbeddedServer> {
+export async function ensureEmbeddedServer(dataRoot: string, major?: number): Promise<EmbeddedServer> {
   dataRoot = resolve(dataRoot)
-  const place = placementFor(dataRoot)
+  const place = placementFor(dataRoot, major)
   const serverFile = join(dataRoot, 'server.json')
   let server: ServerFile
   if (existsSync(serverFile)) server = JSON.parse(readFileSync(serverFile, 'utf8')) as ServerFile
