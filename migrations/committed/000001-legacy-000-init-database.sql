@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:672a1f798aa8f5fa0cc56087387531003809ea25
+--! Hash: sha1:8c28858aefdeb3d588f230eaba3d98a8f80be6bc
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -180,6 +180,11 @@ begin
      and not exists (select 1 from information_schema.columns
              where table_schema = 'public' and table_name = 'api_requests' and column_name = 'train_id') then
     alter table public.api_requests rename column domain to train_id;
+  end if;
+  -- PostgreSQL 18 names NOT NULL constraints after their column, and a renamed column keeps
+  -- the old name: make it the one a fresh build has.
+  if exists (select 1 from pg_constraint where conrelid = to_regclass('public.api_requests') and conname = 'api_requests_domain_not_null') then
+    alter table public.api_requests rename constraint api_requests_domain_not_null to api_requests_train_id_not_null;
   end if;
 end $$;
 

@@ -1,5 +1,5 @@
---! Previous: sha1:672a1f798aa8f5fa0cc56087387531003809ea25
---! Hash: sha1:e1ae74091e580e84d502d411e11367bc9eb0e360
+--! Previous: sha1:8c28858aefdeb3d588f230eaba3d98a8f80be6bc
+--! Hash: sha1:9747bcbdfcb0f17e36c33a71b7d81a25472eaf5b
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.

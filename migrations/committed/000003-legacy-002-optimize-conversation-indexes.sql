@@ -1,5 +1,5 @@
---! Previous: sha1:e1ae74091e580e84d502d411e11367bc9eb0e360
---! Hash: sha1:19516b7698ad57c4f1bd7aa825fc4ed7eb633d86
+--! Previous: sha1:9747bcbdfcb0f17e36c33a71b7d81a25472eaf5b
+--! Hash: sha1:5edb9292f6d7e6cf0370c0110666af85729da1eb
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.

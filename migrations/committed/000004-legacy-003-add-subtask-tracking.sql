@@ -1,5 +1,5 @@
---! Previous: sha1:19516b7698ad57c4f1bd7aa825fc4ed7eb633d86
---! Hash: sha1:47480958555da17bf1f2ecd295aa672cb7e263b7
+--! Previous: sha1:5edb9292f6d7e6cf0370c0110666af85729da1eb
+--! Hash: sha1:909816aa1a8df044efba8a84bbda51b024a8c3e3
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.

@@ -1,5 +1,5 @@
---! Previous: sha1:47480958555da17bf1f2ecd295aa672cb7e263b7
---! Hash: sha1:fc96e4a1c44488cac4095c087531906543611a86
+--! Previous: sha1:909816aa1a8df044efba8a84bbda51b024a8c3e3
+--! Hash: sha1:10ab1d4b67f012fb39b33c6344852e038a8ca9bc
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.

@@ -1,5 +1,5 @@
---! Previous: sha1:fc96e4a1c44488cac4095c087531906543611a86
---! Hash: sha1:991e8d277f13194f9f243820de950a16fb35d0d6
+--! Previous: sha1:10ab1d4b67f012fb39b33c6344852e038a8ca9bc
+--! Hash: sha1:6ba15edc4aeae59349a31147224510d3e285193d
 --! Message: legacy 005 populate account ids
 
 -- legacy 005 populate-account-ids: the account_id column and its index.

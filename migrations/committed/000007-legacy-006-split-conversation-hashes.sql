@@ -1,5 +1,5 @@
---! Previous: sha1:991e8d277f13194f9f243820de950a16fb35d0d6
---! Hash: sha1:118cf2480f118a31f1080e5e0af6616b4efd12f1
+--! Previous: sha1:6ba15edc4aeae59349a31147224510d3e285193d
+--! Hash: sha1:2361f7f0abeeb4fa0f66f06d8e6e3018db473466
 --! Message: legacy 006 split conversation hashes
 
 -- legacy 006 split-conversation-hashes: system_hash, so a changed system prompt does not

@@ -1,5 +1,5 @@
---! Previous: sha1:118cf2480f118a31f1080e5e0af6616b4efd12f1
---! Hash: sha1:4fd4365a8e5966b98dc0e5ee0205d62d84beb4ca
+--! Previous: sha1:2361f7f0abeeb4fa0f66f06d8e6e3018db473466
+--! Hash: sha1:6566a1b3c2e393dc6695023f7bc1debbbdade320
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.

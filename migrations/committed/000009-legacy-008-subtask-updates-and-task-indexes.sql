@@ -1,5 +1,5 @@
---! Previous: sha1:4fd4365a8e5966b98dc0e5ee0205d62d84beb4ca
---! Hash: sha1:fe04eab39613386695e7d78c9c868f2e7184eb62
+--! Previous: sha1:6566a1b3c2e393dc6695023f7bc1debbbdade320
+--! Hash: sha1:7bfa6c1df5a2e36a703489cb6e86ceed62ac74e3
 --! Message: legacy 008 subtask updates and task indexes
 
 -- legacy 008 subtask-updates-and-task-indexes: indexes for Task-tool queries.

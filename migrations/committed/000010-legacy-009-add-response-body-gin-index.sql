@@ -1,5 +1,5 @@
---! Previous: sha1:fe04eab39613386695e7d78c9c868f2e7184eb62
---! Hash: sha1:ccc941f3e22ebc81e729c014c0de156ad5f55b60
+--! Previous: sha1:7bfa6c1df5a2e36a703489cb6e86ceed62ac74e3
+--! Hash: sha1:d41205ee5aff6f305161e4359c4baa5ca673688d
 --! Message: legacy 009 add response body gin index
 
 -- legacy 009 add-response-body-gin-index: full GIN index for @> containment queries.

@@ -1,5 +1,5 @@
---! Previous: sha1:ccc941f3e22ebc81e729c014c0de156ad5f55b60
---! Hash: sha1:e1f03f27b96c60d997a2551f4445228bc46a24c8
+--! Previous: sha1:d41205ee5aff6f305161e4359c4baa5ca673688d
+--! Hash: sha1:8441a9ff0dded0b5fdba5a8821f16a60db0870e6
 --! Message: legacy 010 add temporal awareness indexes
 
 -- legacy 010 add-temporal-awareness-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:e1f03f27b96c60d997a2551f4445228bc46a24c8
---! Hash: sha1:bb285e5381351f03ea52645eb222d73deeff5d22
+--! Previous: sha1:8441a9ff0dded0b5fdba5a8821f16a60db0870e6
+--! Hash: sha1:3c46bc9cddbdf887f6f5b718531617c5f08c8c4f
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.
@@ -73,6 +73,11 @@ begin
      and not exists (select 1 from information_schema.columns
              where table_schema = 'public' and table_name = 'analysis_audit_log' and column_name = 'train_id') then
     alter table public.analysis_audit_log rename column domain to train_id;
+  end if;
+  -- PostgreSQL 18 names NOT NULL constraints after their column, and a renamed column keeps
+  -- the old name: make it the one a fresh build has.
+  if exists (select 1 from pg_constraint where conrelid = to_regclass('public.analysis_audit_log') and conname = 'analysis_audit_log_domain_not_null') then
+    alter table public.analysis_audit_log rename constraint analysis_audit_log_domain_not_null to analysis_audit_log_train_id_not_null;
   end if;
   if to_regclass('public.idx_audit_domain') is not null then
     if to_regclass('public.idx_audit_train') is null then

@@ -1,5 +1,5 @@
---! Previous: sha1:bb285e5381351f03ea52645eb222d73deeff5d22
---! Hash: sha1:d7f55804647fabb28677c9f9f8c22961a68ad6f9
+--! Previous: sha1:3c46bc9cddbdf887f6f5b718531617c5f08c8c4f
+--! Hash: sha1:32d5adc1092ec445eeb4cc1e6f4fe0fc72941759
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

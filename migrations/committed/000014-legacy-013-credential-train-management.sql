@@ -1,5 +1,5 @@
---! Previous: sha1:d7f55804647fabb28677c9f9f8c22961a68ad6f9
---! Hash: sha1:6562e736af7fc0abbf36cf9712d5154eefec408c
+--! Previous: sha1:32d5adc1092ec445eeb4cc1e6f4fe0fc72941759
+--! Hash: sha1:35475d5d1f2d6b643c9b7919f4c6e1f5393df5b1
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

@@ -1,5 +1,5 @@
---! Previous: sha1:6562e736af7fc0abbf36cf9712d5154eefec408c
---! Hash: sha1:64d3985db62510f2775da0535cf091d856308956
+--! Previous: sha1:35475d5d1f2d6b643c9b7919f4c6e1f5393df5b1
+--! Hash: sha1:eac313e1a750a208b2a22c1fe00552eecf42b1a3
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every
