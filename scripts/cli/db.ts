@@ -34,6 +34,7 @@ import { startWatchLoop } from '../lifecycle/watch-loop.js'
 import { completeOnlineSchema } from '../lifecycle/online-schema.js'
 import { migrationPlan } from '../lifecycle/migration-plan.js'
 import { assertResettable, assertShadowIsSafe } from '../lifecycle/shadow-guard.js'
+import { assertSessionConnection } from '../lifecycle/pooler-check.js'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
@@ -257,6 +258,8 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   const urls = await resolveDatabaseUrls()
+  // Everything but printing the URLs relies on real sessions (locks, settings).
+  if (!urls.embedded && !['url', 'env'].includes(name)) await assertSessionConnection(urls.databaseUrl)
   return command(urls, args)
 }
 
