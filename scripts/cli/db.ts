@@ -129,9 +129,16 @@ const commands: Record<string, Command> = {
     // The long-running runner: every unfinished backfill to completion, with progress. The
     // first SIGTERM/SIGINT lets the current batch commit, records where it stopped and exits 0.
     let stop: string | undefined
+    let stopAt = 0
     const onSignal = (signal: NodeJS.Signals) => {
-      if (stop) process.exit(130) // a second signal: stop now (the open batch rolls back)
+      // One Ctrl-C or `kill` often arrives twice: from the terminal or the process group, and
+      // relayed by npm or tsx. Only a second signal a moment later means "stop now".
+      if (stop) {
+        if (Date.now() - stopAt > 1000) process.exit(130) // the open batch rolls back
+        return
+      }
       stop = signal
+      stopAt = Date.now()
       console.log(`${signal}: finishing the current batch, then stopping (send it again to stop at once)…`)
     }
     process.on('SIGTERM', onSignal)
