@@ -134,7 +134,7 @@ const commands: Record<string, Command> = {
       // One Ctrl-C or `kill` often arrives twice: from the terminal or the process group, and
       // relayed by npm or tsx. Only a second signal a moment later means "stop now".
       if (stop) {
-        if (Date.now() - stopAt > 1000) process.exit(130) // the open batch rolls back
+        if (Date.now() - stopAt > 2000) process.exit(130) // the open batch rolls back
         return
       }
       stop = signal
