@@ -22,7 +22,7 @@
 import type pg from 'pg'
 import { openClient } from '../../lib/connection.js'
 import { isMainModule } from '../../lib/entry-point.js'
-import { reportFatal } from '../../lib/errors.js'
+import { reportFatal, UserError } from '../../lib/errors.js'
 
 /** The tables the proxy writes all the time; the chain never blocks their writes for long. */
 export const ONLINE_TABLES = ['api_requests', 'streaming_chunks'] as const
@@ -57,6 +57,13 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
         throw error
       })
     for (const { name, statement, replaces } of queued) {
+      // The queue holds only what the chain's helpers write; anything else is refused, not run.
+      if (!/^(create index concurrently if not exists|drop index concurrently if exists) /i.test(statement)) {
+        throw new UserError(
+          `migration_hooks.online_index_work row "${name}" holds a statement the online schema step does not run: ${statement.slice(0, 80)}… ` +
+            'Only the chain writes this table (create/drop index concurrently). Delete the row after checking where it came from.',
+        )
+      }
       const started = Date.now()
       if (/^drop index concurrently/i.test(statement)) {
         log(`Online schema step: dropping ${name} concurrently…`)

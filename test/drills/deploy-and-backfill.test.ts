@@ -246,3 +246,18 @@ describe('a failing backfill', () => {
     expect((await runDb(['status'], db.env)).exitCode).toBe(0)
   })
 })
+
+describe('the online schema step', () => {
+  it('runs only the index statements the chain queues, and refuses anything else', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('online_queue')
+    expect((await runDb(['migrate'], db.env)).exitCode).toBe(0)
+    await withClient(db.databaseUrl, (c) =>
+      c.query(`insert into migration_hooks.online_index_work (name, statement) values ('evil', 'drop table public.trains cascade')`),
+    )
+    const r = await runDb(['migrate'], db.env)
+    expect(r.exitCode).not.toBe(0)
+    expect(r.all).toMatch(/online_index_work row "evil" holds a statement the online schema step does not run/)
+    const trains = await withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.trains') is not null as ok`))
+    expect(trains.rows[0].ok).toBe(true)
+  })
+})
