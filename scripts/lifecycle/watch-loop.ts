@@ -76,7 +76,8 @@ export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (lin
     const pending = await pendingMigrationCount(urls.databaseUrl, folder)
     if (pending > 0) await repairInvalidIndexes(urls.databaseUrl, log)
     await graphileWatch(settings, true)
-    if (pending > 0) await completeOnlineSchema(urls.databaseUrl, log)
+    // Also after a save: current.sql may queue an index build (ensure_index on a table with rows).
+    await completeOnlineSchema(urls.databaseUrl, log)
     const after = await currentBody(urls.databaseUrl)
     if (pending === 0 && before !== null && before === after) return
     const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
