@@ -5,7 +5,7 @@
  * servers' identity first; db:reset refuses a database with rows unless told --drop-data.
  * A second embedded PostgreSQL plays "the other server".
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { lookup } from 'node:dns/promises'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +21,8 @@ let other: EmbeddedServer
 
 beforeAll(async () => {
   otherRoot = mkdtempSync(join(tmpdir(), 'apt-other-server-'))
+  // Reachable by the server's OS user, so the cluster stays here (and goes with rmSync below).
+  chmodSync(otherRoot, 0o755)
   other = await ensureEmbeddedServer(join(otherRoot, 'pg'))
 }, TIMEOUT)
 
