@@ -23,7 +23,8 @@ export interface DatabaseUrls {
   dataRoot?: string
 }
 
-function databaseName(url: string): string | undefined {
+/** The database a connection URL names (undefined when it names none or does not parse). */
+export function databaseName(url: string): string | undefined {
   try {
     return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || undefined
   } catch {

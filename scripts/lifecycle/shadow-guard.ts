@@ -13,11 +13,9 @@
  */
 import { openClient, withClient } from '../../lib/connection.js'
 import { UserError } from '../../lib/errors.js'
-import type { DatabaseUrls } from './connection-settings.js'
+import { type DatabaseUrls, databaseName } from './connection-settings.js'
 
-function databaseOf(url: string): string {
-  return decodeURIComponent(new URL(url).pathname.replace(/^\//, ''))
-}
+const databaseOf = (url: string): string => databaseName(url) ?? ''
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url)
