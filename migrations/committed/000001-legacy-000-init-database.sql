@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:8c28858aefdeb3d588f230eaba3d98a8f80be6bc
+--! Hash: sha1:811d86468185bbc98da6341ab4e9bf38fbfcf933
 --! Message: legacy 000 init database
 
 -- legacy 000 init-database: api_requests, streaming_chunks, the hourly_stats view and
@@ -216,40 +216,6 @@ create table if not exists public.api_requests (
   created_at timestamptz default now()
 );
 
--- The union of both legacy end-states: script-chain databases lack the Docker-init columns
--- (api_key_hash, first_token_ms), Docker-init databases lack the script-chain ones
--- (api_key_id, ip_address, completed_at). Nothing is dropped.
-select migration_hooks.add_missing_columns('public.api_requests',
-  array['api_key_id varchar(50)', 'api_key_hash varchar(50)', 'ip_address varchar(45)', 'first_token_ms integer', 'completed_at timestamptz']);
-
--- Docker-init created `path varchar(255)` and a nullable `headers`; the union keeps the wider
--- type and the nullability (a NOT NULL would reject rows that exist there). Widening a
--- varchar needs no table rewrite; both steps only run when needed, to take no lock otherwise.
-do $$
-begin
-  if (select character_maximum_length from information_schema.columns
-      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'path') < 1024 then
-    alter table public.api_requests alter column path type varchar(1024);
-  end if;
-  if (select is_nullable from information_schema.columns
-      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'headers') = 'NO' then
-    alter table public.api_requests alter column headers drop not null;
-  end if;
-end $$;
-
--- The application always writes token counts; a default of 0 (as Docker-init had) keeps
--- rows inserted before the response arrives summable.
-do $$
-begin
-  if exists (select 1 from information_schema.columns
-              where table_schema = 'public' and table_name = 'api_requests' and column_name in ('input_tokens', 'output_tokens')
-                and column_default is distinct from '0') then
-    alter table public.api_requests
-      alter column input_tokens set default 0,
-      alter column output_tokens set default 0;
-  end if;
-end $$;
-
 -- Index names: the script chain's names are the canonical ones. A Docker-init database has
 -- the same indexes under other names: rename them, or drop them when the canonical index
 -- already exists (a duplicate index holds no data).
@@ -349,6 +315,43 @@ begin
   end if;
 end;
 $$;
+
+-- The column changes come last: an ALTER TABLE holds its exclusive lock on api_requests
+-- until this migration commits, so everything slower (index probes, the view) runs before it
+-- and the proxy's writes wait only for the commit itself.
+-- The union of both legacy end-states: script-chain databases lack the Docker-init columns
+-- (api_key_hash, first_token_ms), Docker-init databases lack the script-chain ones
+-- (api_key_id, ip_address, completed_at). Nothing is dropped.
+select migration_hooks.add_missing_columns('public.api_requests',
+  array['api_key_id varchar(50)', 'api_key_hash varchar(50)', 'ip_address varchar(45)', 'first_token_ms integer', 'completed_at timestamptz']);
+
+-- Docker-init created `path varchar(255)` and a nullable `headers`; the union keeps the wider
+-- type and the nullability (a NOT NULL would reject rows that exist there). Widening a
+-- varchar needs no table rewrite; both steps only run when needed, to take no lock otherwise.
+do $$
+begin
+  if (select character_maximum_length from information_schema.columns
+      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'path') < 1024 then
+    alter table public.api_requests alter column path type varchar(1024);
+  end if;
+  if (select is_nullable from information_schema.columns
+      where table_schema = 'public' and table_name = 'api_requests' and column_name = 'headers') = 'NO' then
+    alter table public.api_requests alter column headers drop not null;
+  end if;
+end $$;
+
+-- The application always writes token counts; a default of 0 (as Docker-init had) keeps
+-- rows inserted before the response arrives summable.
+do $$
+begin
+  if exists (select 1 from information_schema.columns
+              where table_schema = 'public' and table_name = 'api_requests' and column_name in ('input_tokens', 'output_tokens')
+                and column_default is distinct from '0') then
+    alter table public.api_requests
+      alter column input_tokens set default 0,
+      alter column output_tokens set default 0;
+  end if;
+end $$;
 
 comment on table public.api_requests is 'Every request proxied to the LLM API, with its response.';
 comment on table public.streaming_chunks is 'Server-sent event chunks of streamed responses.';

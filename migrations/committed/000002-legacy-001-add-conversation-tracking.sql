@@ -1,5 +1,5 @@
---! Previous: sha1:8c28858aefdeb3d588f230eaba3d98a8f80be6bc
---! Hash: sha1:9747bcbdfcb0f17e36c33a71b7d81a25472eaf5b
+--! Previous: sha1:811d86468185bbc98da6341ab4e9bf38fbfcf933
+--! Hash: sha1:8561ec8bd2848e72bd7721447599da7c089c4d7e
 --! Message: legacy 001 add conversation tracking
 
 -- legacy 001 add-conversation-tracking: message hashes, conversation and branch columns.

@@ -1,5 +1,5 @@
---! Previous: sha1:9747bcbdfcb0f17e36c33a71b7d81a25472eaf5b
---! Hash: sha1:5edb9292f6d7e6cf0370c0110666af85729da1eb
+--! Previous: sha1:8561ec8bd2848e72bd7721447599da7c089c4d7e
+--! Hash: sha1:6d640a91e605435e23c4a88acaae0c1f3bf252e9
 --! Message: legacy 002 optimize conversation indexes
 
 -- legacy 002 optimize-conversation-indexes.

@@ -1,5 +1,5 @@
---! Previous: sha1:5edb9292f6d7e6cf0370c0110666af85729da1eb
---! Hash: sha1:909816aa1a8df044efba8a84bbda51b024a8c3e3
+--! Previous: sha1:6d640a91e605435e23c4a88acaae0c1f3bf252e9
+--! Hash: sha1:107ecf0e6acbe01d015704fc5001d015fe47d4d9
 --! Message: legacy 003 add subtask tracking
 
 -- legacy 003 add-subtask-tracking: columns and indexes for Task-tool sub-tasks.

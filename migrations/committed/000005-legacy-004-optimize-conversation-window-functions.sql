@@ -1,5 +1,5 @@
---! Previous: sha1:909816aa1a8df044efba8a84bbda51b024a8c3e3
---! Hash: sha1:10ab1d4b67f012fb39b33c6344852e038a8ca9bc
+--! Previous: sha1:107ecf0e6acbe01d015704fc5001d015fe47d4d9
+--! Hash: sha1:0ccf32bb665440e1fe026b19c4363299ee1a7932
 --! Message: legacy 004 optimize conversation window functions
 
 -- legacy 004 optimize-conversation-window-functions.

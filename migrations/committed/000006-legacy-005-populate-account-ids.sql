@@ -1,5 +1,5 @@
---! Previous: sha1:10ab1d4b67f012fb39b33c6344852e038a8ca9bc
---! Hash: sha1:6ba15edc4aeae59349a31147224510d3e285193d
+--! Previous: sha1:0ccf32bb665440e1fe026b19c4363299ee1a7932
+--! Hash: sha1:63cbe673f31e8ce1d04f7b613a1c8159181c06f2
 --! Message: legacy 005 populate account ids
 
 -- legacy 005 populate-account-ids: the account_id column and its index.

@@ -1,5 +1,5 @@
---! Previous: sha1:6ba15edc4aeae59349a31147224510d3e285193d
---! Hash: sha1:2361f7f0abeeb4fa0f66f06d8e6e3018db473466
+--! Previous: sha1:63cbe673f31e8ce1d04f7b613a1c8159181c06f2
+--! Hash: sha1:30f65d45060aec0522fd6ae1bb36e1600ee873f2
 --! Message: legacy 006 split conversation hashes
 
 -- legacy 006 split-conversation-hashes: system_hash, so a changed system prompt does not

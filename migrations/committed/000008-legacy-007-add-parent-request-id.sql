@@ -1,5 +1,5 @@
---! Previous: sha1:2361f7f0abeeb4fa0f66f06d8e6e3018db473466
---! Hash: sha1:6566a1b3c2e393dc6695023f7bc1debbbdade320
+--! Previous: sha1:30f65d45060aec0522fd6ae1bb36e1600ee873f2
+--! Hash: sha1:73355073dfca6806ebbc64aaeb9e7ce6426a1534
 --! Message: legacy 007 add parent request id
 
 -- legacy 007 add-parent-request-id: direct link to the previous request of a conversation.

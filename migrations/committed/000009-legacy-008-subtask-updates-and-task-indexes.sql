@@ -1,5 +1,5 @@
---! Previous: sha1:6566a1b3c2e393dc6695023f7bc1debbbdade320
---! Hash: sha1:7bfa6c1df5a2e36a703489cb6e86ceed62ac74e3
+--! Previous: sha1:73355073dfca6806ebbc64aaeb9e7ce6426a1534
+--! Hash: sha1:cc61434c22b96f091cf18deba2d07fbe1ec03985
 --! Message: legacy 008 subtask updates and task indexes
 
 -- legacy 008 subtask-updates-and-task-indexes: indexes for Task-tool queries.

@@ -1,5 +1,5 @@
---! Previous: sha1:7bfa6c1df5a2e36a703489cb6e86ceed62ac74e3
---! Hash: sha1:d41205ee5aff6f305161e4359c4baa5ca673688d
+--! Previous: sha1:cc61434c22b96f091cf18deba2d07fbe1ec03985
+--! Hash: sha1:cfd995b27277425395a7aca898cbd2466cfaf51f
 --! Message: legacy 009 add response body gin index
 
 -- legacy 009 add-response-body-gin-index: full GIN index for @> containment queries.

@@ -1,5 +1,5 @@
---! Previous: sha1:d41205ee5aff6f305161e4359c4baa5ca673688d
---! Hash: sha1:8441a9ff0dded0b5fdba5a8821f16a60db0870e6
+--! Previous: sha1:cfd995b27277425395a7aca898cbd2466cfaf51f
+--! Hash: sha1:128006140580c58477ab07f6c45d9ce17d65dcef
 --! Message: legacy 010 add temporal awareness indexes
 
 -- legacy 010 add-temporal-awareness-indexes.

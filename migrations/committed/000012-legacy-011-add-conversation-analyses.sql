@@ -1,5 +1,5 @@
---! Previous: sha1:8441a9ff0dded0b5fdba5a8821f16a60db0870e6
---! Hash: sha1:3c46bc9cddbdf887f6f5b718531617c5f08c8c4f
+--! Previous: sha1:128006140580c58477ab07f6c45d9ce17d65dcef
+--! Hash: sha1:62e1d1ecad8cd07da8709c5672a8e95435005c7b
 --! Message: legacy 011 add conversation analyses
 
 -- legacy 011 add-conversation-analyses: AI analyses of conversations and their audit log.

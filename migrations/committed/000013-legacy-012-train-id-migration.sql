@@ -1,5 +1,5 @@
---! Previous: sha1:3c46bc9cddbdf887f6f5b718531617c5f08c8c4f
---! Hash: sha1:32d5adc1092ec445eeb4cc1e6f4fe0fc72941759
+--! Previous: sha1:62e1d1ecad8cd07da8709c5672a8e95435005c7b
+--! Hash: sha1:4d7be04300dffea78d4d126cd8b71c7968a31ec9
 --! Message: legacy 012 train id migration
 
 -- legacy 012 train-id-migration.

@@ -1,5 +1,5 @@
---! Previous: sha1:32d5adc1092ec445eeb4cc1e6f4fe0fc72941759
---! Hash: sha1:35475d5d1f2d6b643c9b7919f4c6e1f5393df5b1
+--! Previous: sha1:4d7be04300dffea78d4d126cd8b71c7968a31ec9
+--! Hash: sha1:7e0a737a3113c8fd465b73fd5cec37ccf0a30b39
 --! Message: legacy 013 credential train management
 
 -- legacy 013 credential-train-management: trains, Anthropic credentials, which credentials a

@@ -1,5 +1,5 @@
---! Previous: sha1:35475d5d1f2d6b643c9b7919f4c6e1f5393df5b1
---! Hash: sha1:eac313e1a750a208b2a22c1fe00552eecf42b1a3
+--! Previous: sha1:7e0a737a3113c8fd465b73fd5cec37ccf0a30b39
+--! Hash: sha1:993b64988b92eeeed7fc2330d7c98ac514080e5d
 --! Message: legacy 014 train members
 
 -- legacy 014 train-members: owners and members of each train, with the promise that every
