@@ -252,3 +252,23 @@ export function expectCleanFailure(r: CliResult, message: RegExp): void {
   expect(r.stderr, r.all).toMatch(message)
   expect(stackFrames(r.all), r.all).toEqual([])
 }
+
+/**
+ * `rows` proxy-like rows: a system prompt, and a response whose content has `entries` JSON
+ * entries (so that a GIN build over the responses takes a while), then ANALYZE.
+ */
+export async function fillProxyLikeRows(url: string, rows: number, entries: number): Promise<void> {
+  await withClient(url, (c) =>
+    c.query(
+      `insert into api_requests (request_id, train_id, timestamp, method, path, headers, body, response_body, model, request_type)
+       select gen_random_uuid(), 'train-' || (g % 7), now() - make_interval(secs => g), 'POST', '/v1/messages', '{}'::jsonb,
+              jsonb_build_object('system', 'You are helper number ' || (g % 13), 'messages', jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'question ' || g))),
+              jsonb_build_object('id', 'msg_' || g, 'role', 'assistant', 'content',
+                (select jsonb_agg(jsonb_build_object('type', 'text', 'text', 'part ' || e || ' of answer ' || g, 'index', e)) from generate_series(1, $2) e)),
+              'claude-' || (g % 3), 'inference'
+         from generate_series(1, $1) g`,
+      [rows, entries],
+    ),
+  )
+  await withClient(url, (c) => c.query('analyze api_requests'))
+}
