@@ -20,8 +20,6 @@ const DOCKER_INIT_LACKS = [
   'idx_requests_conversation_detail',
   'idx_requests_account_timestamp',
   'idx_api_requests_parent_request_id',
-  'idx_api_requests_response_body_task',
-  'idx_api_requests_task_name',
   'idx_api_requests_train_timestamp_response',
 ]
 

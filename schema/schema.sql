@@ -201,9 +201,7 @@ CREATE INDEX idx_api_requests_model ON public.api_requests USING btree (model);
 CREATE INDEX idx_api_requests_parent_request_id ON public.api_requests USING btree (parent_request_id);
 CREATE INDEX idx_api_requests_request_type ON public.api_requests USING btree (request_type);
 CREATE INDEX idx_api_requests_response_body_gin ON public.api_requests USING gin (response_body);
-CREATE INDEX idx_api_requests_response_body_task ON public.api_requests USING gin (response_body) WHERE (response_body IS NOT NULL);
 CREATE INDEX idx_api_requests_system_hash ON public.api_requests USING btree (system_hash);
-CREATE INDEX idx_api_requests_task_name ON public.api_requests USING btree (((response_body)::text)) WHERE ((response_body IS NOT NULL) AND ((response_body)::text ~~ '%"name":"Task"%'::text));
 CREATE INDEX idx_api_requests_timestamp ON public.api_requests USING btree ("timestamp");
 CREATE INDEX idx_api_requests_train_id ON public.api_requests USING btree (train_id);
 CREATE INDEX idx_api_requests_train_timestamp_response ON public.api_requests USING btree (train_id, "timestamp" DESC) WHERE (response_body IS NOT NULL);
@@ -219,7 +217,6 @@ CREATE INDEX idx_requests_is_subtask ON public.api_requests USING btree (is_subt
 CREATE INDEX idx_requests_message_count ON public.api_requests USING btree (message_count);
 CREATE INDEX idx_requests_parent_message_hash ON public.api_requests USING btree (parent_message_hash);
 CREATE INDEX idx_requests_parent_task_request_id ON public.api_requests USING btree (parent_task_request_id);
-CREATE INDEX idx_requests_request_id ON public.api_requests USING btree (request_id);
 CREATE INDEX idx_requests_task_tool_invocation_gin ON public.api_requests USING gin (task_tool_invocation) WHERE (task_tool_invocation IS NOT NULL);
 CREATE INDEX idx_subtask_seq ON public.api_requests USING btree (conversation_id, "timestamp") WHERE ((branch_id)::text ~~ 'subtask_%'::text);
 CREATE UNIQUE INDEX conversation_analyses_conversation_id_branch_id_key ON public.conversation_analyses USING btree (conversation_id, branch_id);

@@ -27,7 +27,8 @@ describe('fresh build', () => {
     )
     // graphile-migrate records the number only ("000001.sql"), not the message slug.
     expect(rows).toEqual(committedFiles.map((f) => f.slice(0, 6) + '.sql'))
-    expect(rows).toHaveLength(15)
+    expect(rows).toHaveLength(committedFiles.length)
+    expect(committedFiles.length).toBeGreaterThanOrEqual(15)
   })
 
   it('has exactly the committed schema snapshot', async () => {

@@ -11,7 +11,7 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
-import { loadFixture, runDb } from '../helpers/drills.js'
+import { committedFiles, loadFixture, runDb } from '../helpers/drills.js'
 import { ensureCommand } from '../helpers/system-commands.js'
 
 const TIMEOUT = 600_000
@@ -113,7 +113,7 @@ describe('behind PgBouncer', () => {
     const env = { ...db.env, DATABASE_URL: through(db.databaseUrl) }
     const r = await runDb(['migrate'], env)
     expect(r.exitCode, r.all).toBe(0)
-    expect(r.all).toMatch(/Applied 15 migration\(s\)/)
+    expect(r.all).toMatch(new RegExp(`Applied ${committedFiles().length} migration\\(s\\)`))
     expect((await runDb(['status'], env)).exitCode).toBe(0)
   })
 })

@@ -9,6 +9,7 @@ import { catalogOf } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import {
   checksums,
+  committedFiles,
   expectCleanFailure,
   holdTransaction,
   ledger,
@@ -60,7 +61,7 @@ describe('two db:migrate at once', () => {
     expect(await checksums(db.databaseUrl)).toEqual(await checksums(reference.databaseUrl))
     // One applied the chain and ran the backfills; the other waited, then had nothing to do.
     const [winner, loser] = /Applied \d+ migration/.test(ra.stdout) ? [ra, rb] : [rb, ra]
-    expect(winner.stdout).toMatch(/Applied 15 migration\(s\)/)
+    expect(winner.stdout).toMatch(new RegExp(`Applied ${committedFiles().length} migration\\(s\\)`))
     expect(loser.stdout).toMatch(/already up to date/)
     expect(loser.stdout).not.toMatch(/done: changed/)
   })

@@ -106,7 +106,7 @@ describe('adopting a Docker-init database online', () => {
       report = await writer.stop()
     }
     expect(migrate?.exitCode, migrate?.all).toBe(0)
-    expect(migrate?.all).toMatch(/Online schema step: building idx_api_requests_response_body_task concurrently/)
+    expect(migrate?.all).toMatch(/Online schema step: building idx_api_requests_response_body_gin concurrently/)
     expect(report.writes).toBeGreaterThan(50)
     expect(report.failures).toEqual([])
     // Waiting is what the migration can cause; the wall-clock maximum also counts CPU
