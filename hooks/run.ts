@@ -19,6 +19,7 @@ import { redact } from '../lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
 import type { Backfill } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
+import { rowBackfills, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
 import { connect, connectReader, tableExists } from './runner/sessions.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
@@ -166,24 +167,45 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     try {
       await ensureLedger(client)
       const changedTables = new Set<string>()
-      // Planned steps read ahead on a second session while the first one writes (not in a
-      // dry run, whose reads must see its own uncommitted writes).
+      // The row pass reads ahead on a second session while the first one writes (not in a dry
+      // run, whose reads must see its own uncommitted writes); GIN merges run there too.
       reader = dryRun ? undefined : await connectReader(opts.databaseUrl, settings)
-      for (const backfill of backfills) {
-        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop })
+      // The per-row backfills first, in one pass; then the others, one by one.
+      const perRow = rowBackfills(backfills)
+      const rowSummaries = perRow.length
+        ? await runRowPass(client, perRow, {
+            settings,
+            dryRun,
+            log,
+            tty,
+            reader,
+            shouldStop: opts.shouldStop,
+            openWorkerSessions: async () => ({
+              writer: await connect(opts.databaseUrl, 'migration hooks worker'),
+              reader: await connectReader(opts.databaseUrl, settings),
+            }),
+          })
+        : []
+      // Records one backfill's outcome; false when the run must end there (failed, stopped).
+      const record = (backfill: Backfill, summary: BackfillSummary): boolean => {
         result.summaries.push(summary)
-        if (summary.outcome === 'stopped') {
-          result.stopped = true
-          break
-        }
         if (summary.changed > 0) for (const t of backfill.tables) changedTables.add(t)
+        if (summary.outcome === 'stopped') result.stopped = true
         if (summary.outcome === 'failed') {
           result.ok = false
-          result.error = summary.error
+          result.error ??= summary.error
           process.stderr.write(redact(failureParagraph(summary, dryRun)) + '\n')
           const stack = (summary.cause as Error | undefined)?.stack
           if (process.env.DEBUG && stack) process.stderr.write(redact(stack) + '\n')
-          break
+        }
+        return summary.outcome !== 'stopped' && summary.outcome !== 'failed'
+      }
+      // Every per-row backfill ran (or failed) together: all are reported before deciding.
+      const rowsOk = perRow.map((b, i) => record(b, rowSummaries[i])).every(Boolean)
+      if (rowsOk) {
+        for (const backfill of backfills.filter((b) => !b.row)) {
+          const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop })
+          if (!record(backfill, summary)) break
         }
       }
       if (result.ok && !result.stopped) {

@@ -5,11 +5,10 @@
  *
  * No file configured → skipped with a note (not a failure). The file's fingerprint is the
  * ledger's config key, so configuring a file later, or changing it, re-runs the backfill.
+ * A per-row rule (hooks/runner/row-rule.ts); the mapping reaches SQL as the `:input` parameter.
  */
 import type { Backfill } from '../runner/backfill.js'
-import { loadAccountMapping, type AccountMapping } from '../rules/account-mapping.js'
-import { preExisting } from '../runner/high-water.js'
-import { keyWalkStep, rangeFilter } from '../runner/key-walk.js'
+import { loadAccountMapping } from '../rules/account-mapping.js'
 
 export const accountIds: Backfill = {
   name: 'account-ids',
@@ -21,20 +20,17 @@ export const accountIds: Backfill = {
       return { skip: 'ACCOUNT_MAPPING_FILE is not set; no account ids filled', configKey: 'no-mapping-file' }
     }
     const mapping = await loadAccountMapping(settings.accountMappingFile)
-    return { configKey: `sha256:${mapping.fingerprint}`, input: mapping }
+    return { configKey: `sha256:${mapping.fingerprint}`, input: mapping.entries }
   },
-  steps: [
-    keyWalkStep('walk', async (ctx, after, upTo) => {
-      const mapping = ctx.input as AccountMapping
-      const range = rangeFilter(after, upTo, 1, 'a.request_id')
-      const p = range.params.length + 1
-      const result = await ctx.client.query(
-        `update public.api_requests a set account_id = m.account_id
-         from jsonb_each_text($${p}::jsonb) as m(train_id, account_id)
-         where ${range.sql} and a.account_id is null and a.train_id = m.train_id and ${preExisting('a')}`,
-        [...range.params, JSON.stringify(mapping.entries)],
-      )
-      return { changed: result.rowCount ?? 0, skipped: 0 }
-    }),
-  ],
+  row: {
+    column: 'account_id',
+    type: 'text',
+    pending: 'a.account_id is null and (:input) ? a.train_id::text',
+    read: { account: '(:input)->>a.train_id::text' },
+    compute: (row) => (typeof row.account === 'string' ? { value: row.account } : null),
+    guard: 'still-null',
+    // Rows of the mapped trains, through the train_id index.
+    catchUp: 'a.train_id = any (array(select jsonb_object_keys(:input)))',
+  },
+  steps: [],
 }

@@ -8,43 +8,32 @@
  * A candidate later than the child is never chosen: a parent's response exists before the
  * request that continues it, so such a row is a different branch with a repeated hash.
  * Only rows whose parent_request_id is NULL are touched; rows without any candidate stay NULL
- * and are counted as skipped.
+ * and are counted as skipped. A per-row rule (hooks/runner/row-rule.ts): one indexed lookup
+ * (idx on current_message_hash) per pending row.
  */
 import type { Backfill } from '../runner/backfill.js'
-import { type ColumnValue, fillWhereNull, keyWalkPlannedStep } from '../runner/key-walk.js'
-
-const PENDING = `ch.parent_request_id is null and ch.parent_message_hash is not null and ch.conversation_id is not null`
-
-// Read phase: for each pending child of the page, one indexed lookup (idx on
-// current_message_hash).
-const READ = (page: string) => `
-  select ch.request_id::text as id, ${PENDING} as pending,
-    case when ${PENDING} then (
-      select p.request_id::text from public.api_requests p
-      where p.current_message_hash = ch.parent_message_hash
-        and p.train_id = ch.train_id and p.conversation_id = ch.conversation_id
-        and p.request_id <> ch.request_id and p.timestamp <= ch.timestamp
-      order by p.timestamp desc, p.request_id desc
-      limit 1) end as parent
-  from public.api_requests ch
-  where ${page}`
 
 export const parentRequestIds: Backfill = {
   name: 'parent-request-ids',
   version: 1,
   description: 'parent_request_id from parent_message_hash (same train and conversation)',
   tables: ['api_requests'],
-  steps: [
-    keyWalkPlannedStep<{ id: string; pending: boolean; parent: string | null }, ColumnValue>('walk', {
-      select: READ,
-      column: 'ch.request_id',
-      compute(rows) {
-        const pending = rows.filter((r) => r.pending)
-        const work = pending.flatMap(({ id, parent }) => (parent === null ? [] : [{ id, value: parent }]))
-        return { work, skipped: pending.length - work.length }
-      },
-      // Only rows still without a parent: the application may have set one meanwhile.
-      write: fillWhereNull('parent_request_id', 'uuid'),
-    }),
-  ],
+  row: {
+    column: 'parent_request_id',
+    type: 'uuid',
+    pending: 'a.parent_request_id is null and a.parent_message_hash is not null and a.conversation_id is not null',
+    read: {
+      parent: `(select p.request_id::text from public.api_requests p
+        where p.current_message_hash = a.parent_message_hash
+          and p.train_id = a.train_id and p.conversation_id = a.conversation_id
+          and p.request_id <> a.request_id and p.timestamp <= a.timestamp
+        order by p.timestamp desc, p.request_id desc
+        limit 1)`,
+    },
+    compute: (row) => (row.parent === null || row.parent === undefined ? 'skip' : { value: row.parent }),
+    // The application may have set a parent meanwhile: only NULLs are filled.
+    guard: 'still-null',
+    catchUp: 'a.parent_request_id is null and a.parent_message_hash is not null',
+  },
+  steps: [],
 }

@@ -8,12 +8,14 @@
  * SAME transaction — so a process killed at any moment resumes exactly where the last
  * committed batch stopped, and never applies a batch twice.
  *
- * Most backfills are a single walk over `api_requests` by primary key: build that step with
- * `keyWalkStep()` (hooks/runner/key-walk.ts). Logic that is not a single key walk (sub-task
- * matching) uses several steps, keeping its intermediate state in tables of the
+ * A backfill that computes a row's own column from that row declares a `row` rule instead of
+ * steps (row-rule.ts): the runner combines all of them into one pass. Logic that is not
+ * per-row (sub-task matching) uses several steps — key walks are built with `keyWalkStep()`
+ * (hooks/runner/key-walk.ts) — keeping its intermediate state in tables of the
  * `migration_hooks` schema so that it survives a kill as well.
  */
 import type pg from 'pg'
+import type { RowRule } from './row-rule.js'
 
 /** What a step stores between batches: JSON, persisted in the ledger's `cursor` column. */
 export type Cursor = string | number | boolean | null | Cursor[] | { [key: string]: Cursor }
@@ -46,6 +48,16 @@ export interface HookSettings {
    * leave them to `npm run db:backfill`.
    */
   inlineMaxRows: number
+  /**
+   * Sessions that walk the row pass at once in this process (HOOKS_WORKERS); other processes
+   * may join it too (hooks/runner/row-pass/).
+   */
+  workers: number
+  /**
+   * A claimed chunk of the row pass whose runner sent no heartbeat for this long is taken over
+   * by another runner (HOOKS_CLAIM_LEASE_SECONDS).
+   */
+  claimLeaseSeconds: number
   /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
   accountMappingFile?: string
 }
@@ -87,44 +99,6 @@ export interface Step {
   runBatch(ctx: BatchContext, cursor: Cursor): Promise<BatchResult & { cursor: Cursor }>
 }
 
-/** What a planned step's read phase hands to its write phase. */
-export interface Planned {
-  /** What `apply()` writes (e.g. the new values by key); computed outside the transaction. */
-  work: unknown
-  /** Rows found malformed or unresolvable while reading. */
-  skipped: number
-  /** Rows looked at, for the progress display. */
-  examined: number
-  /** The cursor once this batch is written; null when it is the step's last batch. */
-  cursor: Cursor
-}
-
-/** The read phase's view: a connection that is not in the batch transaction. */
-export interface ReadContext {
-  client: pg.ClientBase
-  settings: HookSettings
-  input: unknown
-}
-
-/**
- * A step split in two, for the backfills whose reading (detoasting bodies, hashing, resolving
- * links) costs as much as their writing: `plan()` reads and computes one batch outside any
- * transaction — on the runner's second connection, one batch ahead, while the previous
- * batch is being written — and `apply()` writes it in the short batch transaction, together
- * with the ledger cursor. `apply()` must re-check in its WHERE clause that each row still
- * needs the change (the application may have written it since `plan()` read it).
- */
-export interface PlannedStep {
-  name: string
-  estimate?(client: pg.ClientBase, settings: HookSettings): Promise<number>
-  plan(ctx: ReadContext, cursor: Cursor): Promise<Planned>
-  apply(ctx: BatchContext, work: unknown): Promise<{ changed: number }>
-}
-
-export type AnyStep = Step | PlannedStep
-
-export const isPlanned = (step: AnyStep): step is PlannedStep => 'plan' in step
-
 /** What `prepare()` decided before anything is written. */
 export interface Prepared {
   /** Set to skip the backfill: recorded as done with this note (not a failure). */
@@ -152,5 +126,10 @@ export interface Backfill {
    * with nothing changed.
    */
   prepare?(settings: HookSettings): Promise<Prepared> | Prepared
-  steps: AnyStep[]
+  /**
+   * A per-row backfill declares its rule and no steps: the runner combines the pending ones
+   * into one walk and one write per row (row-rule.ts).
+   */
+  row?: RowRule
+  steps: Step[]
 }

@@ -14,9 +14,9 @@ import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import { sleep } from '../../lib/retry.js'
-import { isPlanned, type Backfill, type BatchContext, type Cursor, type HookSettings, type Prepared, type ReadContext } from './backfill.js'
+import type { Backfill, BatchContext, Cursor, HookSettings, Prepared } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
-import { plannedBatches, singleBatches } from './batch-sources.js'
+import { singleBatches } from './batch-sources.js'
 import { markDone, markFailed, markRunning, markStopped, readEntry, resetEntry, saveProgress, startStep } from './ledger.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
 import { startProgress } from './progress.js'
@@ -50,7 +50,7 @@ export interface RunOptions {
   log: (line: string) => void
   /** Live progress bars (a terminal) or periodic lines. */
   tty: boolean
-  /** A second connection for planned steps' reads (without it they read on the main one). */
+  /** A second connection, on which GIN pending lists are merged between batches. */
   reader?: pg.ClientBase
   /** Asked after every committed batch: true ends the run there (SIGTERM/SIGINT), resumable. */
   shouldStop?: () => string | undefined
@@ -97,14 +97,6 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   }
 
   const ctx: BatchContext = { client, dryRun: opts.dryRun, settings: opts.settings, input: prepared.input, log: opts.log }
-  // Planned steps read on the second connection, one batch ahead of the writes. A dry run
-  // reads on the main one, inside its rolled-back transaction, so that it sees what the
-  // earlier backfills would have written.
-  const readCtx: ReadContext = {
-    client: opts.reader && !opts.dryRun ? opts.reader : client,
-    settings: opts.settings,
-    input: prepared.input,
-  }
   // GIN pending lists are merged between batches, not inside them (see gin-pending.ts): on the
   // reader, whose session has the batch timeouts; never in a dry run.
   const gin =
@@ -121,9 +113,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
-      const batches = isPlanned(step)
-        ? plannedBatches(step, ctx, readCtx, cursor, sizer.size)
-        : singleBatches(step, ctx, cursor, sizer.size)
+      const batches = singleBatches(step, ctx, cursor, sizer.size)
       let examined = 0
       try {
         for (;;) {
@@ -135,7 +125,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               dryRun: opts.dryRun,
               deferGinMerge: gin.active(),
               highWater,
-              keepInDryRun: !isPlanned(step) && step.scratchOnly === true,
+              keepInDryRun: step.scratchOnly === true,
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
               onCommitted: (txnMs) => sizer.observe(txnMs, batch.size),

@@ -1,12 +1,10 @@
 /**
  * Where a step's batches come from. The runner (batch-runner.ts) asks for the next batch, runs
- * it inside the batch transaction, then says which cursor committed; these sources decide
- * what a batch is:
- *  - a plain `Step`: the whole batch (read, compute, write) runs in the transaction;
- *  - a `PlannedStep`: the read phase runs outside it, one batch ahead on the reader session,
- *    so the transaction holds only the write.
+ * it inside the batch transaction, then says which cursor committed: a step's whole batch
+ * (read, compute, write) runs in the transaction. (The per-row backfills, whose reads cost as
+ * much as their writes, read outside it, one batch ahead: see row-pass/walk.ts.)
  */
-import type { BatchContext, BatchResult, Cursor, HookSettings, Planned, PlannedStep, ReadContext, Step } from './backfill.js'
+import type { BatchContext, BatchResult, Cursor, HookSettings, Step } from './backfill.js'
 
 export type BatchOutcome = BatchResult & { cursor: Cursor }
 
@@ -19,11 +17,9 @@ function sized<C extends { settings: HookSettings }>(ctx: C, size: number): C {
 }
 
 /**
- * The batches of one step, one at a time. `next()` gives the batch to write now and the size
- * it was read with; `run()` is called inside the batch transaction. `advance()` says which
- * cursor was committed (a planned step starts reading the batch after it then, if it has not
- * already), `abandon()` that the step stops (its read-ahead, if any, is waited for and its
- * failure ignored).
+ * The batches of one step, one at a time. `next()` gives the batch to run now and its size;
+ * `run()` is called inside the batch transaction. `advance()` says which cursor was committed,
+ * `abandon()` that the step stops.
  */
 export interface Batches {
   next(): Promise<{ size: number; run(): Promise<BatchOutcome> }>
@@ -31,7 +27,6 @@ export interface Batches {
   abandon(): Promise<void>
 }
 
-/** A plain step: the whole batch runs in the transaction. */
 export function singleBatches(step: Step, ctx: BatchContext, start: Cursor, sizeNow: SizeSource): Batches {
   let cursor = start
   return {
@@ -43,42 +38,5 @@ export function singleBatches(step: Step, ctx: BatchContext, start: Cursor, size
       cursor = c
     },
     abandon: async () => {},
-  }
-}
-
-/**
- * A planned step, pipelined: while batch N is written on the main connection, batch N+1 is
- * read and computed on the reader. Key ranges of consecutive batches are disjoint, so the
- * read ahead never depends on the write in flight. (With a single connection, reads simply
- * alternate with writes.)
- */
-export function plannedBatches(step: PlannedStep, ctx: BatchContext, readCtx: ReadContext, start: Cursor, sizeNow: SizeSource): Batches {
-  const pipelined = readCtx.client !== ctx.client
-  const plan = (cursor: Cursor) => {
-    const size = sizeNow()
-    const promise = step.plan(sized(readCtx, size), cursor).then((planned) => ({ planned, size }))
-    promise.catch(() => {}) // observed by next()/abandon(); never an unhandled rejection
-    return promise
-  }
-  let ahead: Promise<{ planned: Planned; size: number }> | null = plan(start)
-  return {
-    async next() {
-      const { planned, size } = await ahead!
-      ahead = null
-      if (pipelined && planned.cursor !== null) ahead = plan(planned.cursor)
-      return {
-        size,
-        run: async () => {
-          const { changed } = await step.apply(sized(ctx, size), planned.work)
-          return { changed, skipped: planned.skipped, examined: planned.examined, cursor: planned.cursor }
-        },
-      }
-    },
-    advance(cursor) {
-      if (!ahead) ahead = plan(cursor)
-    },
-    async abandon() {
-      await ahead?.catch(() => {})
-    },
   }
 }

@@ -8,8 +8,7 @@
  * `batchSize` rows. Nothing ever holds more than one batch of keys in memory.
  */
 import type pg from 'pg'
-import type { BatchContext, BatchResult, Cursor, PlannedStep, ReadContext, Step } from './backfill.js'
-import { preExisting } from './high-water.js'
+import type { BatchContext, BatchResult, Cursor, Step } from './backfill.js'
 
 export interface KeyRange {
   /** Keys in the range (for progress). */
@@ -77,69 +76,4 @@ export function rangeFilter(after: string | null, upTo: string, first = 1, colum
   return after === null
     ? { sql: `${column} <= $${first}::uuid`, params: [upTo] }
     : { sql: `${column} > $${first}::uuid and ${column} <= $${first + 1}::uuid`, params: [after, upTo] }
-}
-
-export type WorkWriter<W> = (ctx: BatchContext, work: W[]) => Promise<number>
-
-/** One row's new value for a single column, keyed by request_id. */
-export interface ColumnValue {
-  id: string
-  value: string
-}
-
-/**
- * A writer that sets api_requests.`column` (of SQL type `type`) from the batch's values, only
- * where it is still NULL: the application may have filled it since the read, and its value wins;
- * and only in rows that existed when the backfill started.
- */
-export function fillWhereNull(column: string, type: string): WorkWriter<ColumnValue> {
-  const sql = `update public.api_requests a set ${column} = v.value
-  from unnest($1::uuid[], $2::${type}[]) as v(id, value)
-  where a.request_id = v.id and a.${column} is null and ${preExisting('a')}`
-  return async (ctx, work) => (await ctx.client.query(sql, [work.map((w) => w.id), work.map((w) => w.value)])).rowCount ?? 0
-}
-
-export interface PlannedWalk<R extends { id: string }, W> {
-  /**
-   * The read, given its WHERE tail: `select … as id, … from public.api_requests <alias> where ${page}`.
-   * `page` selects the next batch of keys in key order (`<column> > $2 order by <column>
-   * limit $1`), so the query must return one row per key with the key as text in `id`, and
-   * compute the expensive expressions only for rows that still need the change (`case when
-   * <pending> then … end`): one index walk, and each body decompressed at most once.
-   */
-  select: (page: string) => string
-  /** The walked key column as the query names it (default `request_id`; e.g. `a.request_id`). */
-  column?: string
-  /** What the page's rows need: the work to write and the rows skipped as malformed. */
-  compute: (rows: R[], ctx: ReadContext) => { work: W[]; skipped: number }
-  /** Apply the work inside the batch transaction, re-checking each row; rows changed. */
-  write: WorkWriter<W>
-}
-
-/**
- * The two-phase form of `keyWalkStep` (see PlannedStep): the read phase fetches the next page
- * of keys together with what they need, outside the transaction (on the read-ahead session);
- * the write phase applies it — only where a row still needs it — inside.
- */
-export function keyWalkPlannedStep<R extends { id: string }, W>(name: string, walk: PlannedWalk<R, W>): PlannedStep {
-  const column = walk.column ?? 'request_id'
-  return {
-    name,
-    estimate: (client) => estimateRows(client),
-    async plan(ctx, cursor) {
-      const after = typeof cursor === 'string' ? cursor : null
-      const page = `${after === null ? 'true' : `${column} > $2::uuid`} order by ${column} limit $1`
-      const params: unknown[] = after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after]
-      const { rows } = await ctx.client.query<R>(walk.select(page), params)
-      const { work, skipped } = walk.compute(rows, ctx)
-      // A short page is the last one: finishing now saves an empty round trip. The greatest
-      // key, whatever order the rows came in (canonical uuid text sorts like the uuid).
-      const last = rows.reduce<string | null>((max, r) => (max === null || r.id > max ? r.id : max), null)
-      return { work, skipped, examined: rows.length, cursor: rows.length < ctx.settings.batchSize ? null : last }
-    },
-    async apply(ctx, work) {
-      const rows = work as W[]
-      return { changed: rows.length ? await walk.write(ctx, rows) : 0 }
-    },
-  }
 }

@@ -33,7 +33,8 @@ export async function tableExists(client: pg.ClientBase, name: string): Promise<
 }
 
 /**
- * The second session, for planned steps' reads (hooks/runner/backfill.ts, PlannedStep). Its
+ * The second session: the row pass reads one batch ahead on it (row-pass/walk.ts), and GIN
+ * pending lists are merged on it between batches (gin-pending.ts). Its
  * statements run outside any transaction, bounded by the same timeouts as a batch.
  */
 export async function connectReader(databaseUrl: string, settings: HookSettings): Promise<pg.Client> {

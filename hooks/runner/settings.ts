@@ -30,6 +30,8 @@ const readers = {
   lockWaitSeconds: integer('HOOKS_LOCK_WAIT_SECONDS', 300, 0, 86_400),
   progressIntervalMs: integer('HOOKS_PROGRESS_INTERVAL_MS', 5000, 100, 3_600_000),
   inlineMaxRows: integer('HOOKS_INLINE_MAX_ROWS', 10_000, 0, Number.MAX_SAFE_INTEGER),
+  workers: integer('HOOKS_WORKERS', 1, 1, 64),
+  claimLeaseSeconds: integer('HOOKS_CLAIM_LEASE_SECONDS', 60, 1, 86_400),
 }
 
 /** Parse and validate all hook settings from `env`. Throws a UserError naming the bad variable. */

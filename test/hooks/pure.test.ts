@@ -178,6 +178,8 @@ describe('loadSettings', () => {
       lockWaitSeconds: 300,
       progressIntervalMs: 5000,
       inlineMaxRows: 10000,
+      workers: 1,
+      claimLeaseSeconds: 60,
       accountMappingFile: undefined,
     })
   })
@@ -188,6 +190,8 @@ describe('loadSettings', () => {
     ['HOOKS_BATCH_SIZE', '10.5'],
     ['HOOKS_BATCH_TARGET_MS', '-5'],
     ['HOOKS_LOCK_TIMEOUT_MS', '-1'],
+    ['HOOKS_WORKERS', '0'],
+    ['HOOKS_WORKERS', 'two'],
     ['HOOKS_MAX_RETRIES', '1e3'],
     ['HOOKS_SUBTASK_WINDOW_MS', '60s'],
   ])('rejects %s=%s naming the variable', (name, value) => {

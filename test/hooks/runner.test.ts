@@ -179,16 +179,18 @@ describe('failures', () => {
     expect(entry!.last_error).toContain(bad)
     expect(entry!.last_error).toContain('"train-a"')
     expect([...(await inDb(url, owned)).values()].every((r) => r.account_id === null)).toBe(true)
-    // Earlier backfills are done; later ones did not run.
+    // The other per-row backfills ran in the same pass and are done; the staged one after
+    // them (sub-task linking) did not run.
     expect((await state(url, 'parent-request-ids'))!.state).toBe('done')
-    expect(await state(url, 'system-hash')).toBeUndefined()
+    expect((await state(url, 'system-hash'))!.state).toBe('done')
+    expect(await state(url, 'subtask-links')).toBeUndefined()
     expect((await hookStatus(url, { env: { ACCOUNT_MAPPING_FILE: bad } })).clean).toBe(false)
 
     const good = mappingFile('{"train-a": "acc-A", "train-b": "acc-B"}')
     const fixed = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: good } })
     expect(fixed.ok).toBe(true)
     expect(await state(url, 'account-ids')).toMatchObject({ state: 'done', last_error: null })
-    expect((await state(url, 'system-hash'))!.state).toBe('done')
+    expect((await state(url, 'subtask-links'))!.state).toBe('done')
     const rows = await inDb(url, owned)
     expect(rows.get(req(3))!.account_id).toBe('acc-A')
     expect(rows.get(req(4))!.account_id).toBe('acc-B')

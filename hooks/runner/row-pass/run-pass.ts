@@ -1,0 +1,241 @@
+/**
+ * The row pass: every pending per-row backfill (row-rule.ts) in one walk of api_requests in
+ * physical order and one UPDATE per changed row, then a final pass for rows that concurrent
+ * updates moved behind the walk.
+ *
+ *  1. Each backfill is resolved against its own ledger entry as batch-runner.ts does it (a
+ *     version or input change starts it over; done ones stay done; a skip is recorded). The
+ *     rest take part.
+ *  2. The pass state (state.ts) is resumed when it was begun for exactly these participants;
+ *     otherwise a new pass begins from the first page. (Rows a previous pass already handled
+ *     are no longer pending: the new walk reads their cheap columns and moves on.)
+ *  3. HOOKS_WORKERS sessions of this process claim and walk chunks (walk.ts); runners in other
+ *     processes may join (`joinRowPass`). When no chunk is free, this runner waits for the
+ *     chunks others still hold, taking over any whose runner stopped sending heartbeats.
+ *  4. The final pass (catch-up.ts), then every participant is marked done and the state
+ *     dropped, in one transaction.
+ */
+import { hostname } from 'node:os'
+import type pg from 'pg'
+import { explain } from '../../../lib/errors.js'
+import { redact } from '../../../lib/redact.js'
+import { sleep } from '../../../lib/retry.js'
+import type { Backfill, HookSettings } from '../backfill.js'
+import { batchSizer } from '../batch-sizer.js'
+import type { BackfillSummary } from '../batch-runner.js'
+import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
+import { estimateRows } from '../key-walk.js'
+import { markDone, markFailed, markRunning, markStopped, readEntry, resetEntry, startStep } from '../ledger.js'
+import { setParameters } from '../parameters.js'
+import { startProgress } from '../progress.js'
+import { HIGH_WATER_SETTING } from '../high-water.js'
+import { runCatchUp } from './catch-up.js'
+import {
+  beginPass,
+  chunksLeft,
+  dropStateTables,
+  ensureStateTables,
+  type PassMember,
+  type PassState,
+  readPass,
+  sameMembers,
+  setPhase,
+} from './state.js'
+import type { Participant } from './sql.js'
+import { Tally } from './tally.js'
+import { type PassRun, runWalkWorker, type WorkerEnd } from './walk.js'
+
+export interface RowPassOptions {
+  settings: HookSettings
+  dryRun: boolean
+  log: (line: string) => void
+  tty: boolean
+  /** The read-ahead session of the main runner (none in a dry run). */
+  reader?: pg.ClientBase
+  /** Opens one more pair of sessions for another worker (HOOKS_WORKERS > 1). */
+  openWorkerSessions?: () => Promise<{ writer: pg.Client; reader: pg.Client }>
+  shouldStop?: () => string | undefined
+}
+
+/** The per-row backfills among `backfills`, in their order. */
+export const rowBackfills = (backfills: readonly Backfill[]): Backfill[] => backfills.filter((b) => b.row)
+
+/** This process's name in chunk claims: host, pid and worker number. */
+const runnerName = (worker: number) => `${hostname()}:${process.pid}:${worker}`
+
+interface Resolved {
+  summaries: Map<string, BackfillSummary>
+  members: PassMember[]
+  participants: Participant[]
+}
+
+/** Step 1: each backfill against its ledger entry; those left take part. */
+async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPassOptions): Promise<Resolved> {
+  const summaries = new Map<string, BackfillSummary>()
+  const members: PassMember[] = []
+  const participants: Participant[] = []
+  for (const backfill of backfills) {
+    const started = Date.now()
+    const summary: BackfillSummary = { name: backfill.name, outcome: 'done', changed: 0, skipped: 0, durationMs: 0 }
+    summaries.set(backfill.name, summary)
+    let prepared: Awaited<ReturnType<NonNullable<Backfill['prepare']>>>
+    try {
+      prepared = (await backfill.prepare?.(opts.settings)) ?? {}
+    } catch (error) {
+      const message = redact(explain(error))
+      if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
+      if (!opts.dryRun) await markFailed(client, backfill.name, message)
+      Object.assign(summary, {
+        outcome: 'failed',
+        error: message,
+        cause: error,
+        failureRecorded: !opts.dryRun,
+        durationMs: Date.now() - started,
+      })
+      continue
+    }
+    const configKey = prepared.configKey ?? null
+    let entry = await readEntry(client, backfill.name)
+    if (!entry || entry.version !== backfill.version || entry.configKey !== configKey) {
+      await resetEntry(client, backfill.name, backfill.version, configKey)
+      entry = (await readEntry(client, backfill.name))!
+    }
+    if (entry.state === 'done') {
+      Object.assign(summary, { outcome: 'already-done', note: entry.note ?? undefined })
+      continue
+    }
+    if (prepared.skip) {
+      await markDone(client, backfill.name, prepared.skip)
+      Object.assign(summary, { outcome: 'skipped', note: prepared.skip })
+      continue
+    }
+    members.push({ name: backfill.name, version: backfill.version, configKey })
+    participants.push({ name: backfill.name, rule: backfill.row!, input: prepared.input })
+  }
+  return { summaries, members, participants }
+}
+
+/** Step 2: resume the recorded pass if it is this one, else begin a new one. */
+async function passFor(client: pg.ClientBase, resolved: Resolved): Promise<PassState> {
+  // Each participant is recorded as running by this process; the pass's mark is the earliest.
+  const marks: string[] = []
+  for (const m of resolved.members) marks.push(await markRunning(client, m.name))
+  const { rows } = await client.query<{ mark: string }>(`select min(m)::text as mark from unnest($1::timestamptz[]) m`, [marks])
+  await ensureStateTables(client)
+  const recorded = await readPass(client)
+  if (recorded && sameMembers(recorded.members, resolved.members)) return recorded
+  return beginPass(client, resolved.members, rows[0].mark)
+}
+
+export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], opts: RowPassOptions): Promise<BackfillSummary[]> {
+  const started = Date.now()
+  const resolved = await resolve(client, backfills, opts)
+  const ordered = () => backfills.map((b) => resolved.summaries.get(b.name)!)
+  if (resolved.participants.length === 0) return ordered()
+  const names = resolved.participants.map((p) => p.name)
+  const finish = (outcome: BackfillSummary['outcome'], extra: Partial<BackfillSummary> = {}, tally?: Tally) => {
+    resolved.participants.forEach((p, i) => {
+      Object.assign(resolved.summaries.get(p.name)!, { outcome, durationMs: Date.now() - started, ...extra })
+      if (tally) Object.assign(resolved.summaries.get(p.name)!, { changed: tally.changed[i], skipped: tally.skipped[i] })
+    })
+    return ordered()
+  }
+
+  const extra: { writer: pg.Client; reader: pg.Client }[] = []
+  let gin: GinMerger = NO_GIN_MERGES
+  const tally = new Tally(resolved.participants)
+  try {
+    const pass = await passFor(client, resolved)
+    const reader = opts.reader && !opts.dryRun ? opts.reader : client
+    await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
+    const total = await estimateRows(client)
+    const label = `row pass (${names.join(', ')})`
+    if (!opts.dryRun)
+      for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up' || pass.catchUpAfter !== null)
+    gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
+    const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
+    let walked = 0
+    const run: PassRun = {
+      participants: resolved.participants,
+      pass,
+      settings: opts.settings,
+      dryRun: opts.dryRun,
+      sizer: batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs),
+      gin,
+      tally,
+      log: opts.log,
+      onWalked: (rows, batchRows) => {
+        walked += rows
+        progress.update(walked, batchRows)
+      },
+      shouldStop: opts.shouldStop,
+    }
+    try {
+      if (pass.phase === 'walk') {
+        const workers = opts.dryRun ? 1 : opts.settings.workers
+        for (let w = 1; w < workers && opts.openWorkerSessions; w++) {
+          const sessions = await opts.openWorkerSessions()
+          await setParameters(sessions.reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
+          extra.push(sessions)
+        }
+        const ends: WorkerEnd[] = await Promise.all([
+          runWalkWorker(run, client, reader, runnerName(0)),
+          ...extra.map((s, i) => runWalkWorker(run, s.writer, s.reader, runnerName(i + 1))),
+        ])
+        const stopped = ends.find((e): e is { stopped: string } => e !== 'finished')
+        if (stopped) {
+          await gin.settled()
+          if (!opts.dryRun) for (const name of names) await markStopped(client, name, stopped.stopped)
+          return finish('stopped', { note: stopped.stopped }, tally)
+        }
+        // Chunks other runners still hold: wait for them, taking over a dead one's.
+        for (;;) {
+          const { left } = await chunksLeft(client)
+          if (left === 0) break
+          const stop = opts.shouldStop?.()
+          if (stop) {
+            if (!opts.dryRun) for (const name of names) await markStopped(client, name, stop)
+            return finish('stopped', { note: stop }, tally)
+          }
+          await sleep(1000)
+          const end = await runWalkWorker(run, client, reader, runnerName(0))
+          if (end !== 'finished') {
+            if (!opts.dryRun) for (const name of names) await markStopped(client, name, end.stopped)
+            return finish('stopped', { note: end.stopped }, tally)
+          }
+        }
+        await setPhase(client, 'catch-up')
+      }
+      await runCatchUp(run, client, reader)
+      await gin.settled()
+      if (!opts.dryRun) {
+        await client.query('begin')
+        try {
+          for (const name of names) await markDone(client, name)
+          await dropStateTables(client)
+          await client.query('commit')
+        } catch (error) {
+          await client.query('rollback').catch(() => {})
+          throw error
+        }
+      }
+      return finish('done', {}, tally)
+    } finally {
+      progress.stop()
+    }
+  } catch (error) {
+    await gin.settled()
+    const message = redact(explain(error))
+    let failureRecorded = false
+    if (!opts.dryRun) {
+      failureRecorded = true
+      for (const name of names) await markFailed(client, name, message).catch(() => (failureRecorded = false))
+    }
+    return finish('failed', { error: message, cause: error, failureRecorded }, tally)
+  } finally {
+    for (const s of extra) {
+      await s.writer.end().catch(() => {})
+      await s.reader.end().catch(() => {})
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The row pass's SQL, built from the participating rules (hooks/runner/row-rule.ts): one read
+ * that evaluates every rule on the same rows, and one UPDATE that writes all their columns.
+ * Column names of the reading are prefixed per rule (`r0_…`, `r1_…`), so rules never collide.
+ */
+import { preExisting } from '../high-water.js'
+import type { RowRule } from '../row-rule.js'
+import { XID_TABLE } from './state.js'
+
+export interface Participant {
+  /** The backfill's name (its ledger key). */
+  name: string
+  rule: RowRule
+  /** The backfill's prepared input (JSON), bound where its SQL says `:input`. */
+  input: unknown
+}
+
+/** A statement and the values of its parameters after the fixed ones. */
+export interface Template {
+  sql: string
+  /** Extra parameters (the rules' inputs), numbered after the statement's fixed ones. */
+  params: unknown[]
+}
+
+const prefix = (i: number) => `r${i}_`
+
+/** Replace `:input` in each rule's SQL by a jsonb parameter, numbered from `first`. */
+function bindInputs(participants: Participant[], first: number): { fragment: (i: number, sql: string) => string; params: unknown[] } {
+  const params: unknown[] = []
+  // Per participant: the number of its input parameter, or 0 when its SQL uses none.
+  const numbers = participants.map((p) => {
+    const uses = [p.rule.pending, p.rule.catchUp, ...Object.values(p.rule.read)].some((s) => s.includes(':input'))
+    if (!uses) return 0
+    params.push(JSON.stringify(p.input ?? null))
+    return first + params.length - 1
+  })
+  return { fragment: (i, sql) => (numbers[i] ? sql.replaceAll(':input', `$${numbers[i]}::jsonb`) : sql), params }
+}
+
+/** The select list: per rule, whether the row is pending, and its read expressions only if so. */
+function readList(participants: Participant[], fragment: (i: number, sql: string) => string): string {
+  const items = ['a.ctid::text as tid', 'a.request_id::text as id']
+  participants.forEach((p, i) => {
+    const pending = `(${fragment(i, p.rule.pending)})`
+    items.push(`coalesce(${pending}, false) as ${prefix(i)}pending`)
+    for (const [name, expr] of Object.entries(p.rule.read))
+      items.push(`case when ${pending} then ${fragment(i, expr)} end as ${prefix(i)}${name}`)
+    if (p.rule.guard === 'unchanged') items.push(`case when ${pending} then a.${p.rule.column} end as ${prefix(i)}old`)
+  })
+  return items.join(',\n    ')
+}
+
+/** The row's current version was not written by the pass itself (state.ts, XID_TABLE). */
+const notOwnWrite = `not exists (select 1 from ${XID_TABLE} w where xid(w.xid) = a.xmin)`
+
+function anyPending(participants: Participant[], fragment: (i: number, sql: string) => string): string {
+  return participants.map((p, i) => `coalesce((${fragment(i, p.rule.pending)}), false)`).join(' or ')
+}
+
+/**
+ * Read the rows of pages [$1, $2) that any rule needs — a TID range scan, so the heap is read
+ * in physical order whatever its size — leaving out rows the application inserted after the
+ * backfill started (high-water.ts).
+ */
+export function walkRead(participants: Participant[]): Template {
+  const { fragment, params } = bindInputs(participants, 3)
+  return {
+    sql: `select ${readList(participants, fragment)}
+  from public.api_requests a
+  where a.ctid >= format('(%s,0)', $1::bigint)::tid and a.ctid < format('(%s,0)', $2::bigint)::tid
+    and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})`,
+    params,
+  }
+}
+
+/**
+ * The final pass: rows that may still be pending (each rule's index-served `catchUp`) and whose
+ * current version was written after the walk began (`xmin` at or after $3, the oldest
+ * transaction running when it began): only such a row can have moved behind the walk. By key,
+ * after $1, at most $2 rows.
+ */
+export function catchUpRead(participants: Participant[]): Template {
+  const { fragment, params } = bindInputs(participants, 4)
+  const candidates = participants.map((p, i) => `(${fragment(i, p.rule.catchUp)})`).join(' or ')
+  return {
+    sql: `select ${readList(participants, fragment)}
+  from public.api_requests a
+  where (${candidates})
+    and age(a.xmin) <= age(xid($3::xid8))
+    and ($1::uuid is null or a.request_id > $1::uuid)
+    and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})
+  order by a.request_id
+  limit $2`,
+    params,
+  }
+}
+
+/** The guard of a rule, on the row `a` and the batch record `v`. */
+function guard(p: Participant, i: number): string {
+  const col = `a.${p.rule.column}`
+  return p.rule.guard === 'still-null' ? `${col} is null` : `${col} is not distinct from v.${prefix(i)}old`
+}
+
+/**
+ * One UPDATE for the whole batch: every row once, every rule's column set where that rule has a
+ * value for the row and its guard still holds. `byTid`: rows are found by their ctid (the walk;
+ * a row the application moved since the read is not found, and is left to the final pass), else
+ * by request_id. Returns, per row, which rules' values it now holds.
+ */
+export function batchWrite(participants: Participant[], byTid: boolean): string {
+  const fields = ['tid tid', 'id uuid']
+  const sets: string[] = []
+  const wanted: string[] = []
+  const returning: string[] = []
+  participants.forEach((p, i) => {
+    const r = prefix(i)
+    fields.push(`${r}set boolean`, `${r}value ${p.rule.type}`)
+    if (p.rule.guard === 'unchanged') fields.push(`${r}old ${p.rule.type}`)
+    const applies = `coalesce(v.${r}set, false) and ${guard(p, i)}`
+    sets.push(`${p.rule.column} = case when ${applies} then v.${r}value else a.${p.rule.column} end`)
+    wanted.push(`(${applies})`)
+    returning.push(`coalesce(v.${r}set, false) and a.${p.rule.column} is not distinct from v.${r}value as ${r}written`)
+  })
+  const match = byTid ? 'a.ctid = v.tid and a.request_id = v.id' : 'a.request_id = v.id'
+  return `update public.api_requests a set ${sets.join(',\n    ')}
+  from jsonb_to_recordset($1::jsonb) as v(${fields.join(', ')})
+  where ${match} and ${preExisting('a')} and (${wanted.join(' or ')})
+  returning ${returning.join(', ')}`
+}
+
+export { prefix as rulePrefix }

@@ -1,0 +1,204 @@
+/**
+ * The row pass's shared state, in the hooks' schema, so that any runner on any machine can see
+ * it, join it and take over a dead runner's part:
+ *  - `row_pass`: the one pass in progress — which backfills (at which version and input) take
+ *    part, the high-water mark, the oldest transaction running when it began, the heap's size
+ *    then, and its phase (walk, then catch-up);
+ *  - `row_pass_chunks`: the heap split into page ranges. A runner claims a chunk (a lease:
+ *    its name and a heartbeat), walks it batch by batch — each batch's writes and the chunk's
+ *    new position commit in one transaction — and marks it done. A chunk whose heartbeat is
+ *    older than the lease is free again: its runner died, and whoever claims it next resumes
+ *    at its recorded position;
+ *  - `row_pass_writes`: the transaction id of every batch that wrote rows (see XID_TABLE).
+ * Both tables are dropped when the pass completes.
+ */
+import type pg from 'pg'
+import { LEDGER_SCHEMA } from '../ledger.js'
+
+export const PASS_TABLE = `${LEDGER_SCHEMA}.row_pass`
+export const CHUNK_TABLE = `${LEDGER_SCHEMA}.row_pass_chunks`
+/**
+ * The transactions of the pass's own writes. A row version one of them wrote was handled by
+ * every rule already: the walk must not count it again where an UPDATE moved it to a page
+ * not yet walked, and the final pass must not take it for a row the application moved.
+ */
+export const XID_TABLE = `${LEDGER_SCHEMA}.row_pass_writes`
+
+/** Who takes part: a participant's identity as the ledger knows it. */
+export interface PassMember {
+  name: string
+  version: number
+  configKey: string | null
+}
+
+export interface PassState {
+  members: PassMember[]
+  highWater: string
+  /** Oldest transaction id (xid8, as text) running when the walk began. */
+  xminThreshold: string
+  totalPages: number
+  rowsPerPage: number
+  phase: 'walk' | 'catch-up'
+  /** The catch-up's last key done (null: from the start). */
+  catchUpAfter: string | null
+}
+
+export interface Chunk {
+  chunk: number
+  firstPage: number
+  endPage: number
+  nextPage: number
+}
+
+export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
+  await client.query(`create table if not exists ${PASS_TABLE} (
+    id integer primary key default 1 check (id = 1),
+    members jsonb not null,
+    high_water timestamptz not null,
+    xmin_threshold xid8 not null,
+    total_pages bigint not null,
+    rows_per_page float8 not null,
+    phase text not null check (phase in ('walk', 'catch-up')),
+    catch_up_after uuid,
+    started_at timestamptz not null default now()
+  )`)
+  await client.query(`create table if not exists ${CHUNK_TABLE} (
+    chunk integer primary key,
+    first_page bigint not null,
+    end_page bigint not null,
+    next_page bigint not null,
+    done boolean not null default false,
+    claimed_by text,
+    heartbeat_at timestamptz
+  )`)
+  await client.query(`create table if not exists ${XID_TABLE} (xid xid8 primary key)`)
+}
+
+/** Inside a batch transaction that wrote rows: its transaction id is the pass's own. */
+export async function recordOwnWrite(client: pg.ClientBase): Promise<void> {
+  await client.query(`insert into ${XID_TABLE} (xid) values (pg_current_xact_id()) on conflict do nothing`)
+}
+
+export async function readPass(client: pg.ClientBase): Promise<PassState | null> {
+  const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [PASS_TABLE])
+  if (!rows[0].ok) return null
+  const { rows: pass } = await client.query(
+    `select members, high_water::text, xmin_threshold::text, total_pages::float8, rows_per_page, phase, catch_up_after::text from ${PASS_TABLE}`,
+  )
+  const r = pass[0]
+  if (!r) return null
+  return {
+    members: r.members,
+    highWater: r.high_water,
+    xminThreshold: r.xmin_threshold,
+    totalPages: Number(r.total_pages),
+    rowsPerPage: r.rows_per_page,
+    phase: r.phase,
+    catchUpAfter: r.catch_up_after,
+  }
+}
+
+/** Whether a recorded pass is the one these members need (same backfills, versions, inputs). */
+export function sameMembers(a: PassMember[], b: PassMember[]): boolean {
+  const key = (m: PassMember[]) =>
+    JSON.stringify([...m].sort((x, y) => x.name.localeCompare(y.name)).map((x) => [x.name, x.version, x.configKey]))
+  return key(a) === key(b)
+}
+
+/**
+ * Begin a pass: the heap's size now, split into chunks of about `chunkPages` pages. Rows on
+ * pages beyond it are newer than the walk (or moved there later): the final pass covers them.
+ */
+export async function beginPass(client: pg.ClientBase, members: PassMember[], highWater: string): Promise<PassState> {
+  await client.query(`delete from ${CHUNK_TABLE}`)
+  await client.query(`delete from ${XID_TABLE}`)
+  await client.query(`delete from ${PASS_TABLE}`)
+  const { rows } = await client.query<{ pages: string; rows_per_page: number; xmin: string }>(
+    `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages,
+            case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page,
+            pg_snapshot_xmin(pg_current_snapshot())::text as xmin
+       from pg_class c where c.oid = 'public.api_requests'::regclass`,
+  )
+  const totalPages = Number(rows[0].pages)
+  const rowsPerPage = rows[0].rows_per_page
+  // About 64 chunks: enough for several runners to share, few enough to claim cheaply.
+  const chunkPages = Math.min(16_384, Math.max(8, Math.ceil(totalPages / 64)))
+  await client.query(
+    `insert into ${PASS_TABLE} (members, high_water, xmin_threshold, total_pages, rows_per_page, phase)
+     values ($1::jsonb, $2::timestamptz, $3::xid8, $4, $5, 'walk')`,
+    [JSON.stringify(members), highWater, rows[0].xmin, totalPages, rowsPerPage],
+  )
+  await client.query(
+    `insert into ${CHUNK_TABLE} (chunk, first_page, end_page, next_page)
+     select g, g * $1::bigint, least((g + 1) * $1::bigint, $2::bigint), g * $1::bigint
+       from generate_series(0, greatest(ceil($2::float8 / $1::bigint)::int - 1, 0)) g`,
+    [chunkPages, totalPages],
+  )
+  return { members, highWater, xminThreshold: rows[0].xmin, totalPages, rowsPerPage, phase: 'walk', catchUpAfter: null }
+}
+
+/**
+ * Claim the first chunk that is not done and free: unclaimed, ours already, or its runner's
+ * heartbeat is older than `leaseSeconds` (a dead runner). SKIP LOCKED: two runners claiming at
+ * once never wait for each other, and never get the same chunk.
+ */
+export async function claimChunk(client: pg.ClientBase, runner: string, leaseSeconds: number): Promise<Chunk | null> {
+  const { rows } = await client.query(
+    `update ${CHUNK_TABLE} c set claimed_by = $1, heartbeat_at = now()
+      where c.chunk = (
+        select chunk from ${CHUNK_TABLE}
+         where not done and (claimed_by is null or claimed_by = $1 or heartbeat_at < now() - make_interval(secs => $2))
+         order by chunk limit 1 for update skip locked)
+     returning chunk, first_page::float8, end_page::float8, next_page::float8`,
+    [runner, leaseSeconds],
+  )
+  const r = rows[0]
+  return r ? { chunk: r.chunk, firstPage: Number(r.first_page), endPage: Number(r.end_page), nextPage: Number(r.next_page) } : null
+}
+
+/**
+ * Inside a batch transaction: the chunk's new position (done at its end), and the heartbeat.
+ * Only while this runner still holds the claim — a runner that was presumed dead and lost its
+ * chunk gets false, and its transaction must roll back.
+ */
+export async function advanceChunk(
+  client: pg.ClientBase,
+  chunk: number,
+  runner: string,
+  nextPage: number,
+  done: boolean,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `update ${CHUNK_TABLE} set next_page = $3, done = $4, heartbeat_at = now(), claimed_by = case when $4 then null else claimed_by end
+      where chunk = $1 and claimed_by = $2`,
+    [chunk, runner, nextPage, done],
+  )
+  return rowCount === 1
+}
+
+/** Keep a claim alive while a batch is slow to come (e.g. a long read). */
+export async function heartbeat(client: pg.ClientBase, runner: string): Promise<void> {
+  await client.query(`update ${CHUNK_TABLE} set heartbeat_at = now() where claimed_by = $1 and not done`, [runner])
+}
+
+/** Chunks not done yet, and how many of them other live runners hold. */
+export async function chunksLeft(client: pg.ClientBase): Promise<{ left: number; pagesDone: number }> {
+  const { rows } = await client.query(
+    `select count(*) filter (where not done)::int as left, coalesce(sum(next_page - first_page), 0)::float8 as pages_done from ${CHUNK_TABLE}`,
+  )
+  return { left: rows[0].left, pagesDone: Number(rows[0].pages_done) }
+}
+
+export async function setPhase(client: pg.ClientBase, phase: 'catch-up'): Promise<void> {
+  await client.query(`update ${PASS_TABLE} set phase = $1`, [phase])
+}
+
+export async function saveCatchUpCursor(client: pg.ClientBase, after: string): Promise<void> {
+  await client.query(`update ${PASS_TABLE} set catch_up_after = $1::uuid`, [after])
+}
+
+export async function dropStateTables(client: pg.ClientBase): Promise<void> {
+  await client.query(`drop table if exists ${CHUNK_TABLE}`)
+  await client.query(`drop table if exists ${XID_TABLE}`)
+  await client.query(`drop table if exists ${PASS_TABLE}`)
+}

@@ -1,0 +1,159 @@
+/**
+ * One worker of the walk: claims chunks of the heap (state.ts) and walks each in page order,
+ * batch by batch. The next batch is read — outside any transaction, on the worker's reader
+ * session — while the current one is written; each write is one short transaction holding the
+ * UPDATE, the chunk's new position and the participants' ledger progress, so a kill at any
+ * moment loses nothing and repeats nothing.
+ */
+import type pg from 'pg'
+import { sleep } from '../../../lib/retry.js'
+import type { HookSettings } from '../backfill.js'
+import type { BatchSizer } from '../batch-sizer.js'
+import type { GinMerger } from '../gin-pending.js'
+import { inBatchTransaction } from '../transaction.js'
+import { computeBatch } from './compute.js'
+import { advanceChunk, type Chunk, CHUNK_TABLE, claimChunk, type PassState, recordOwnWrite } from './state.js'
+import { batchWrite, type Participant, rulePrefix, walkRead } from './sql.js'
+import { type BatchCounts, saveBatchProgress, type Tally } from './tally.js'
+
+/** Everything the workers of one process share. */
+export interface PassRun {
+  participants: Participant[]
+  pass: PassState
+  settings: HookSettings
+  dryRun: boolean
+  /** Adaptive batch size, fed by every worker's transactions (all workers counted together). */
+  sizer: BatchSizer
+  gin: GinMerger
+  tally: Tally
+  log: (line: string) => void
+  /** Rows (estimated from pages) walked by this process, for the progress display. */
+  onWalked: (rows: number, batchRows: number) => void
+  shouldStop?: () => string | undefined
+}
+
+export type WorkerEnd = 'finished' | { stopped: string }
+
+/** A batch whose chunk another runner took over (this one was presumed dead): rolled back. */
+class ClaimLost extends Error {}
+
+/** Run one UPDATE for the batch's records; how many rows now hold each participant's value. */
+export async function writeRecords(
+  client: pg.ClientBase,
+  participants: Participant[],
+  records: Record<string, unknown>[],
+  byTid: boolean,
+): Promise<BatchCounts> {
+  const written = participants.map(() => 0)
+  if (records.length === 0) return { written, rows: 0 }
+  const { rows } = await client.query(batchWrite(participants, byTid), [JSON.stringify(records)])
+  if (rows.length > 0) await recordOwnWrite(client)
+  for (const row of rows) {
+    for (const i of participants.keys()) if (row[`${rulePrefix(i)}written`]) written[i]++
+  }
+  return { written, rows: rows.length }
+}
+
+interface ReadBatch {
+  from: number
+  to: number
+  rowsEstimate: number
+  rows: Record<string, unknown>[]
+}
+
+/** Claim and walk chunks until none is free, or a stop is asked for. */
+export async function runWalkWorker(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase, runner: string): Promise<WorkerEnd> {
+  const read = walkRead(run.participants)
+  for (;;) {
+    const chunk = await claimChunk(writer, runner, run.settings.claimLeaseSeconds)
+    if (!chunk) return 'finished'
+    const end = await walkChunk(run, writer, reader, runner, chunk, read)
+    if (end !== 'finished') return end
+  }
+}
+
+async function walkChunk(
+  run: PassRun,
+  writer: pg.ClientBase,
+  reader: pg.ClientBase,
+  runner: string,
+  chunk: Chunk,
+  read: { sql: string; params: unknown[] },
+): Promise<WorkerEnd> {
+  const { settings, dryRun, pass } = run
+  const pipelined = reader !== writer
+  const readFrom = (from: number): Promise<ReadBatch> => {
+    const rowsWanted = run.sizer.size()
+    const to = Math.min(chunk.endPage, from + Math.max(1, Math.round(rowsWanted / Math.max(pass.rowsPerPage, 1))))
+    const p = reader
+      .query(read.sql, [from, to, ...read.params])
+      .then(({ rows }) => ({ from, to, rowsEstimate: Math.round((to - from) * pass.rowsPerPage), rows }))
+    p.catch(() => {}) // observed below; never an unhandled rejection
+    return p
+  }
+  let ahead: Promise<ReadBatch> | null = chunk.nextPage < chunk.endPage ? readFrom(chunk.nextPage) : null
+  if (!ahead) {
+    // An empty range (the heap shrank, or a resumed chunk at its end): just mark it done.
+    await advanceChunk(writer, chunk.chunk, runner, chunk.endPage, true)
+    return 'finished'
+  }
+  try {
+    while (ahead) {
+      const batch = await ahead
+      ahead = null
+      const last = batch.to >= chunk.endPage
+      const computed = computeBatch(run.participants, batch.rows)
+      // Read the next range while this one is written: the ranges are disjoint.
+      if (pipelined && !last) ahead = readFrom(batch.to)
+      let counts: BatchCounts
+      try {
+        counts = await inBatchTransaction(
+          writer,
+          {
+            settings,
+            dryRun,
+            deferGinMerge: run.gin.active(),
+            highWater: pass.highWater,
+            onRetry: (attempt, delay) =>
+              run.log(`row pass: batch waited too long for a lock; retry ${attempt}/${settings.maxRetries} in ${delay} ms`),
+            onCommitted: (txnMs) => run.sizer.observe(txnMs, Math.max(batch.rowsEstimate, 1)),
+          },
+          async () => {
+            const c = await writeRecords(writer, run.participants, computed.records, true)
+            if (!dryRun) {
+              if (!(await advanceChunk(writer, chunk.chunk, runner, batch.to, last))) throw new ClaimLost()
+              const cursor = { chunk: chunk.chunk, page: batch.to }
+              await saveBatchProgress(writer, run.participants, 'walk', cursor, c, computed.counts, batch.rowsEstimate)
+            }
+            return c
+          },
+        )
+      } catch (error) {
+        if (!(error instanceof ClaimLost)) throw error
+        run.log(
+          `row pass: chunk ${chunk.chunk} was taken over by another runner (no heartbeat for ${settings.claimLeaseSeconds} s); moving on.`,
+        )
+        await ahead?.catch(() => {})
+        return 'finished'
+      }
+      // A dry run's batch was rolled back whole; its position is kept in the outer transaction.
+      if (dryRun) await advanceChunk(writer, chunk.chunk, runner, batch.to, last)
+      run.tally.add(counts, computed.counts)
+      run.gin.afterBatch(counts.rows, last)
+      run.onWalked(batch.rowsEstimate, batch.rowsEstimate)
+      if (last) break
+      const stop = run.shouldStop?.()
+      if (stop) {
+        await ahead?.catch(() => {})
+        // Free the chunk at once: another runner may resume it from its recorded position.
+        await writer.query(`update ${CHUNK_TABLE} set claimed_by = null where chunk = $1 and claimed_by = $2`, [chunk.chunk, runner])
+        return { stopped: stop }
+      }
+      if (!ahead) ahead = readFrom(batch.to)
+      if (settings.batchDelayMs > 0) await sleep(settings.batchDelayMs)
+    }
+    return 'finished'
+  } finally {
+    await ahead?.catch(() => {})
+  }
+}
