@@ -17,9 +17,10 @@ import { isMainModule } from '../lib/entry-point.js'
 import { explain, reportFatal, UserError } from '../lib/errors.js'
 import { redact } from '../lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
-import type { Backfill } from './runner/backfill.js'
+import type pg from 'pg'
+import type { Backfill, HookSettings } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
-import { rowBackfills, runRowPass } from './runner/row-pass/run-pass.js'
+import { joinRowPass, rowBackfills, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
 import { connect, connectReader, tableExists } from './runner/sessions.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
@@ -60,9 +61,11 @@ export interface RunHooksOptions {
   /**
    * When another process holds the hooks lock: 'wait' for it (up to HOOKS_LOCK_WAIT_SECONDS,
    * the default), or 'report' where that run stands and return at once with `busy` set —
-   * what a deploy wants: the work is being done, by someone else.
+   * what a deploy wants: the work is being done, by someone else — or 'join': help that run's
+   * row pass with HOOKS_WORKERS sessions until its walk has no free chunk (what a second
+   * `db:backfill` does), reporting as 'report' when there is nothing to join.
    */
-  ifBusy?: 'wait' | 'report'
+  ifBusy?: 'wait' | 'report' | 'join'
   /** Asked after every committed batch; a reason (e.g. "SIGTERM") ends the run there, resumable. */
   shouldStop?: () => string | undefined
   /**
@@ -75,8 +78,10 @@ export interface RunHooksOptions {
 
 export interface RunHooksResult {
   ok: boolean
-  /** Another process is running the backfills (ifBusy: 'report'); nothing was done here. */
+  /** Another process is running the backfills (ifBusy: 'report' or 'join'). */
   busy?: boolean
+  /** This process helped that process's row pass (ifBusy: 'join'). */
+  joined?: boolean
   /** Stopped on request after a committed batch; the next run resumes. */
   stopped?: boolean
   summaries: BackfillSummary[]
@@ -145,9 +150,10 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     // The hooks' own bound on every statement of this session (the ledger, estimates), not the
     // role's: batches set theirs per transaction, maintenance its own.
     await setParameters(client, { statement_timeout: `${settings.statementTimeoutMs}ms` }, 'session')
-    if (opts.ifBusy === 'report') {
+    if (opts.ifBusy === 'report' || opts.ifBusy === 'join') {
       if (!(await tryAdvisoryLock(client, HOOKS_LOCK_KEY))) {
         result.busy = true
+        if (opts.ifBusy === 'join' && !dryRun && (await joinBusyRun(client, opts, settings, backfills, log, tty, result))) return result
         const status = await hookStatus(opts.databaseUrl, { backfills: opts.backfills, env: opts.env })
         log('Migration hooks: another process is running the backfills; not waiting for it. Where they stand:')
         for (const line of status.lines) log(line)
@@ -244,6 +250,51 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       await releaseHooksLock(client).catch(() => {})
       await client.end().catch(() => {})
     }
+  }
+}
+
+/**
+ * Another process holds the hooks lock: help its row pass if it is walking (joinRowPass), and
+ * say so. False when there is nothing this process can join.
+ */
+async function joinBusyRun(
+  client: pg.ClientBase,
+  opts: RunHooksOptions,
+  settings: HookSettings,
+  backfills: Backfill[],
+  log: (line: string) => void,
+  tty: boolean,
+  result: RunHooksResult,
+): Promise<boolean> {
+  if (opts.only?.length || !(await tableExists(client, 'public.api_requests'))) return false
+  let reader: pg.Client | undefined
+  try {
+    reader = await connectReader(opts.databaseUrl, settings)
+    const joined = await joinRowPass(client, backfills, {
+      settings,
+      dryRun: false,
+      log,
+      tty,
+      reader,
+      shouldStop: opts.shouldStop,
+      openWorkerSessions: async () => ({
+        writer: await connect(opts.databaseUrl, 'migration hooks worker'),
+        reader: await connectReader(opts.databaseUrl, settings),
+      }),
+    })
+    if (joined.refused) {
+      log(`Migration hooks: another process is running the backfills, and this one cannot help: ${joined.refused}.`)
+      return false
+    }
+    result.joined = true
+    result.summaries = joined.summaries
+    result.stopped = joined.summaries.some((s) => s.outcome === 'stopped')
+    const width = Math.max(0, ...joined.summaries.map((s) => s.name.length))
+    log('Migration hooks: helped the row pass of the process that holds the hooks lock; it finishes the backfills:')
+    for (const s of joined.summaries) log(`  ${s.name.padEnd(width)}  changed ${s.changed}, skipped ${s.skipped}`)
+    return true
+  } finally {
+    await reader?.end().catch(() => {})
   }
 }
 

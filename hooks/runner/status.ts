@@ -10,6 +10,7 @@ import { connect, tableExists } from './sessions.js'
 import { HOOKS_LOCK_KEY } from './hooks-lock.js'
 import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
 import { formatDuration } from './progress.js'
+import { describePass } from './row-pass/state.js'
 import { loadSettings } from './settings.js'
 
 export interface HookStatus {
@@ -114,6 +115,7 @@ export async function backfillStatus(
       if (!ok) clean = false
       lines.push(`  ${backfill.name.padEnd(width)}  ${text}`)
     }
+    lines.push(...(await describePass(client)))
     return { clean, lines }
   } finally {
     await client.end().catch(() => {})

@@ -150,7 +150,8 @@ const commands: Record<string, Command> = {
     const hooks = await runHooks({
       databaseUrl: urls.databaseUrl,
       shadow: false,
-      ifBusy: args.includes('--wait') ? 'wait' : 'report',
+      // Busy: help the running row pass (HOOKS_WORKERS sessions), else report where it stands.
+      ifBusy: args.includes('--wait') ? 'wait' : 'join',
       schemaChanged: false,
       only,
       shouldStop: () => stop,

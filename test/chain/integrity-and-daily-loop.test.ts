@@ -11,8 +11,11 @@ import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { cleanEnv, graphileMigrate, projectCopy, PROJECT_ROOT } from '../helpers/project.js'
 import { chainProblems, readCommittedChain } from '../../scripts/verify/chain.js'
 import { computeSystemHash } from '../../hooks/rules/system-prompt-hash.js'
-import { startDb, waitFor } from '../helpers/drills.js'
+import { nextMigrationNumber, startDb, waitFor } from '../helpers/drills.js'
 import { firstRequest, insertRows, req } from '../hooks/support/fixtures.js'
+
+/** The number the daily-loop test's commit gets (the chain's length + 1). */
+const NEW = nextMigrationNumber()
 
 const BLANK = readFileSync(join(PROJECT_ROOT, 'migrations', 'current.sql'), 'utf8')
 
@@ -79,25 +82,25 @@ describe('the daily loop', () => {
     const commit = await graphileMigrate(['commit', '--message', 'add widgets'], db.env, dir)
     expect(commit.exitCode, commit.all).toBe(0)
     const committedDir = join(dir, 'migrations', 'committed')
-    expect(readdirSync(committedDir)).toContain('000016-add-widgets.sql')
+    expect(readdirSync(committedDir)).toContain(`${NEW}-add-widgets.sql`)
     const chain = readCommittedChain(join(dir, 'migrations'))
-    expect(chain).toHaveLength(16)
+    expect(chain).toHaveLength(Number(NEW))
     expect(chainProblems(chain)).toEqual([])
     expect(chain[15]!.body).toMatch(/create table if not exists widgets/)
     expect(readFileSync(join(dir, 'migrations', 'current.sql'), 'utf8')).toBe(BLANK)
     // The shadow rebuild regenerated the scratch copy's schema snapshot.
     expect(readFileSync(join(dir, 'schema', 'schema.sql'), 'utf8')).toMatch(/CREATE TABLE public\.widgets/)
     const recorded = await withClient(db.databaseUrl, (c) =>
-      c.query(`select hash from graphile_migrate.migrations where filename = '000016.sql'`),
+      c.query(`select hash from graphile_migrate.migrations where filename = $1`, [`${NEW}.sql`]),
     )
     expect(recorded.rows[0]?.hash).toBe(chain[15]!.recordedHash)
 
     const uncommit = await graphileMigrate(['uncommit'], db.env, dir)
     expect(uncommit.exitCode, uncommit.all).toBe(0)
-    expect(readdirSync(committedDir)).not.toContain('000016-add-widgets.sql')
+    expect(readdirSync(committedDir)).not.toContain(`${NEW}-add-widgets.sql`)
     expect(readFileSync(join(dir, 'migrations', 'current.sql'), 'utf8')).toMatch(/create table if not exists widgets/)
     const after = await withClient(db.databaseUrl, (c) =>
-      c.query(`select count(*)::int as n from graphile_migrate.migrations where filename = '000016.sql'`),
+      c.query(`select count(*)::int as n from graphile_migrate.migrations where filename = $1`, [`${NEW}.sql`]),
     )
     expect(after.rows[0].n).toBe(0)
   })

@@ -159,14 +159,10 @@ describe('SIGKILL during the backfills', () => {
     // One row per batch and a pause between batches: every backfill is killable mid-way.
     const slow = { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' }
 
-    const killPoints: Array<{ name: string; steps?: string[] }> = [
-      { name: 'task-invocations' },
-      { name: 'subtask-links', steps: ['scan-rows', 'conversation-texts', 'scan-calls'] },
-      { name: 'subtask-links', steps: ['match', 'number', 'apply'] },
-      { name: 'parent-request-ids' },
-    ]
+    // The per-row backfills run in one pass (task-invocations, parent-request-ids, system-hash
+    // share its batches); sub-task linking runs after it, in steps.
     const log: string[] = []
-    for (const point of killPoints) {
+    const killAt = async (point: { name: string; steps?: string[] }) => {
       const run = startDb(['migrate'], slow)
       const hit = await waitFor(
         async () =>
@@ -187,40 +183,51 @@ describe('SIGKILL during the backfills', () => {
           point.name === 'task-invocations' ? undefined : reference.databaseUrl,
         )
     }
+    // Killed inside a batch transaction, after the batch wrote its rows: hold the ledger row, so
+    // the next batch of the row pass updates its rows and then waits to record system-hash's cursor.
+    const killInsideBatch = async () => {
+      const run = startDb(['migrate'], slow)
+      const part = await waitFor(
+        async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash' && e.state === 'running' && e.cursor !== null),
+        { what: 'system-hash to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
+      )
+      const holder = await holdTransaction(db.databaseUrl, [
+        `select 1 from migration_hooks.backfills where name = 'system-hash' for update`,
+      ])
+      let cursorWhenHeld: unknown
+      try {
+        cursorWhenHeld = (
+          await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))
+        ).rows[0].cursor
+        await waitFor(
+          async () =>
+            (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)),
+          {
+            what: 'a system-hash batch to wait for its ledger row',
+            process: run,
+            timeoutMs: 120_000,
+          },
+        )
+        await run.kill('SIGKILL')
+      } finally {
+        await holder.release()
+      }
+      await waitForNoSessions(db.databaseUrl)
+      log.push(`system-hash/${part.step} inside a batch transaction`)
+      const after = (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash')!
+      expect(after.cursor).toEqual(cursorWhenHeld)
+      // Every backfill of the pass: the rows it changed are exactly what its ledger counts.
+      await expectLedgerMatchesRows(db.databaseUrl, 'system-hash', premigrated, reference.databaseUrl)
+      await expectLedgerMatchesRows(db.databaseUrl, 'parent-request-ids', premigrated, reference.databaseUrl)
+      await expectLedgerMatchesRows(db.databaseUrl, 'task-invocations', premigrated)
+    }
+    await killAt({ name: 'task-invocations' })
+    await killInsideBatch()
+    await killAt({ name: 'subtask-links', steps: ['scan-rows', 'conversation-texts', 'scan-calls'] })
+    await killAt({ name: 'subtask-links', steps: ['match', 'number', 'apply'] })
     // The migrations all committed before the first kill; only the backfills were interrupted.
     expect(await appliedMigrations(db.databaseUrl)).toEqual(RECORDS)
 
-    // Killed inside a batch transaction, after the batch wrote its rows: hold the ledger row, so
-    // the next batch of system-hash updates its rows and then waits to record its cursor.
-    const run = startDb(['migrate'], slow)
-    const part = await waitFor(
-      async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash' && e.state === 'running' && e.cursor !== null),
-      { what: 'system-hash to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
-    )
-    const holder = await holdTransaction(db.databaseUrl, [`select 1 from migration_hooks.backfills where name = 'system-hash' for update`])
-    let cursorWhenHeld: unknown
-    try {
-      cursorWhenHeld = (
-        await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))
-      ).rows[0].cursor
-      await waitFor(
-        async () =>
-          (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)),
-        {
-          what: 'a system-hash batch to wait for its ledger row',
-          process: run,
-          timeoutMs: 120_000,
-        },
-      )
-      await run.kill('SIGKILL')
-    } finally {
-      await holder.release()
-    }
-    await waitForNoSessions(db.databaseUrl)
-    log.push(`system-hash/${part.step} inside a batch transaction`)
-    const after = (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash')!
-    expect(after.cursor).toEqual(cursorWhenHeld)
-    await expectLedgerMatchesRows(db.databaseUrl, 'system-hash', premigrated, reference.databaseUrl)
     console.log(`killed at: ${log.join(', ')}`)
 
     // The re-run (default settings) resumes and finishes.

@@ -23,6 +23,11 @@ export function committedFiles(dir = COMMITTED): string[] {
     .sort()
 }
 
+/** The number graphile-migrate gives the next committed migration, e.g. "000020". */
+export function nextMigrationNumber(dir = COMMITTED): string {
+  return String(committedFiles(dir).length + 1).padStart(6, '0')
+}
+
 /** Load a legacy fixture (test/fixtures/legacy/<file>) into an empty database. */
 export async function loadFixture(url: string, file = 'script-chain.sql'): Promise<void> {
   await withClient(url, (c) => c.query(readFileSync(join(FIXTURES, file), 'utf8')))

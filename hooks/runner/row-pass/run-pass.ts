@@ -127,6 +127,61 @@ async function passFor(client: pg.ClientBase, resolved: Resolved): Promise<PassS
   return beginPass(client, resolved.members, rows[0].mark)
 }
 
+/** HOOKS_WORKERS workers walk free chunks at once: this session pair and `extra` more. */
+async function walkWithWorkers(
+  run: PassRun,
+  client: pg.ClientBase,
+  reader: pg.ClientBase,
+  opts: RowPassOptions,
+  extra: { writer: pg.Client; reader: pg.Client }[],
+  workers: number,
+): Promise<string | undefined> {
+  for (let w = 1; w < workers && opts.openWorkerSessions; w++) {
+    const sessions = await opts.openWorkerSessions()
+    await setParameters(sessions.reader, { [HIGH_WATER_SETTING]: run.pass.highWater }, 'session')
+    extra.push(sessions)
+  }
+  const ends: WorkerEnd[] = await Promise.all([
+    runWalkWorker(run, client, reader, runnerName(0)),
+    ...extra.map((s, i) => runWalkWorker(run, s.writer, s.reader, runnerName(i + 1))),
+  ])
+  return ends.find((e): e is { stopped: string } => e !== 'finished')?.stopped
+}
+
+async function closeWorkers(extra: { writer: pg.Client; reader: pg.Client }[]): Promise<void> {
+  for (const s of extra) {
+    await s.writer.end().catch(() => {})
+    await s.reader.end().catch(() => {})
+  }
+}
+
+/** What the workers share, with a progress display starting at `walked` rows. */
+function passRun(
+  participants: Participant[],
+  pass: PassState,
+  opts: RowPassOptions,
+  gin: GinMerger,
+  tally: Tally,
+  progress: { update(done: number, batch?: number): void },
+  walked: number,
+): PassRun {
+  return {
+    participants,
+    pass,
+    settings: opts.settings,
+    dryRun: opts.dryRun,
+    sizer: batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs),
+    gin,
+    tally,
+    log: opts.log,
+    onWalked: (rows, batchRows) => {
+      walked += rows
+      progress.update(walked, batchRows)
+    },
+    shouldStop: opts.shouldStop,
+  }
+}
+
 export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], opts: RowPassOptions): Promise<BackfillSummary[]> {
   const started = Date.now()
   const resolved = await resolve(client, backfills, opts)
@@ -154,55 +209,24 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
       for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up' || pass.catchUpAfter !== null)
     gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
     const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
-    let walked = 0
-    const run: PassRun = {
-      participants: resolved.participants,
-      pass,
-      settings: opts.settings,
-      dryRun: opts.dryRun,
-      sizer: batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs),
-      gin,
-      tally,
-      log: opts.log,
-      onWalked: (rows, batchRows) => {
-        walked += rows
-        progress.update(walked, batchRows)
-      },
-      shouldStop: opts.shouldStop,
-    }
+    const run = passRun(resolved.participants, pass, opts, gin, tally, progress, 0)
     try {
+      // Stopped on request: pending again, resumable by any runner.
+      const stopAt = async (note: string) => {
+        await gin.settled()
+        if (!opts.dryRun) for (const name of names) await markStopped(client, name, note)
+        return finish('stopped', { note }, tally)
+      }
       if (pass.phase === 'walk') {
-        const workers = opts.dryRun ? 1 : opts.settings.workers
-        for (let w = 1; w < workers && opts.openWorkerSessions; w++) {
-          const sessions = await opts.openWorkerSessions()
-          await setParameters(sessions.reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
-          extra.push(sessions)
-        }
-        const ends: WorkerEnd[] = await Promise.all([
-          runWalkWorker(run, client, reader, runnerName(0)),
-          ...extra.map((s, i) => runWalkWorker(run, s.writer, s.reader, runnerName(i + 1))),
-        ])
-        const stopped = ends.find((e): e is { stopped: string } => e !== 'finished')
-        if (stopped) {
-          await gin.settled()
-          if (!opts.dryRun) for (const name of names) await markStopped(client, name, stopped.stopped)
-          return finish('stopped', { note: stopped.stopped }, tally)
-        }
+        const stopped = await walkWithWorkers(run, client, reader, opts, extra, opts.dryRun ? 1 : opts.settings.workers)
+        if (stopped) return stopAt(stopped)
         // Chunks other runners still hold: wait for them, taking over a dead one's.
-        for (;;) {
-          const { left } = await chunksLeft(client)
-          if (left === 0) break
+        while ((await chunksLeft(client)).left > 0) {
           const stop = opts.shouldStop?.()
-          if (stop) {
-            if (!opts.dryRun) for (const name of names) await markStopped(client, name, stop)
-            return finish('stopped', { note: stop }, tally)
-          }
+          if (stop) return stopAt(stop)
           await sleep(1000)
           const end = await runWalkWorker(run, client, reader, runnerName(0))
-          if (end !== 'finished') {
-            if (!opts.dryRun) for (const name of names) await markStopped(client, name, end.stopped)
-            return finish('stopped', { note: end.stopped }, tally)
-          }
+          if (end !== 'finished') return stopAt(end.stopped)
         }
         await setPhase(client, 'catch-up')
       }
@@ -233,9 +257,83 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
     }
     return finish('failed', { error: message, cause: error, failureRecorded }, tally)
   } finally {
-    for (const s of extra) {
-      await s.writer.end().catch(() => {})
-      await s.reader.end().catch(() => {})
+    await closeWorkers(extra)
+  }
+}
+
+export interface JoinResult {
+  /** Why this process could not help (nothing to join, or another version of the code). */
+  refused?: string
+  /** What this process wrote, per participant. */
+  summaries: BackfillSummary[]
+}
+
+/**
+ * Help a row pass that another process runs (it holds the hooks lock): claim and walk free
+ * chunks with HOOKS_WORKERS sessions until none is left, then return. The owner does the
+ * final pass and marks the backfills done. Refused when no walk is in progress, or when this
+ * process's backfills differ from the pass's (version, input): its rules would compute other
+ * values.
+ */
+export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], opts: RowPassOptions): Promise<JoinResult> {
+  const started = Date.now()
+  const pass = await readPass(client)
+  if (pass?.phase !== 'walk') return { refused: 'no row pass is walking', summaries: [] }
+  const participants: Participant[] = []
+  for (const member of pass.members) {
+    const backfill = rowBackfills(backfills).find((b) => b.name === member.name)
+    if (!backfill || backfill.version !== member.version) {
+      return { refused: `the pass runs ${member.name} v${member.version}, which this code does not have`, summaries: [] }
     }
+    const prepared = (await backfill.prepare?.(opts.settings)) ?? {}
+    if ((prepared.configKey ?? null) !== member.configKey) {
+      return { refused: `${member.name}'s input here (e.g. ACCOUNT_MAPPING_FILE) differs from the pass's`, summaries: [] }
+    }
+    participants.push({ name: member.name, rule: backfill.row!, input: prepared.input })
+  }
+  const reader = opts.reader ?? client
+  await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
+  const tally = new Tally(participants)
+  const extra: { writer: pg.Client; reader: pg.Client }[] = []
+  const gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
+  const total = await estimateRows(client)
+  const progress = startProgress({
+    label: `row pass, helping (${participants.map((p) => p.name).join(', ')})`,
+    total,
+    log: opts.log,
+    intervalMs: opts.settings.progressIntervalMs,
+    tty: opts.tty,
+  })
+  const run = passRun(
+    participants,
+    pass,
+    { ...opts, dryRun: false },
+    gin,
+    tally,
+    progress,
+    (await chunksLeft(client)).pagesDone * pass.rowsPerPage,
+  )
+  let outcome: BackfillSummary['outcome'] = 'done'
+  let note: string | undefined
+  try {
+    const stopped = await walkWithWorkers(run, client, reader, opts, extra, opts.settings.workers)
+    if (stopped) {
+      outcome = 'stopped'
+      note = stopped
+    }
+    await gin.settled()
+  } finally {
+    progress.stop()
+    await closeWorkers(extra)
+  }
+  return {
+    summaries: participants.map((p, i) => ({
+      name: p.name,
+      outcome,
+      note: note ?? 'helped the row pass of another runner, which finishes it',
+      changed: tally.changed[i],
+      skipped: tally.skipped[i],
+      durationMs: Date.now() - started,
+    })),
   }
 }

@@ -5,10 +5,11 @@
  *    part, the high-water mark, the oldest transaction running when it began, the heap's size
  *    then, and its phase (walk, then catch-up);
  *  - `row_pass_chunks`: the heap split into page ranges. A runner claims a chunk (a lease:
- *    its name and a heartbeat), walks it batch by batch — each batch's writes and the chunk's
- *    new position commit in one transaction — and marks it done. A chunk whose heartbeat is
- *    older than the lease is free again: its runner died, and whoever claims it next resumes
- *    at its recorded position;
+ *    its name, its database session and a heartbeat), walks it batch by batch — each batch's
+ *    writes and the chunk's new position commit in one transaction — and marks it done. A
+ *    chunk whose runner's session is gone (a killed process: at once) or whose heartbeat is
+ *    older than the lease (a frozen or unreachable one) is free again, and whoever claims it
+ *    next resumes at its recorded position;
  *  - `row_pass_writes`: the transaction id of every batch that wrote rows (see XID_TABLE).
  * Both tables are dropped when the pass completes.
  */
@@ -69,6 +70,7 @@ export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
     next_page bigint not null,
     done boolean not null default false,
     claimed_by text,
+    claimed_backend integer,
     heartbeat_at timestamptz
   )`)
   await client.query(`create table if not exists ${XID_TABLE} (xid xid8 primary key)`)
@@ -138,17 +140,21 @@ export async function beginPass(client: pg.ClientBase, members: PassMember[], hi
 }
 
 /**
- * Claim the first chunk that is not done and free: unclaimed, ours already, or its runner's
- * heartbeat is older than `leaseSeconds` (a dead runner). SKIP LOCKED: two runners claiming at
- * once never wait for each other, and never get the same chunk.
+ * Claim the first chunk that is not done and free: unclaimed, ours already, its runner's
+ * session gone (the server ends a killed process's session at once, a vanished host's within
+ * the keepalive time, see sessions.ts), or its heartbeat older than `leaseSeconds` (a frozen
+ * runner). SKIP LOCKED: two runners claiming at once never wait for each other, and never get
+ * the same chunk.
  */
 export async function claimChunk(client: pg.ClientBase, runner: string, leaseSeconds: number): Promise<Chunk | null> {
   const { rows } = await client.query(
-    `update ${CHUNK_TABLE} c set claimed_by = $1, heartbeat_at = now()
+    `update ${CHUNK_TABLE} c set claimed_by = $1, claimed_backend = pg_backend_pid(), heartbeat_at = now()
       where c.chunk = (
-        select chunk from ${CHUNK_TABLE}
-         where not done and (claimed_by is null or claimed_by = $1 or heartbeat_at < now() - make_interval(secs => $2))
-         order by chunk limit 1 for update skip locked)
+        select chunk from ${CHUNK_TABLE} k
+         where not done
+           and (claimed_by is null or claimed_by = $1 or heartbeat_at < now() - make_interval(secs => $2)
+                or not exists (select 1 from pg_catalog.pg_stat_activity a where a.pid = k.claimed_backend))
+         order by chunk limit 1 for update of k skip locked)
      returning chunk, first_page::float8, end_page::float8, next_page::float8`,
     [runner, leaseSeconds],
   )
@@ -201,4 +207,30 @@ export async function dropStateTables(client: pg.ClientBase): Promise<void> {
   await client.query(`drop table if exists ${CHUNK_TABLE}`)
   await client.query(`drop table if exists ${XID_TABLE}`)
   await client.query(`drop table if exists ${PASS_TABLE}`)
+}
+
+/**
+ * For `db:status`: where the pass stands and who holds which chunk — readable from any machine.
+ * Empty when no pass is in progress.
+ */
+export async function describePass(client: pg.ClientBase): Promise<string[]> {
+  const pass = await readPass(client)
+  if (!pass) return []
+  const { rows } = await client.query<{ done: number; total: number; claimed_by: string | null; chunks: number; beat_s: number | null }>(
+    `select count(*) filter (where done) over ()::int as done, count(*) over ()::int as total, claimed_by,
+            count(*) over (partition by claimed_by)::int as chunks,
+            extract(epoch from now() - max(heartbeat_at) over (partition by claimed_by))::float8 as beat_s
+       from ${CHUNK_TABLE}`,
+  )
+  const done = rows[0]?.done ?? 0
+  const total = rows[0]?.total ?? 0
+  const claims = new Map<string, string>()
+  for (const r of rows) {
+    if (r.claimed_by && !claims.has(r.claimed_by))
+      claims.set(r.claimed_by, `${r.claimed_by} (heartbeat ${Math.round(r.beat_s ?? 0)} s ago)`)
+  }
+  const who = claims.size ? `; chunks held by ${[...claims.values()].join(', ')}` : ''
+  const phase =
+    pass.phase === 'walk' ? `walking, ${done}/${total} chunks of ${pass.totalPages} pages done${who}` : 'final pass over moved rows'
+  return [`  row pass (${pass.members.map((m) => m.name).join(', ')}): ${phase}`]
 }

@@ -1,0 +1,281 @@
+/**
+ * The row pass (hooks/runner/row-pass/): the per-row backfills in one physical-order walk and
+ * one write per row, while the application writes, with several workers, across a kill, and
+ * with a second process joining. Each case compares with an uninterrupted, undisturbed run on
+ * a copy of the same data, and counts, with a trigger, every UPDATE the hooks made that
+ * changed a per-row column: no row may be written twice.
+ */
+import { execa } from 'execa'
+import { join } from 'node:path'
+import type pg from 'pg'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { openClient } from '../../lib/connection.js'
+import { sleep } from '../../lib/retry.js'
+import { PROJECT_ROOT } from '../helpers/project.js'
+import { generateDataset } from './support/dataset.js'
+import { hookEnv, insertRows, mappingFile, owned, runQuiet } from './support/fixtures.js'
+import { copyDatabase, inDb } from './support/template-databases.js'
+
+const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
+
+// Test-only: every UPDATE by a hooks session that changed a per-row column, one row each.
+const AUDIT = `
+  create schema test_audit;
+  create table test_audit.row_writes (request_id uuid not null, at timestamptz not null default clock_timestamp());
+  create function test_audit.record() returns trigger language plpgsql as $$
+  begin
+    if current_setting('application_name') like 'migration hooks%' then
+      insert into test_audit.row_writes (request_id) values (new.request_id);
+    end if;
+    return new;
+  end $$;
+  create trigger record_row_writes after update on public.api_requests for each row
+    when (old.task_tool_invocation is distinct from new.task_tool_invocation and old.task_tool_invocation is null
+          or old.parent_request_id is distinct from new.parent_request_id
+          or old.account_id is distinct from new.account_id
+          or old.system_hash is distinct from new.system_hash)
+    execute function test_audit.record();`
+
+/** Rows the hooks wrote more than once (a per-row column each time). */
+async function writtenTwice(url: string): Promise<Array<{ request_id: string; n: number }>> {
+  return inDb(
+    url,
+    async (c) => (await c.query(`select request_id, count(*)::int as n from test_audit.row_writes group by 1 having count(*) > 1`)).rows,
+  )
+}
+
+let source: string
+let reference: Map<string, unknown>
+let mapping: string
+
+/** A copy of the data set, with the audit trigger, not yet backfilled. */
+async function copy(label: string): Promise<string> {
+  return (await copyDatabase(label, source)).url
+}
+
+/** Pre-existing rows' backfilled columns, without the `model` the writer changes. */
+async function result(url: string): Promise<Map<string, unknown>> {
+  const rows = await inDb(url, owned)
+  const ids = await inDb(
+    url,
+    async (c) => new Set((await c.query(`select request_id from api_requests where train_id <> 'live'`)).rows.map((r) => r.request_id)),
+  )
+  return new Map([...rows].filter(([id]) => ids.has(id)))
+}
+
+/**
+ * The application meanwhile: every few milliseconds it updates a random pre-existing row's
+ * indexed `model` (no HOT update: the new version lands at the end of the heap, behind or
+ * beyond the walk) and inserts a new row that would be pending if it were old.
+ */
+function startApplication(url: string): { stop(): Promise<{ updates: number; inserts: number }> } {
+  let running = true
+  const counts = { updates: 0, inserts: 0 }
+  const done = (async () => {
+    const c = await openClient(url, { applicationName: 'test application' })
+    try {
+      while (running) {
+        const moved = await c.query(`update api_requests set model = coalesce(model, 'm') || '.'
+          where request_id = (select request_id from api_requests where train_id <> 'live' order by random() limit 1)`)
+        counts.updates += moved.rowCount ?? 0
+        await c.query(`insert into api_requests (request_id, train_id, timestamp, method, path, headers, body, created_at)
+          values (gen_random_uuid(), 'live', now(), 'POST', '/v1/messages', '{}', '{"system": "live prompt"}', now())`)
+        counts.inserts++
+        await sleep(3)
+      }
+    } finally {
+      await c.end()
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await done
+      return counts
+    },
+  }
+}
+
+beforeAll(async () => {
+  const db = await copyDatabase('rowpass_src')
+  await inDb(db.url, async (c) => {
+    await insertRows(c, generateDataset(20261201, 120))
+    await c.query(AUDIT)
+    await c.query('analyze api_requests')
+  })
+  source = db.name
+  mapping = mappingFile(MAPPING)
+  const ref = await copy('rowpass_ref')
+  const r = await runQuiet(ref, { env: { ACCOUNT_MAPPING_FILE: mapping } })
+  expect(r.ok, r.error).toBe(true)
+  expect(r.summaries.every((s) => s.outcome === 'done')).toBe(true)
+  expect(r.summaries.find((s) => s.name === 'system-hash')!.changed).toBeGreaterThan(100)
+  reference = await result(ref)
+  expect(await writtenTwice(ref)).toEqual([])
+}, 600_000)
+
+describe('the row pass', () => {
+  it('writes each row once, in one UPDATE for all its columns', async () => {
+    const url = await copy('rowpass_once')
+    const r = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '30' } })
+    expect(r.ok, r.error).toBe(true)
+    expect(await result(url)).toEqual(reference)
+    expect(await writtenTwice(url)).toEqual([])
+    // Rows that needed several columns got them in one statement: one audit row per row.
+    const multi = await inDb(
+      url,
+      async (c) => (await c.query(`select count(distinct request_id)::int as n from test_audit.row_writes`)).rows[0].n,
+    )
+    const changed = r.summaries.filter((s) => s.name !== 'subtask-links').reduce((sum, s) => sum + s.changed, 0)
+    expect(multi).toBeLessThan(changed)
+    // Nothing of the pass is left behind.
+    const left = await inDb(
+      url,
+      async (c) =>
+        (await c.query(`select to_regclass('migration_hooks.row_pass') as t, to_regclass('migration_hooks.row_pass_chunks') as c`)).rows[0],
+    )
+    expect(left).toEqual({ t: null, c: null })
+  })
+
+  it.each([1, 2])(
+    'with %i worker(s), while the application moves rows and inserts new ones, ends like the undisturbed run',
+    async (workers) => {
+      const url = await copy(`rowpass_app_${workers}`)
+      const app = startApplication(url)
+      let r: Awaited<ReturnType<typeof runQuiet>>
+      try {
+        r = await runQuiet(url, {
+          env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '20', HOOKS_BATCH_DELAY_MS: '15', HOOKS_WORKERS: String(workers) },
+        })
+      } finally {
+        const counts = await app.stop()
+        expect(counts.updates).toBeGreaterThan(20)
+      }
+      expect(r.ok, r.error).toBe(true)
+      expect(await result(url)).toEqual(reference)
+      expect(await writtenTwice(url)).toEqual([])
+      // The application's own rows (created after the backfills' mark) were left to it.
+      const live = await inDb(url, async (c) => {
+        const { rows } = await c.query(
+          `select count(*) filter (where a.created_at > m.mark)::int as after,
+                  count(*) filter (where a.created_at > m.mark and a.system_hash is not null)::int as written
+             from api_requests a, (select min(high_water) as mark from migration_hooks.backfills where name <> 'subtask-links') m
+            where a.train_id = 'live'`,
+        )
+        return rows[0]
+      })
+      expect(live.after).toBeGreaterThan(0)
+      expect(live.written).toBe(0)
+    },
+  )
+
+  it('a runner killed mid-walk with two workers is resumed: every row once, same end state', async () => {
+    const url = await copy('rowpass_kill')
+    const env = hookEnv({
+      GM_DBURL: url,
+      ACCOUNT_MAPPING_FILE: mapping,
+      HOOKS_BATCH_SIZE: '10',
+      HOOKS_BATCH_DELAY_MS: '20',
+      HOOKS_WORKERS: '2',
+    })
+    const child = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
+      cwd: PROJECT_ROOT,
+      env,
+      extendEnv: false,
+      preferLocal: true,
+      localDir: PROJECT_ROOT,
+      reject: false,
+      detached: true,
+    })
+    const poller = await openClient(url)
+    try {
+      await waitForChunks(poller, (s) => s.done >= 1 && s.claimed >= 1)
+      process.kill(-child.pid!, 'SIGKILL')
+      await child
+      const mid = await chunkState(poller)
+      expect(mid.done).toBeLessThan(mid.total)
+    } finally {
+      await poller.end()
+    }
+    const resumed = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_CLAIM_LEASE_SECONDS: '1' } })
+    expect(resumed.ok, resumed.error).toBe(true)
+    expect(await result(url)).toEqual(reference)
+    expect(await writtenTwice(url)).toEqual([])
+  })
+
+  it('a second process joins the walk, takes over a frozen runner’s chunk, and every row is still written once', async () => {
+    const url = await copy('rowpass_join')
+    const env = hookEnv({
+      GM_DBURL: url,
+      ACCOUNT_MAPPING_FILE: mapping,
+      HOOKS_BATCH_SIZE: '10',
+      HOOKS_BATCH_DELAY_MS: '30',
+      HOOKS_CLAIM_LEASE_SECONDS: '2',
+    })
+    const owner = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
+      cwd: PROJECT_ROOT,
+      env,
+      extendEnv: false,
+      preferLocal: true,
+      localDir: PROJECT_ROOT,
+      reject: false,
+      detached: true,
+    })
+    const poller = await openClient(url)
+    try {
+      await waitForChunks(poller, (s) => s.claimed >= 1 && s.done >= 1)
+      // Freeze the owner (as a stalled VM would be): its claim's heartbeat goes stale.
+      process.kill(-owner.pid!, 'SIGSTOP')
+      await sleep(2500)
+      const helper = runQuiet(url, {
+        ifBusy: 'join',
+        env: {
+          ACCOUNT_MAPPING_FILE: mapping,
+          HOOKS_BATCH_SIZE: '10',
+          HOOKS_CLAIM_LEASE_SECONDS: '2',
+          HOOKS_LOCK_TIMEOUT_MS: '500',
+          HOOKS_MAX_RETRIES: '20',
+        },
+      })
+      await sleep(1500)
+      process.kill(-owner.pid!, 'SIGCONT')
+      const helped = await helper
+      expect(helped.ok, helped.error).toBe(true)
+      expect(helped.joined).toBe(true)
+      expect(helped.summaries.reduce((n, s) => n + s.changed, 0)).toBeGreaterThan(0)
+      const finished = await owner
+      expect(finished.exitCode, String(finished.stdout) + String(finished.stderr)).toBe(0)
+    } finally {
+      if (owner.exitCode === null) process.kill(-owner.pid!, 'SIGCONT')
+      await poller.end()
+    }
+    expect(await result(url)).toEqual(reference)
+    expect(await writtenTwice(url)).toEqual([])
+  })
+})
+
+interface ChunkState {
+  total: number
+  done: number
+  claimed: number
+}
+
+async function chunkState(c: pg.Client): Promise<ChunkState> {
+  const { rows } = await c.query(`select to_regclass('migration_hooks.row_pass_chunks') is not null as ok`)
+  if (!rows[0].ok) return { total: 0, done: 0, claimed: 0 }
+  const { rows: s } = await c.query(
+    `select count(*)::int as total, count(*) filter (where done)::int as done,
+            count(*) filter (where claimed_by is not null and not done)::int as claimed
+       from migration_hooks.row_pass_chunks`,
+  )
+  return s[0]
+}
+
+async function waitForChunks(c: pg.Client, ready: (s: ChunkState) => boolean): Promise<void> {
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    if (ready(await chunkState(c))) return
+    if (Date.now() > deadline) throw new Error(`the row pass never reached the expected state: ${JSON.stringify(await chunkState(c))}`)
+    await sleep(10)
+  }
+}
