@@ -86,14 +86,14 @@ describe('the daily loop', () => {
     const chain = readCommittedChain(join(dir, 'migrations'))
     expect(chain).toHaveLength(Number(NEW))
     expect(chainProblems(chain)).toEqual([])
-    expect(chain[15]!.body).toMatch(/create table if not exists widgets/)
+    expect(chain.at(-1)!.body).toMatch(/create table if not exists widgets/)
     expect(readFileSync(join(dir, 'migrations', 'current.sql'), 'utf8')).toBe(BLANK)
     // The shadow rebuild regenerated the scratch copy's schema snapshot.
     expect(readFileSync(join(dir, 'schema', 'schema.sql'), 'utf8')).toMatch(/CREATE TABLE public\.widgets/)
     const recorded = await withClient(db.databaseUrl, (c) =>
       c.query(`select hash from graphile_migrate.migrations where filename = $1`, [`${NEW}.sql`]),
     )
-    expect(recorded.rows[0]?.hash).toBe(chain[15]!.recordedHash)
+    expect(recorded.rows[0]?.hash).toBe(chain.at(-1)!.recordedHash)
 
     const uncommit = await graphileMigrate(['uncommit'], db.env, dir)
     expect(uncommit.exitCode, uncommit.all).toBe(0)
