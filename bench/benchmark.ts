@@ -18,6 +18,7 @@ import { measureMigrate } from './measure-migrate.js'
 import { measureFloor, measureLegacy, measureOurs } from './measure-system-hash.js'
 import { measureWriter } from './measure-writer.js'
 import { measureAdoption } from './measure-adoption.js'
+import { measureAllBackfills, measureInsertCost, measureReadFloor, measureRewriteFloor } from './measure-throughput.js'
 import { renderTable, toJson, type Results } from './report.js'
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
@@ -134,6 +135,17 @@ async function main(argv: string[]): Promise<number> {
       `  schema step ${adoption.schemaStepS.toFixed(1)} s (${adoption.indexesBuilt} indexes built concurrently); writer p99 ${adoption.writer.p99Ms.toFixed(1)} ms, max ${adoption.writer.maxMs.toFixed(1)} ms; longest lock wait ${adoption.longestLockWaitMs.toFixed(0)} ms`,
     )
 
+    log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
+    const all = await onClone(server, template.name, 'all_ours', (url) => measureAllBackfills(url))
+    log(`  ours ${all.s.toFixed(1)} s (longest txn ${all.maxTxnMs.toFixed(0)} ms)`)
+    const twoWorkers = await onClone(server, template.name, 'all_two', (url) => measureAllBackfills(url, { HOOKS_WORKERS: '2' }))
+    log(`  two workers ${twoWorkers.s.toFixed(1)} s`)
+    const readFloor = await onClone(server, template.name, 'read_floor', (url) => measureReadFloor(url))
+    const rewriteFloor = await onClone(server, template.name, 'rewrite_floor', (url) => measureRewriteFloor(url))
+    log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.s.toFixed(1)} s`)
+    const insert = await onClone(server, template.name, 'insert_cost', (url) => measureInsertCost(url))
+    log(`  proxy write ${insert.withMs.toFixed(2)} ms with the retired indexes, ${insert.withoutMs.toFixed(2)} ms without`)
+
     const results: Results = {
       rows: args.rows,
       server: server.description,
@@ -147,6 +159,7 @@ async function main(argv: string[]): Promise<number> {
       migrate,
       writer,
       adoption,
+      throughput: { ours: all, twoWorkers, readFloorS: readFloor.s, rewriteFloorS: rewriteFloor.s, insert },
       totalS: (performance.now() - started) / 1000,
     }
     process.stdout.write(renderTable(results) + '\n')

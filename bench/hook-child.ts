@@ -10,9 +10,10 @@
  *
  * Batch timings: the hooks expose no per-batch callback, so pg.Client.prototype.query is
  * wrapped (in this process only) to note when the runner sends BEGIN and when COMMIT or
- * ROLLBACK completes. The ledger update the runner writes in every batch
- * (`update migration_hooks.backfills … where name = $1`) tells which backfill a transaction
- * belongs to. This is client-side wall time: it includes the JavaScript work done while the
+ * ROLLBACK completes, per session (the row pass may run several workers). The ledger update the
+ * runner writes in every batch (`update migration_hooks.backfills … where name = $1`) tells
+ * which backfill a transaction belongs to; a batch of the row pass (it moves a chunk's
+ * position) is labelled `row-pass`, whichever backfills took part. This is client-side wall time: it includes the JavaScript work done while the
  * transaction is open, which is what other sessions actually wait for.
  *
  * --system-hash-first runs the backfills in a different order (runHooks' `backfills` option),
@@ -30,7 +31,8 @@ interface Txn {
 }
 
 const txns: Txn[] = []
-let open: { started: number; backfill: string } | null = null
+/** The open transaction of each session. */
+const openBy = new WeakMap<pg.Client, { started: number; backfill: string }>()
 /** Total time per statement (its first 80 characters), to show where the time goes. */
 const statements = new Map<string, { ms: number; calls: number }>()
 
@@ -38,10 +40,12 @@ const original = pg.Client.prototype.query as (...args: unknown[]) => unknown
 pg.Client.prototype.query = function patchedQuery(this: pg.Client, ...args: unknown[]) {
   const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '')
   const statement = text.trim().toLowerCase()
-  if (statement === 'begin') open = { started: performance.now(), backfill: '?' }
-  if (open && statement.startsWith('update migration_hooks.backfills set step') && Array.isArray(args[1])) {
+  if (statement === 'begin') openBy.set(this, { started: performance.now(), backfill: '?' })
+  const open = openBy.get(this)
+  if (open && open.backfill !== 'row-pass' && statement.startsWith('update migration_hooks.backfills set step') && Array.isArray(args[1])) {
     open.backfill = String(args[1][0])
   }
+  if (open && statement.startsWith('update migration_hooks.row_pass_chunks set next_page')) open.backfill = 'row-pass'
   const result = original.apply(this, args)
   if (result instanceof Promise) {
     const started = performance.now()
@@ -58,7 +62,7 @@ pg.Client.prototype.query = function patchedQuery(this: pg.Client, ...args: unkn
   }
   if ((statement === 'commit' || statement === 'rollback') && open && result instanceof Promise) {
     const txn = open
-    open = null
+    openBy.delete(this)
     return result.then((value) => {
       const ms = performance.now() - txn.started
       txns.push({ backfill: txn.backfill, ms })

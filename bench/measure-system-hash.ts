@@ -58,8 +58,8 @@ export async function measureOurs(url: string, rows: number): Promise<OursResult
     changed: summary.changed,
     skipped: summary.skipped,
     maxTxnMs: maxTxnMs(run, ['system-hash']),
-    p99TxnMs: run.txns['system-hash']?.p99Ms ?? 0,
-    batches: run.txns['system-hash']?.count ?? 0,
+    p99TxnMs: run.txns['row-pass']?.p99Ms ?? 0,
+    batches: run.txns['row-pass']?.count ?? 0,
     peakRssMb: run.peakRssMb,
     topStatements: run.topStatements,
   }

@@ -10,6 +10,16 @@ import type { MigrateResult } from './measure-migrate.js'
 import type { FloorResult, LegacyResult, OursResult } from './measure-system-hash.js'
 import type { WriterResult } from './measure-writer.js'
 import type { AdoptionResult } from './measure-adoption.js'
+import type { InsertCost, RunSide } from './measure-throughput.js'
+
+/** Every backfill on the legacy-shaped data, against what reading and writing alone cost. */
+export interface Throughput {
+  ours: RunSide
+  twoWorkers: RunSide
+  readFloorS: number
+  rewriteFloorS: number
+  insert: InsertCost
+}
 
 export interface Results {
   rows: number
@@ -25,6 +35,7 @@ export interface Results {
   migrate: MigrateResult
   writer: WriterResult
   adoption: AdoptionResult
+  throughput: Throughput
   totalS: number
 }
 
@@ -35,7 +46,12 @@ export const TARGETS = {
   peakRssMb: 256,
   writerP99Ratio: 2,
   migrateFromEmptyS: 3,
+  /** ours ≤ this × (read floor + rewrite floor). */
+  oursVsFloors: 1.25,
 }
+
+/** The legacy scripts' time for the whole adoption: 003/007/008 as run, system_hash extrapolated. */
+export const legacyAdoptionS = (r: Results) => r.legacyLinking.s + r.rows / r.legacy.rowsPerS
 
 const round = (x: number, digits = 0) => Number(x.toFixed(digits))
 
@@ -60,6 +76,18 @@ export function toJson(r: Results) {
     writer: {
       baseline_p99_ms: round(r.writer.baseline.p99Ms, 1),
       during_backfill_p99_ms: round(r.writer.during.p99Ms, 1),
+    },
+    adoption: {
+      ours_s: round(r.throughput.ours.s, 2),
+      legacy_s: round(legacyAdoptionS(r), 2),
+      read_floor_s: round(r.throughput.readFloorS, 2),
+      rewrite_floor_s: round(r.throughput.rewriteFloorS, 2),
+      per_row_ms: round((r.throughput.ours.s * 1000) / r.rows, 3),
+      two_workers_s: round(r.throughput.twoWorkers.s, 2),
+      max_txn_ms: round(r.throughput.ours.maxTxnMs, 1),
+      peak_rss_mb: round(r.throughput.ours.peakRssMb, 1),
+      insert_ms_with_retired_indexes: round(r.throughput.insert.withMs, 3),
+      insert_ms: round(r.throughput.insert.withoutMs, 3),
     },
     online_adoption: {
       schema_step_s: round(r.adoption.schemaStepS, 2),
@@ -124,6 +152,27 @@ export function checks(r: Results): Check[] {
       measured: `${r.migrate.migrateFromEmptyS.toFixed(2)} s`,
       target: `<= ${TARGETS.migrateFromEmptyS} s`,
       met: r.migrate.migrateFromEmptyS <= TARGETS.migrateFromEmptyS,
+    },
+    {
+      name: 'all backfills vs floors',
+      measured: `${r.throughput.ours.s.toFixed(1)} s vs ${(r.throughput.readFloorS + r.throughput.rewriteFloorS).toFixed(1)} s (${(
+        r.throughput.ours.s / (r.throughput.readFloorS + r.throughput.rewriteFloorS)
+      ).toFixed(2)}x)`,
+      target: `<= ${TARGETS.oursVsFloors}x (read + rewrite floor)`,
+      met: r.throughput.ours.s <= TARGETS.oursVsFloors * (r.throughput.readFloorS + r.throughput.rewriteFloorS),
+    },
+    {
+      name: 'all backfills vs legacy',
+      measured: `${r.throughput.ours.s.toFixed(1)} s vs ${legacyAdoptionS(r).toFixed(1)} s`,
+      target: 'faster',
+      met: r.throughput.ours.s < legacyAdoptionS(r),
+      note: `two workers: ${r.throughput.twoWorkers.s.toFixed(1)} s; ${((r.throughput.ours.s * 1000) / r.rows).toFixed(3)} ms per row`,
+    },
+    {
+      name: 'longest txn, all backfills',
+      measured: `${r.throughput.ours.maxTxnMs.toFixed(0)} ms`,
+      target: `<= ${TARGETS.maxTxnMs} ms`,
+      met: r.throughput.ours.maxTxnMs <= TARGETS.maxTxnMs,
     },
     {
       name: 'linking vs legacy',
@@ -248,6 +297,37 @@ export function renderTable(r: Results): string {
       `${fmt(r.adoption.schemaStepS, 1)} s; longest lock wait of an application statement ${fmt(r.adoption.longestLockWaitMs, 0)} ms`,
   )
   out.push(table([w('during adoption', r.adoption.writer)]))
+  out.push('')
+  const t = r.throughput
+  out.push('Every backfill (row pass + sub-task linking) vs the physical floors')
+  out.push(
+    table([
+      [
+        'ours, all backfills',
+        `${fmt(t.ours.s, 1)} s`,
+        `${fmt((t.ours.s * 1000) / r.rows, 3)} ms/row`,
+        `longest txn ${fmt(t.ours.maxTxnMs, 0)} ms, peak RSS ${fmt(t.ours.peakRssMb, 0)} MB`,
+        Object.entries(t.ours.steps)
+          .map(([k, v]) => `${k} ${fmt(v, 1)} s`)
+          .join(', '),
+      ],
+      [
+        'ours, HOOKS_WORKERS=2',
+        `${fmt(t.twoWorkers.s, 1)} s`,
+        `${fmt((t.twoWorkers.s * 1000) / r.rows, 3)} ms/row`,
+        `longest txn ${fmt(t.twoWorkers.maxTxnMs, 0)} ms`,
+      ],
+      ['legacy (003/007/008 + system_hash extrapolated)', `${fmt(legacyAdoptionS(r), 1)} s`],
+      ['read floor (physical order, compute, no writes)', `${fmt(t.readFloorS, 1)} s`],
+      ['rewrite floor (one indexed column, every row, batched)', `${fmt(t.rewriteFloorS, 1)} s`],
+      ['proxy insert + update, with the 3 retired indexes', `${fmt(t.insert.withMs, 2)} ms`],
+      [
+        'proxy insert + update, converged schema',
+        `${fmt(t.insert.withoutMs, 2)} ms`,
+        `${fmt((1 - t.insert.withoutMs / t.insert.withMs) * 100, 0)} % less`,
+      ],
+    ]),
+  )
   out.push('')
   out.push('Targets (benchmark figures, not assertions)')
   out.push(
