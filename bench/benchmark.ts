@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T]`
+ * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--throughput-only]`
  *
  * Measures the migration hooks against the legacy strategies on generated, realistic data
  * (see bench/README.md for what is measured and how). In order:
@@ -19,7 +19,7 @@ import { measureFloor, measureLegacy, measureOurs } from './measure-system-hash.
 import { measureWriter } from './measure-writer.js'
 import { measureAdoption } from './measure-adoption.js'
 import { measureAllBackfills, measureInsertCost, measureReadFloor, measureRewriteFloor } from './measure-throughput.js'
-import { renderTable, toJson, type Results } from './report.js'
+import { renderTable, renderThroughput, type Results, type Throughput, throughputJson, toJson } from './report.js'
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
 import { buildTemplate } from './setup.js'
@@ -33,13 +33,24 @@ interface Args {
   legacyTimeoutS: number
   /** HOOKS_* overrides for what-if runs (--hook-env NAME=VALUE). */
   hookEnv: Record<string, string>
+  /** Only the throughput figures (every backfill, the floors, two workers): the 1M-row run. */
+  throughputOnly: boolean
 }
 
 const USAGE =
-  'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …]'
+  'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …] [--throughput-only]'
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rows: 100_000, json: false, writerRate: 50, idleSeconds: 30, duringSeconds: 120, legacyTimeoutS: 1800, hookEnv: {} }
+  const args: Args = {
+    rows: 100_000,
+    json: false,
+    writerRate: 50,
+    idleSeconds: 30,
+    duringSeconds: 120,
+    legacyTimeoutS: 1800,
+    hookEnv: {},
+    throughputOnly: false,
+  }
   const numeric = (name: string, value: string | undefined, min: number) => {
     const n = Number(value)
     if (!value || !Number.isInteger(n) || n < min)
@@ -51,6 +62,7 @@ function parseArgs(argv: string[]): Args {
     const [flag, inline] = eq > 0 && argv[i].startsWith('--') ? [argv[i].slice(0, eq), argv[i].slice(eq + 1)] : [argv[i], undefined]
     const value = () => inline ?? argv[++i]
     if (flag === '--json') args.json = true
+    else if (flag === '--throughput-only') args.throughputOnly = true
     else if (flag === '--rows') args.rows = numeric('--rows', value(), 100)
     else if (flag === '--writer-rate') args.writerRate = numeric('--writer-rate', value(), 1)
     else if (flag === '--idle-seconds') args.idleSeconds = numeric('--idle-seconds', value(), 1)
@@ -78,6 +90,28 @@ async function onClone<T>(server: BenchServer, template: string, label: string, 
   }
 }
 
+/** Every backfill (one worker, then two), the read and rewrite floors, the insert cost. */
+async function measureThroughput(server: BenchServer, template: string): Promise<Throughput> {
+  log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
+  const all = await onClone(server, template, 'all_ours', (url) => measureAllBackfills(url))
+  log(`  ours ${all.s.toFixed(1)} s (longest txn ${all.maxTxnMs.toFixed(0)} ms)`)
+  const twoWorkers = await onClone(server, template, 'all_two', (url) => measureAllBackfills(url, { HOOKS_WORKERS: '2' }))
+  log(`  two workers ${twoWorkers.s.toFixed(1)} s`)
+  const readFloor = await onClone(server, template, 'read_floor', (url) => measureReadFloor(url))
+  const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => measureRewriteFloor(url))
+  log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.s.toFixed(1)} s`)
+  const insert = await onClone(server, template, 'insert_cost', (url) => measureInsertCost(url))
+  log(`  proxy write ${insert.withMs.toFixed(2)} ms with the retired indexes, ${insert.withoutMs.toFixed(2)} ms without`)
+  return { ours: all, twoWorkers, readFloorS: readFloor.s, rewriteFloorS: rewriteFloor.s, insert }
+}
+
+async function measureMigrateLogged(server: BenchServer) {
+  log('Measuring migrate-from-empty and the commit shadow rebuild …')
+  const migrate = await measureMigrate(server)
+  log(`  migrate from empty ${migrate.migrateFromEmptyS.toFixed(2)} s, commit ${migrate.commitS.toFixed(2)} s`)
+  return migrate
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv)
   Object.assign(hookEnv, args.hookEnv)
@@ -93,13 +127,16 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
-    log('Measuring migrate-from-empty and the commit shadow rebuild …')
-    const migrate = await measureMigrate(server)
-    log(`  migrate from empty ${migrate.migrateFromEmptyS.toFixed(2)} s, commit ${migrate.commitS.toFixed(2)} s`)
-
+    const migrate = args.throughputOnly ? undefined : await measureMigrateLogged(server)
     const template = await buildTemplate(server, args.rows, log)
     const g = template.generated
     log(`Generated ${g.rows} rows in ${(g.ms / 1000).toFixed(0)} s (avg body ${(g.avgBodyBytes / 1024).toFixed(1)} KB).`)
+    const throughput = await measureThroughput(server, template.name)
+    if (args.throughputOnly || !migrate) {
+      process.stdout.write(renderThroughput(args.rows, g, throughput) + '\n')
+      if (args.json) process.stdout.write(JSON.stringify({ rows: args.rows, adoption: throughputJson(args.rows, throughput) }) + '\n')
+      return 0
+    }
 
     log('system_hash: floor (read + hash, no writes), then the legacy strategy (time-boxed) …')
     const { floor, legacy } = await onClone(server, template.name, 'hash_legacy', async (url) => ({
@@ -135,17 +172,6 @@ async function main(argv: string[]): Promise<number> {
       `  schema step ${adoption.schemaStepS.toFixed(1)} s (${adoption.indexesBuilt} indexes built concurrently); writer p99 ${adoption.writer.p99Ms.toFixed(1)} ms, max ${adoption.writer.maxMs.toFixed(1)} ms; longest lock wait ${adoption.longestLockWaitMs.toFixed(0)} ms`,
     )
 
-    log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
-    const all = await onClone(server, template.name, 'all_ours', (url) => measureAllBackfills(url))
-    log(`  ours ${all.s.toFixed(1)} s (longest txn ${all.maxTxnMs.toFixed(0)} ms)`)
-    const twoWorkers = await onClone(server, template.name, 'all_two', (url) => measureAllBackfills(url, { HOOKS_WORKERS: '2' }))
-    log(`  two workers ${twoWorkers.s.toFixed(1)} s`)
-    const readFloor = await onClone(server, template.name, 'read_floor', (url) => measureReadFloor(url))
-    const rewriteFloor = await onClone(server, template.name, 'rewrite_floor', (url) => measureRewriteFloor(url))
-    log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.s.toFixed(1)} s`)
-    const insert = await onClone(server, template.name, 'insert_cost', (url) => measureInsertCost(url))
-    log(`  proxy write ${insert.withMs.toFixed(2)} ms with the retired indexes, ${insert.withoutMs.toFixed(2)} ms without`)
-
     const results: Results = {
       rows: args.rows,
       server: server.description,
@@ -159,7 +185,7 @@ async function main(argv: string[]): Promise<number> {
       migrate,
       writer,
       adoption,
-      throughput: { ours: all, twoWorkers, readFloorS: readFloor.s, rewriteFloorS: rewriteFloor.s, insert },
+      throughput,
       totalS: (performance.now() - started) / 1000,
     }
     process.stdout.write(renderTable(results) + '\n')

@@ -55,6 +55,22 @@ export const legacyAdoptionS = (r: Results) => r.legacyLinking.s + r.rows / r.le
 
 const round = (x: number, digits = 0) => Number(x.toFixed(digits))
 
+/** The `adoption` object of the JSON; `legacyS` null when the legacy side was not measured. */
+export function throughputJson(rows: number, t: Throughput, legacyS: number | null = null) {
+  return {
+    ours_s: round(t.ours.s, 2),
+    legacy_s: legacyS === null ? null : round(legacyS, 2),
+    read_floor_s: round(t.readFloorS, 2),
+    rewrite_floor_s: round(t.rewriteFloorS, 2),
+    per_row_ms: round((t.ours.s * 1000) / rows, 3),
+    two_workers_s: round(t.twoWorkers.s, 2),
+    max_txn_ms: round(t.ours.maxTxnMs, 1),
+    peak_rss_mb: round(t.ours.peakRssMb, 1),
+    insert_ms_with_retired_indexes: round(t.insert.withMs, 3),
+    insert_ms: round(t.insert.withoutMs, 3),
+  }
+}
+
 /** The JSON object, exactly the keys promised (see bench/README.md). */
 export function toJson(r: Results) {
   return {
@@ -77,18 +93,7 @@ export function toJson(r: Results) {
       baseline_p99_ms: round(r.writer.baseline.p99Ms, 1),
       during_backfill_p99_ms: round(r.writer.during.p99Ms, 1),
     },
-    adoption: {
-      ours_s: round(r.throughput.ours.s, 2),
-      legacy_s: round(legacyAdoptionS(r), 2),
-      read_floor_s: round(r.throughput.readFloorS, 2),
-      rewrite_floor_s: round(r.throughput.rewriteFloorS, 2),
-      per_row_ms: round((r.throughput.ours.s * 1000) / r.rows, 3),
-      two_workers_s: round(r.throughput.twoWorkers.s, 2),
-      max_txn_ms: round(r.throughput.ours.maxTxnMs, 1),
-      peak_rss_mb: round(r.throughput.ours.peakRssMb, 1),
-      insert_ms_with_retired_indexes: round(r.throughput.insert.withMs, 3),
-      insert_ms: round(r.throughput.insert.withoutMs, 3),
-    },
+    adoption: throughputJson(r.rows, r.throughput, legacyAdoptionS(r)),
     online_adoption: {
       schema_step_s: round(r.adoption.schemaStepS, 2),
       indexes_built_concurrently: r.adoption.indexesBuilt,
@@ -208,6 +213,53 @@ function topStatements(list: Array<{ sql: string; ms: number; calls: number }>):
   ].join('\n')
 }
 
+/** The throughput figures as a table (the full report's section, or a --throughput-only run). */
+function throughputTable(rows: number, t: Throughput, legacyS: number | null): string {
+  const out: string[] = []
+  out.push('Every backfill (row pass + sub-task linking) vs the physical floors')
+  out.push(
+    table([
+      [
+        'ours, all backfills',
+        `${fmt(t.ours.s, 1)} s`,
+        `${fmt((t.ours.s * 1000) / rows, 3)} ms/row`,
+        `longest txn ${fmt(t.ours.maxTxnMs, 0)} ms, peak RSS ${fmt(t.ours.peakRssMb, 0)} MB`,
+        Object.entries(t.ours.steps)
+          .map(([k, v]) => `${k} ${fmt(v, 1)} s`)
+          .join(', '),
+      ],
+      [
+        'ours, HOOKS_WORKERS=2',
+        `${fmt(t.twoWorkers.s, 1)} s`,
+        `${fmt((t.twoWorkers.s * 1000) / rows, 3)} ms/row`,
+        `longest txn ${fmt(t.twoWorkers.maxTxnMs, 0)} ms`,
+      ],
+      ...(legacyS === null ? [] : [['legacy (003/007/008 + system_hash extrapolated)', `${fmt(legacyS, 1)} s`]]),
+      ['read floor (physical order, compute, no writes)', `${fmt(t.readFloorS, 1)} s`],
+      ['rewrite floor (one indexed column, every row, batched)', `${fmt(t.rewriteFloorS, 1)} s`],
+      ['proxy insert + update, with the 3 retired indexes', `${fmt(t.insert.withMs, 2)} ms`],
+      [
+        'proxy insert + update, converged schema',
+        `${fmt(t.insert.withoutMs, 2)} ms`,
+        `${fmt((1 - t.insert.withoutMs / t.insert.withMs) * 100, 0)} % less`,
+      ],
+    ]),
+  )
+  return out.join('\n')
+}
+
+/** The whole output of a --throughput-only run. */
+export function renderThroughput(rows: number, g: GenerateResult, t: Throughput): string {
+  const floors = t.readFloorS + t.rewriteFloorS
+  return [
+    '',
+    `Benchmark (throughput only): ${fmt(rows)} rows, table ${fmt(g.tableBytes / 2 ** 30, 2)} GB, bodies avg ${fmt(g.avgBodyBytes / 1024, 1)} KB`,
+    throughputTable(rows, t, null),
+    `  all backfills / (read floor + rewrite floor) = ${fmt(t.ours.s / floors, 2)} (target <= ${TARGETS.oursVsFloors})`,
+    '',
+  ].join('\n')
+}
+
 export function renderTable(r: Results): string {
   const g = r.generated
   const out: string[] = []
@@ -298,36 +350,7 @@ export function renderTable(r: Results): string {
   )
   out.push(table([w('during adoption', r.adoption.writer)]))
   out.push('')
-  const t = r.throughput
-  out.push('Every backfill (row pass + sub-task linking) vs the physical floors')
-  out.push(
-    table([
-      [
-        'ours, all backfills',
-        `${fmt(t.ours.s, 1)} s`,
-        `${fmt((t.ours.s * 1000) / r.rows, 3)} ms/row`,
-        `longest txn ${fmt(t.ours.maxTxnMs, 0)} ms, peak RSS ${fmt(t.ours.peakRssMb, 0)} MB`,
-        Object.entries(t.ours.steps)
-          .map(([k, v]) => `${k} ${fmt(v, 1)} s`)
-          .join(', '),
-      ],
-      [
-        'ours, HOOKS_WORKERS=2',
-        `${fmt(t.twoWorkers.s, 1)} s`,
-        `${fmt((t.twoWorkers.s * 1000) / r.rows, 3)} ms/row`,
-        `longest txn ${fmt(t.twoWorkers.maxTxnMs, 0)} ms`,
-      ],
-      ['legacy (003/007/008 + system_hash extrapolated)', `${fmt(legacyAdoptionS(r), 1)} s`],
-      ['read floor (physical order, compute, no writes)', `${fmt(t.readFloorS, 1)} s`],
-      ['rewrite floor (one indexed column, every row, batched)', `${fmt(t.rewriteFloorS, 1)} s`],
-      ['proxy insert + update, with the 3 retired indexes', `${fmt(t.insert.withMs, 2)} ms`],
-      [
-        'proxy insert + update, converged schema',
-        `${fmt(t.insert.withoutMs, 2)} ms`,
-        `${fmt((1 - t.insert.withoutMs / t.insert.withMs) * 100, 0)} % less`,
-      ],
-    ]),
-  )
+  out.push(throughputTable(r.rows, r.throughput, legacyAdoptionS(r)))
   out.push('')
   out.push('Targets (benchmark figures, not assertions)')
   out.push(

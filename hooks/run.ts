@@ -186,10 +186,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
             tty,
             reader,
             shouldStop: opts.shouldStop,
-            openWorkerSessions: async () => ({
-              writer: await connect(opts.databaseUrl, 'migration hooks worker'),
-              reader: await connectReader(opts.databaseUrl, settings),
-            }),
+            openWorkerSessions: workerSessions(opts.databaseUrl, settings),
           })
         : []
       // Records one backfill's outcome; false when the run must end there (failed, stopped).
@@ -253,6 +250,12 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   }
 }
 
+/** Opens the two sessions of one more row-pass worker (HOOKS_WORKERS > 1). */
+const workerSessions = (databaseUrl: string, settings: HookSettings) => async () => ({
+  writer: await connect(databaseUrl, 'migration hooks worker'),
+  reader: await connectReader(databaseUrl, settings),
+})
+
 /**
  * Another process holds the hooks lock: help its row pass if it is walking (joinRowPass), and
  * say so. False when there is nothing this process can join.
@@ -277,10 +280,7 @@ async function joinBusyRun(
       tty,
       reader,
       shouldStop: opts.shouldStop,
-      openWorkerSessions: async () => ({
-        writer: await connect(opts.databaseUrl, 'migration hooks worker'),
-        reader: await connectReader(opts.databaseUrl, settings),
-      }),
+      openWorkerSessions: workerSessions(opts.databaseUrl, settings),
     })
     if (joined.refused) {
       log(`Migration hooks: another process is running the backfills, and this one cannot help: ${joined.refused}.`)

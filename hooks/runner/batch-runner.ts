@@ -14,10 +14,11 @@ import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import { sleep } from '../../lib/retry.js'
-import type { Backfill, BatchContext, Cursor, HookSettings, Prepared } from './backfill.js'
+import type { Backfill, BatchContext, Cursor, HookSettings } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
 import { singleBatches } from './batch-sources.js'
-import { markDone, markFailed, markRunning, markStopped, readEntry, resetEntry, saveProgress, startStep } from './ledger.js'
+import { markDone, markFailed, markRunning, markStopped, saveProgress, startStep } from './ledger.js'
+import { resolveEntry } from './resolve-entry.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
 import { startProgress } from './progress.js'
 import { inBatchTransaction } from './transaction.js'
@@ -62,28 +63,13 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   const finish = (outcome: Outcome, extra: Partial<BackfillSummary> = {}) =>
     Object.assign(summary, { outcome, durationMs: Date.now() - started }, extra)
 
-  let prepared: Prepared
-  try {
-    prepared = (await backfill.prepare?.(opts.settings)) ?? {}
-  } catch (error) {
-    // Invalid input (e.g. the mapping file): nothing has been written; record why.
-    const message = redact(explain(error))
-    if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
-    if (!opts.dryRun) await markFailed(client, backfill.name, message)
-    return finish('failed', { error: message, cause: error, failureRecorded: !opts.dryRun })
+  const resolution = await resolveEntry(client, backfill, opts.settings, opts.dryRun)
+  if (resolution.kind === 'failed') {
+    const { error, cause, failureRecorded } = resolution
+    return finish('failed', { error, cause, failureRecorded })
   }
-  const configKey = prepared.configKey ?? null
-
-  let entry = await readEntry(client, backfill.name)
-  if (!entry || entry.version !== backfill.version || entry.configKey !== configKey) {
-    await resetEntry(client, backfill.name, backfill.version, configKey)
-    entry = (await readEntry(client, backfill.name))!
-  }
-  if (entry.state === 'done') return finish('already-done', { note: entry.note ?? undefined })
-  if (prepared.skip) {
-    await markDone(client, backfill.name, prepared.skip)
-    return finish('skipped', { note: prepared.skip })
-  }
+  if (resolution.kind !== 'run') return finish(resolution.kind, { note: resolution.note })
+  const { prepared, entry } = resolution
 
   const highWater = await markRunning(client, backfill.name)
   let stepIndex = entry.step === null ? 0 : backfill.steps.findIndex((s) => s.name === entry.step)

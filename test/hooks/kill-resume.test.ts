@@ -6,14 +6,11 @@
  * its own so that the kill reaches tsx's node child too. Small batches and a pause between
  * them make it killable mid-way through each backfill, including the staged sub-task steps.
  */
-import { execa } from 'execa'
-import { join } from 'node:path'
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { PROJECT_ROOT } from '../helpers/project.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
 import { generateDataset } from './support/dataset.js'
-import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet } from './support/fixtures.js'
+import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet, startHookProcess } from './support/fixtures.js'
 import { sleep } from '../../lib/retry.js'
 import { openClient } from '../../lib/connection.js'
 
@@ -30,15 +27,18 @@ async function ledger(c: pg.Client): Promise<LedgerView[]> {
   return (await c.query(`select name, state, step, cursor from migration_hooks.backfills`)).rows
 }
 
-/** Kill points: a backfill (and step) with a cursor, i.e. genuinely part-way through. */
+/**
+ * Kill points: a backfill (and step) with a cursor, i.e. genuinely part-way through. The
+ * per-row backfills share the row pass, which runs first; sub-task linking's steps follow.
+ */
 const KILL_POINTS: Array<{ name: string; steps?: string[] }> = [
   { name: 'task-invocations' },
+  { name: 'parent-request-ids' },
+  { name: 'system-hash' },
   { name: 'subtask-links', steps: ['scan-rows'] },
   { name: 'subtask-links', steps: ['conversation-texts', 'scan-calls'] },
   { name: 'subtask-links', steps: ['match'] },
   { name: 'subtask-links', steps: ['apply'] },
-  { name: 'parent-request-ids' },
-  { name: 'system-hash' },
 ]
 
 describe('SIGKILL and resume', () => {
@@ -58,15 +58,7 @@ describe('SIGKILL and resume', () => {
     // One session for polling the ledger (a connection per poll would slow everything down).
     const poller = await openClient(a.url)
     for (const point of KILL_POINTS) {
-      const child = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
-        cwd: PROJECT_ROOT,
-        env,
-        extendEnv: false,
-        preferLocal: true,
-        localDir: PROJECT_ROOT,
-        reject: false,
-        detached: true,
-      })
+      const child = startHookProcess(env)
       let exited = false
       void child.then(() => (exited = true))
       const deadline = Date.now() + 120_000
@@ -91,14 +83,7 @@ describe('SIGKILL and resume', () => {
     expect(killedAt.length, `killed at: ${killedAt.join(', ')}`).toBeGreaterThanOrEqual(5)
 
     // Let the last run finish (and pick up whatever the kills left), as `db:migrate` would.
-    const final = await execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
-      cwd: PROJECT_ROOT,
-      env,
-      extendEnv: false,
-      preferLocal: true,
-      localDir: PROJECT_ROOT,
-      reject: false,
-    })
+    const final = await startHookProcess(env)
     expect(final.exitCode, String(final.stderr)).toBe(0)
 
     expect(await inDb(a.url, fullSnapshot)).toEqual(await inDb(b.url, fullSnapshot))

@@ -5,15 +5,12 @@
  * a copy of the same data, and counts, with a trigger, every UPDATE the hooks made that
  * changed a per-row column: no row may be written twice.
  */
-import { execa } from 'execa'
-import { join } from 'node:path'
 import type pg from 'pg'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { openClient } from '../../lib/connection.js'
 import { sleep } from '../../lib/retry.js'
-import { PROJECT_ROOT } from '../helpers/project.js'
 import { generateDataset } from './support/dataset.js'
-import { hookEnv, insertRows, mappingFile, owned, runQuiet } from './support/fixtures.js'
+import { hookEnv, insertRows, mappingFile, owned, runQuiet, startHookProcess } from './support/fixtures.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
 
 const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
@@ -178,15 +175,7 @@ describe('the row pass', () => {
       HOOKS_BATCH_DELAY_MS: '20',
       HOOKS_WORKERS: '2',
     })
-    const child = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
-      cwd: PROJECT_ROOT,
-      env,
-      extendEnv: false,
-      preferLocal: true,
-      localDir: PROJECT_ROOT,
-      reject: false,
-      detached: true,
-    })
+    const child = startHookProcess(env)
     const poller = await openClient(url)
     try {
       await waitForChunks(poller, (s) => s.done >= 1 && s.claimed >= 1)
@@ -212,15 +201,7 @@ describe('the row pass', () => {
       HOOKS_BATCH_DELAY_MS: '30',
       HOOKS_CLAIM_LEASE_SECONDS: '2',
     })
-    const owner = execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
-      cwd: PROJECT_ROOT,
-      env,
-      extendEnv: false,
-      preferLocal: true,
-      localDir: PROJECT_ROOT,
-      reject: false,
-      detached: true,
-    })
+    const owner = startHookProcess(env)
     const poller = await openClient(url)
     try {
       await waitForChunks(poller, (s) => s.claimed >= 1 && s.done >= 1)

@@ -25,7 +25,8 @@ import { batchSizer } from '../batch-sizer.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
 import { estimateRows } from '../key-walk.js'
-import { markDone, markFailed, markRunning, markStopped, readEntry, resetEntry, startStep } from '../ledger.js'
+import { markDone, markFailed, markRunning, markStopped, startStep } from '../ledger.js'
+import { resolveEntry } from '../resolve-entry.js'
 import { setParameters } from '../parameters.js'
 import { startProgress } from '../progress.js'
 import { HIGH_WATER_SETTING } from '../high-water.js'
@@ -78,37 +79,17 @@ async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPa
     const started = Date.now()
     const summary: BackfillSummary = { name: backfill.name, outcome: 'done', changed: 0, skipped: 0, durationMs: 0 }
     summaries.set(backfill.name, summary)
-    let prepared: Awaited<ReturnType<NonNullable<Backfill['prepare']>>>
-    try {
-      prepared = (await backfill.prepare?.(opts.settings)) ?? {}
-    } catch (error) {
-      const message = redact(explain(error))
-      if (!(await readEntry(client, backfill.name))) await resetEntry(client, backfill.name, backfill.version, null)
-      if (!opts.dryRun) await markFailed(client, backfill.name, message)
-      Object.assign(summary, {
-        outcome: 'failed',
-        error: message,
-        cause: error,
-        failureRecorded: !opts.dryRun,
-        durationMs: Date.now() - started,
-      })
+    const resolution = await resolveEntry(client, backfill, opts.settings, opts.dryRun)
+    if (resolution.kind === 'failed') {
+      const { error, cause, failureRecorded } = resolution
+      Object.assign(summary, { outcome: 'failed', error, cause, failureRecorded, durationMs: Date.now() - started })
       continue
     }
-    const configKey = prepared.configKey ?? null
-    let entry = await readEntry(client, backfill.name)
-    if (!entry || entry.version !== backfill.version || entry.configKey !== configKey) {
-      await resetEntry(client, backfill.name, backfill.version, configKey)
-      entry = (await readEntry(client, backfill.name))!
-    }
-    if (entry.state === 'done') {
-      Object.assign(summary, { outcome: 'already-done', note: entry.note ?? undefined })
+    if (resolution.kind !== 'run') {
+      Object.assign(summary, { outcome: resolution.kind, note: resolution.note })
       continue
     }
-    if (prepared.skip) {
-      await markDone(client, backfill.name, prepared.skip)
-      Object.assign(summary, { outcome: 'skipped', note: prepared.skip })
-      continue
-    }
+    const { prepared, configKey } = resolution
     members.push({ name: backfill.name, version: backfill.version, configKey })
     participants.push({ name: backfill.name, rule: backfill.row!, input: prepared.input })
   }

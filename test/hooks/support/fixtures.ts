@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import type pg from 'pg'
 import { afterAll } from 'vitest'
 import { runHooks, type RunHooksOptions, type RunHooksResult } from '../../../hooks/run.js'
-import { cleanEnv } from '../../helpers/project.js'
+import { execa } from 'execa'
+import { cleanEnv, PROJECT_ROOT } from '../../helpers/project.js'
 
 const uuid = (prefix: string, n: number) => `${prefix}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
 export const req = (n: number) => uuid('00000000', n)
@@ -177,6 +178,22 @@ export async function ledgerRow(client: pg.ClientBase, name: string) {
         config_key: string | null
       }
     | undefined
+}
+
+/**
+ * `tsx hooks/run.ts` as graphile-migrate starts it, in a process group of its own (so that a
+ * kill reaches tsx's node child too), with exactly `env`.
+ */
+export function startHookProcess(env: NodeJS.ProcessEnv) {
+  return execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
+    cwd: PROJECT_ROOT,
+    env,
+    extendEnv: false,
+    preferLocal: true,
+    localDir: PROJECT_ROOT,
+    reject: false,
+    detached: true,
+  })
 }
 
 /** The environment for a spawned hook process: the given settings and none from the shell. */
