@@ -20,6 +20,7 @@ import { BACKFILLS } from '../hooks/backfills/index.js'
 import { computeBatch } from '../hooks/runner/row-pass/compute.js'
 import { type Participant, walkRead } from '../hooks/runner/row-pass/sql.js'
 import { ensureStateTables } from '../hooks/runner/row-pass/state.js'
+import type { BackfillSummary } from '../hooks/run.js'
 import { openClient } from '../lib/connection.js'
 import { backfillMs, maxTxnMs, runHooksChild } from './hooks.js'
 
@@ -33,6 +34,18 @@ export interface RunSide {
 
 const ALL = BACKFILLS.map((b) => b.name)
 
+/** Where the time went: the row pass's phases once, then each other backfill's steps. */
+export function stepsOf(summaries: BackfillSummary[]): Record<string, number> {
+  const steps: Record<string, number> = {}
+  const rowPass = summaries.find((s) => BACKFILLS.find((b) => b.name === s.name)?.row && s.phases)
+  for (const [phase, s] of Object.entries(rowPass?.phases ?? {})) steps[`row pass ${phase}`] = s
+  for (const summary of summaries) {
+    if (BACKFILLS.find((b) => b.name === summary.name)?.row) continue
+    for (const [step, s] of Object.entries(summary.phases ?? {})) steps[`${summary.name} ${step}`] = s
+  }
+  return steps
+}
+
 export async function measureAllBackfills(url: string, env: NodeJS.ProcessEnv = {}): Promise<RunSide> {
   const run = await runHooksChild(url, undefined, env)
   if (!run.ok) throw new Error(`backfills failed: ${run.error}`)
@@ -40,7 +53,7 @@ export async function measureAllBackfills(url: string, env: NodeJS.ProcessEnv = 
     s: backfillMs(run, ALL) / 1000,
     maxTxnMs: maxTxnMs(run, ALL),
     peakRssMb: run.peakRssMb,
-    steps: Object.fromEntries(run.summaries.map((s) => [s.name, s.durationMs / 1000])),
+    steps: stepsOf(run.summaries),
   }
 }
 

@@ -33,6 +33,8 @@ export interface BackfillSummary {
   /** Rows skipped as malformed/unresolvable by this run. */
   skipped: number
   durationMs: number
+  /** Seconds spent in each step (or phase of the row pass) by this run, for benchmarks and logs. */
+  phases?: Record<string, number>
   note?: string
   /** One-paragraph, password-free failure message. */
   error?: string
@@ -97,6 +99,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const total = step.estimate ? await step.estimate(client, opts.settings) : 0
       if (!opts.dryRun) await startStep(client, backfill.name, total, cursor !== null)
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
+      const stepStarted = Date.now()
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
       const batches = singleBatches(step, ctx, cursor, sizer.size)
@@ -152,6 +155,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
         }
       } finally {
         progress.stop()
+        summary.phases = { ...summary.phases, [step.name]: (Date.now() - stepStarted) / 1000 }
       }
     }
     await gin.settled()

@@ -25,20 +25,16 @@ async function readCandidates(
 ): Promise<Record<string, unknown>[]> {
   const { sql, params } = catchUpRead(run.participants)
   const values = [after, limit, run.pass.xminThreshold, ...params]
-  // In a dry run the reader is the dry run's own session, already in its transaction.
-  if (run.dryRun) return (await reader.query(sql, values)).rows
-  await reader.query('begin')
+  // Outside any transaction (it takes no row lock); the planner hint holds for this statement
+  // only. In a dry run the reader is the dry run's own session, already in its transaction.
+  await reader.query(`select set_config('enable_seqscan', 'off', false), set_config($1, $2, false)`, [
+    HIGH_WATER_SETTING,
+    run.pass.highWater,
+  ])
   try {
-    await reader.query(`select set_config('enable_seqscan', 'off', true), set_config($1, $2, true)`, [
-      HIGH_WATER_SETTING,
-      run.pass.highWater,
-    ])
-    const { rows } = await reader.query(sql, values)
-    await reader.query('commit')
-    return rows
-  } catch (error) {
-    await reader.query('rollback').catch(() => {})
-    throw error
+    return (await reader.query(sql, values)).rows
+  } finally {
+    await reader.query('reset enable_seqscan')
   }
 }
 

@@ -172,12 +172,22 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
   const finish = (outcome: BackfillSummary['outcome'], extra: Partial<BackfillSummary> = {}, tally?: Tally) => {
     resolved.participants.forEach((p, i) => {
       Object.assign(resolved.summaries.get(p.name)!, { outcome, durationMs: Date.now() - started, ...extra })
-      if (tally) Object.assign(resolved.summaries.get(p.name)!, { changed: tally.changed[i], skipped: tally.skipped[i] })
+      if (tally) Object.assign(resolved.summaries.get(p.name)!, { changed: tally.changed[i], skipped: tally.skipped[i], phases })
     })
     return ordered()
   }
 
   const extra: { writer: pg.Client; reader: pg.Client }[] = []
+  // Seconds in the walk and in the final pass, shared by the participants' summaries.
+  const phases: Record<string, number> = {}
+  const timed = async <T>(phase: string, work: () => Promise<T>): Promise<T> => {
+    const begun = Date.now()
+    try {
+      return await work()
+    } finally {
+      phases[phase] = (phases[phase] ?? 0) + (Date.now() - begun) / 1000
+    }
+  }
   let gin: GinMerger = NO_GIN_MERGES
   const tally = new Tally(resolved.participants)
   try {
@@ -199,7 +209,9 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         return finish('stopped', { note }, tally)
       }
       if (pass.phase === 'walk') {
-        const stopped = await walkWithWorkers(run, client, reader, opts, extra, opts.dryRun ? 1 : opts.settings.workers)
+        const stopped = await timed('walk', () =>
+          walkWithWorkers(run, client, reader, opts, extra, opts.dryRun ? 1 : opts.settings.workers),
+        )
         if (stopped) return stopAt(stopped)
         // Chunks other runners still hold: wait for them, taking over a dead one's.
         while ((await chunksLeft(client)).left > 0) {
@@ -211,8 +223,8 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         }
         await setPhase(client, 'catch-up')
       }
-      await runCatchUp(run, client, reader)
-      await gin.settled()
+      await timed('final pass', () => runCatchUp(run, client, reader))
+      await timed('gin merges', () => gin.settled())
       if (!opts.dryRun) {
         await client.query('begin')
         try {
