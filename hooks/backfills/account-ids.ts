@@ -29,8 +29,6 @@ export const accountIds: Backfill = {
     read: { account: '(:input)->>a.train_id::text' },
     compute: (row) => (typeof row.account === 'string' ? { value: row.account } : null),
     guard: 'still-null',
-    // Rows of the mapped trains, through the train_id index.
-    catchUp: 'a.train_id = any (array(select jsonb_object_keys(:input)))',
   },
   steps: [],
 }

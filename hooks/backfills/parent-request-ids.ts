@@ -33,7 +33,6 @@ export const parentRequestIds: Backfill = {
     compute: (row) => (row.parent === null || row.parent === undefined ? 'skip' : { value: row.parent }),
     // The application may have set a parent meanwhile: only NULLs are filled.
     guard: 'still-null',
-    catchUp: 'a.parent_request_id is null and a.parent_message_hash is not null',
   },
   steps: [],
 }

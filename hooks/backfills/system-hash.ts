@@ -30,7 +30,6 @@ export const systemHash: Backfill = {
     },
     // The application may have written a hash meanwhile: only NULLs are filled.
     guard: 'still-null',
-    catchUp: 'a.system_hash is null',
   },
   steps: [],
 }

@@ -49,8 +49,6 @@ export const taskInvocations: Backfill = {
     },
     // The old value is compared, so a row the application rewrote meanwhile is left alone.
     guard: 'unchanged',
-    // Every row with a Task call, through the GIN index on response_body.
-    catchUp: `a.response_body @> '{"content": [{"type": "tool_use", "name": "Task"}]}'::jsonb`,
   },
   steps: [],
 }

@@ -41,10 +41,4 @@ export interface RowRule {
    * 'unchanged' only where it still holds the value read (given to `compute` as `old`).
    */
   guard: 'still-null' | 'unchanged'
-  /**
-   * SQL served by an index, true for every row that may still be pending after the walk
-   * (e.g. `a.system_hash is null`). The final pass looks there for rows that concurrent
-   * updates moved behind the walk's position.
-   */
-  catchUp: string
 }

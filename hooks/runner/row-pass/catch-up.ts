@@ -1,79 +1,95 @@
 /**
- * The final pass, after every chunk is walked: rows the application updated while the walk ran
- * may have moved (a new row version elsewhere in the heap) from a page not yet walked to one
- * already walked, and been missed. Only rows whose current version was written after the walk
- * began can have moved, so the pass looks, through each rule's index (`catchUp`), at pending
- * rows with such a version — usually a handful — and handles them by key, under the same
- * high-water rule as the walk. Rows the walk already handled are not pending any more; a row
- * handled twice is written once, because every write re-checks its guard.
+ * The final pass, after every chunk is walked. Rows the application updated while the walk
+ * ran got a new version elsewhere in the heap — perhaps on a page already walked, or beyond
+ * the pages the walk covered — and may have been missed. Only a row whose current version was
+ * written after the walk began (and not by the pass itself) can have moved, so this pass reads
+ * the heap again in physical order, but only cheap columns and `xmin` (bodies stay compressed
+ * unless a row matches), and handles the rows it finds by key, under the same high-water rule.
+ *
+ * All its reads run in ONE repeatable-read snapshot on the reader session: under one snapshot
+ * every row is seen exactly once, as it was then, even if the application moves it again
+ * while this pass runs (a pass of many statements with a snapshot each could miss a row moved
+ * from a page not yet read to one already read). The writes are ordinary batch transactions
+ * matched by request_id, so they apply to the row's latest version and re-check its guard.
+ * The snapshot is held only for this pass (seconds to minutes), never for the walk, which
+ * would hold back vacuum on the proxy's tables for hours.
+ *
+ * (An index per rule — `system_hash is null` … — was the first design: at 1M rows the
+ * candidates it returned were spread over most of the heap, and one statement needed more
+ * than HOOKS_STATEMENT_TIMEOUT_MS.)
+ *
+ * Interrupted, it starts again from the first page, with a new snapshot: it is cheap, and rows
+ * handled before the interruption are no longer pending.
  */
 import type pg from 'pg'
 import { HIGH_WATER_SETTING } from '../high-water.js'
+import { setParameters } from '../parameters.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
-import { saveCatchUpCursor } from './state.js'
 import { catchUpRead } from './sql.js'
 import { saveBatchProgress } from './tally.js'
 import { type PassRun, writeRecords } from './walk.js'
 
-/** Read one page of candidates: an index scan (the planner is told not to scan the heap). */
-async function readCandidates(
-  run: PassRun,
-  reader: pg.ClientBase,
-  after: string | null,
-  limit: number,
-): Promise<Record<string, unknown>[]> {
+/** Pages per read: the filter reads no body, so many pages fit in one short statement. */
+const FIRST_PAGES = 512
+const MAX_PAGES = 65_536
+/** Aimed duration of one read statement. */
+const READ_TARGET_MS = 200
+
+export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<void> {
   const { sql, params } = catchUpRead(run.participants)
-  const values = [after, limit, run.pass.xminThreshold, ...params]
-  // Outside any transaction (it takes no row lock); the planner hint holds for this statement
-  // only. In a dry run the reader is the dry run's own session, already in its transaction.
-  await reader.query(`select set_config('enable_seqscan', 'off', false), set_config($1, $2, false)`, [
-    HIGH_WATER_SETTING,
-    run.pass.highWater,
-  ])
+  // A dry run reads in its own (already open) transaction; its batches were rolled back, so
+  // there is nothing of its own to catch up with anyway.
+  const snapshot = !run.dryRun
+  if (snapshot) await reader.query('begin isolation level repeatable read read only')
   try {
-    return (await reader.query(sql, values)).rows
+    await setParameters(reader, { [HIGH_WATER_SETTING]: run.pass.highWater }, snapshot ? 'transaction' : 'session')
+    // Every page there is now, including those added since the walk began.
+    const { rows: size } = await reader.query<{ pages: string }>(
+      `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages`,
+    )
+    const pages = Number(size[0].pages)
+    let step = FIRST_PAGES
+    for (let from = 0; from < pages; ) {
+      const to = Math.min(pages, from + step)
+      const started = performance.now()
+      const { rows } = await reader.query(sql, [from, to, run.pass.xminThreshold, ...params])
+      const ms = performance.now() - started
+      step = Math.min(MAX_PAGES, Math.max(1, Math.round(step * Math.min(2, Math.max(0.5, READ_TARGET_MS / Math.max(ms, 1))))))
+      if (rows.length) await writeCandidates(run, writer, rows, to)
+      from = to
+    }
   } finally {
-    await reader.query('reset enable_seqscan')
+    if (snapshot) await reader.query('commit').catch(() => {})
   }
 }
 
-export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<void> {
-  let after = run.pass.catchUpAfter
-  for (;;) {
-    const limit = run.sizer.size()
-    const rows = await readCandidates(run, reader, after, limit)
-    if (rows.length === 0) return
-    const computed = computeBatch(run.participants, rows)
-    // Skips are the walk's to count: a row found here may have been seen (and counted) there,
-    // since a candidate is any row written after the oldest transaction open when it began.
+/** Handle the rows one read found, in batches of the shared batch size, by key. */
+async function writeCandidates(run: PassRun, writer: pg.ClientBase, rows: Record<string, unknown>[], page: number): Promise<void> {
+  for (let i = 0; i < rows.length; ) {
+    const size = run.sizer.size()
+    const batch = rows.slice(i, i + size)
+    i += batch.length
+    const computed = computeBatch(run.participants, batch)
+    // Skips are the walk's to count: a row found here may have been seen (and counted) there.
     const found = computed.counts.map((c) => ({ ...c, skipped: 0 }))
-    // The greatest key (canonical uuid text sorts like the uuid).
-    const last = rows
-      .map((r) => String(r.id))
-      .sort()
-      .at(-1)!
     const counts = await inBatchTransaction(
       writer,
       {
         settings: run.settings,
         dryRun: run.dryRun,
-        deferGinMerge: run.gin.active(),
+        // Few rows: PostgreSQL merges their GIN entries as usual (the reader, where merges run,
+        // is holding this pass's snapshot).
+        deferGinMerge: false,
         highWater: run.pass.highWater,
-        onCommitted: (txnMs) => run.sizer.observe(txnMs, Math.max(rows.length, 1)),
+        onCommitted: (txnMs) => run.sizer.observe(txnMs, Math.max(batch.length, 1)),
       },
       async () => {
         const c = await writeRecords(writer, run.participants, computed.records, false)
-        if (!run.dryRun) {
-          await saveCatchUpCursor(writer, last)
-          await saveBatchProgress(writer, run.participants, 'catch-up', { after: last }, c, found, rows.length)
-        }
+        if (!run.dryRun) await saveBatchProgress(writer, run.participants, 'catch-up', { page }, c, found, batch.length)
         return c
       },
     )
     run.tally.add(counts, found)
-    run.gin.afterBatch(counts.rows, rows.length < limit)
-    after = last
-    if (rows.length < limit) return
   }
 }

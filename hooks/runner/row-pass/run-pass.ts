@@ -196,8 +196,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
     await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
     const total = await estimateRows(client)
     const label = `row pass (${names.join(', ')})`
-    if (!opts.dryRun)
-      for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up' || pass.catchUpAfter !== null)
+    if (!opts.dryRun) for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up')
     gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
     const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
     const run = passRun(resolved.participants, pass, opts, gin, tally, progress, 0)

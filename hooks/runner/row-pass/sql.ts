@@ -29,7 +29,7 @@ function bindInputs(participants: Participant[], first: number): { fragment: (i:
   const params: unknown[] = []
   // Per participant: the number of its input parameter, or 0 when its SQL uses none.
   const numbers = participants.map((p) => {
-    const uses = [p.rule.pending, p.rule.catchUp, ...Object.values(p.rule.read)].some((s) => s.includes(':input'))
+    const uses = [p.rule.pending, ...Object.values(p.rule.read)].some((s) => s.includes(':input'))
     if (!uses) return 0
     params.push(JSON.stringify(p.input ?? null))
     return first + params.length - 1
@@ -74,23 +74,19 @@ export function walkRead(participants: Participant[]): Template {
 }
 
 /**
- * The final pass: rows that may still be pending (each rule's index-served `catchUp`) and whose
- * current version was written after the walk began (`xmin` at or after $3, the oldest
- * transaction running when it began): only such a row can have moved behind the walk. By key,
- * after $1, at most $2 rows.
+ * The final pass, pages [$1, $2): rows still pending whose current version was written after
+ * the walk began (`xmin` at or after $3, the oldest transaction running when it began) and not
+ * by the pass itself — only such a row can have moved behind the walk. Cheap columns only,
+ * unless a row matches.
  */
 export function catchUpRead(participants: Participant[]): Template {
   const { fragment, params } = bindInputs(participants, 4)
-  const candidates = participants.map((p, i) => `(${fragment(i, p.rule.catchUp)})`).join(' or ')
   return {
     sql: `select ${readList(participants, fragment)}
   from public.api_requests a
-  where (${candidates})
+  where a.ctid >= format('(%s,0)', $1::bigint)::tid and a.ctid < format('(%s,0)', $2::bigint)::tid
     and age(a.xmin) <= age(xid($3::xid8))
-    and ($1::uuid is null or a.request_id > $1::uuid)
-    and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})
-  order by a.request_id
-  limit $2`,
+    and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})`,
     params,
   }
 }

@@ -40,8 +40,6 @@ export interface PassState {
   totalPages: number
   rowsPerPage: number
   phase: 'walk' | 'catch-up'
-  /** The catch-up's last key done (null: from the start). */
-  catchUpAfter: string | null
 }
 
 export interface Chunk {
@@ -60,7 +58,6 @@ export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
     total_pages bigint not null,
     rows_per_page float8 not null,
     phase text not null check (phase in ('walk', 'catch-up')),
-    catch_up_after uuid,
     started_at timestamptz not null default now()
   )`)
   await client.query(`create table if not exists ${CHUNK_TABLE} (
@@ -85,7 +82,7 @@ export async function readPass(client: pg.ClientBase): Promise<PassState | null>
   const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [PASS_TABLE])
   if (!rows[0].ok) return null
   const { rows: pass } = await client.query(
-    `select members, high_water::text, xmin_threshold::text, total_pages::float8, rows_per_page, phase, catch_up_after::text from ${PASS_TABLE}`,
+    `select members, high_water::text, xmin_threshold::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
   )
   const r = pass[0]
   if (!r) return null
@@ -96,7 +93,6 @@ export async function readPass(client: pg.ClientBase): Promise<PassState | null>
     totalPages: Number(r.total_pages),
     rowsPerPage: r.rows_per_page,
     phase: r.phase,
-    catchUpAfter: r.catch_up_after,
   }
 }
 
@@ -136,7 +132,7 @@ export async function beginPass(client: pg.ClientBase, members: PassMember[], hi
        from generate_series(0, greatest(ceil($2::float8 / $1::bigint)::int - 1, 0)) g`,
     [chunkPages, totalPages],
   )
-  return { members, highWater, xminThreshold: rows[0].xmin, totalPages, rowsPerPage, phase: 'walk', catchUpAfter: null }
+  return { members, highWater, xminThreshold: rows[0].xmin, totalPages, rowsPerPage, phase: 'walk' }
 }
 
 /**
@@ -197,10 +193,6 @@ export async function chunksLeft(client: pg.ClientBase): Promise<{ left: number;
 
 export async function setPhase(client: pg.ClientBase, phase: 'catch-up'): Promise<void> {
   await client.query(`update ${PASS_TABLE} set phase = $1`, [phase])
-}
-
-export async function saveCatchUpCursor(client: pg.ClientBase, after: string): Promise<void> {
-  await client.query(`update ${PASS_TABLE} set catch_up_after = $1::uuid`, [after])
 }
 
 export async function dropStateTables(client: pg.ClientBase): Promise<void> {

@@ -84,7 +84,8 @@ async function walkChunk(
   const pipelined = reader !== writer
   const readFrom = (from: number): Promise<ReadBatch> => {
     const rowsWanted = run.sizer.size()
-    const to = Math.min(chunk.endPage, from + Math.max(1, Math.round(rowsWanted / Math.max(pass.rowsPerPage, 1))))
+    // Rounded up: a batch of one page must be able to grow (1.25 × 1 page rounds back to 1).
+    const to = Math.min(chunk.endPage, from + Math.max(1, Math.ceil(rowsWanted / Math.max(pass.rowsPerPage, 1))))
     const p = reader
       .query(read.sql, [from, to, ...read.params])
       .then(({ rows }) => ({ from, to, rowsEstimate: Math.round((to - from) * pass.rowsPerPage), rows }))
