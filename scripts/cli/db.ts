@@ -40,6 +40,7 @@ import { shellExports } from '../lifecycle/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { readCommittedChain } from '../verify/chain.js'
+import { lockRetries, withLockRetries } from '../lifecycle/lock-retries.js'
 import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../lifecycle/preflight.js'
 import { redact } from '../../lib/redact.js'
 import { diffSchemas, printDriftReport } from '../drift/drift.js'
@@ -81,7 +82,12 @@ async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]):
   // INVALID-index repair before (graphile-migrate runs it only when something is pending, so
   // do we; the deploy lock keeps another deploy from building meanwhile), and the hooks after.
   if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
-  const result = await gm(urls, ['migrate', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' })
+  const result = await withLockRetries(() => gm(urls, ['migrate', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' }), {
+    retries: lockRetries(),
+    beforeRetry: async () => {
+      await repairInvalidIndexes(urls.databaseUrl)
+    },
+  })
   if (result.exitCode !== 0) return { exitCode: result.exitCode, applied: 0 }
   // Every time, not only after new migrations: a build interrupted last time is finished now.
   await completeOnlineSchema(urls.databaseUrl)

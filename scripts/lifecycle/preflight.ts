@@ -154,7 +154,7 @@ const ADVICE: Array<[RegExp, string]> = [
   ],
   [
     /lock timeout/i,
-    'A migration waited longer than lock_timeout (pgSettings in .gmrc) for a lock held by another session, typically the application. It was rolled back; run the command again when traffic is quieter.',
+    'A migration waited longer than lock_timeout (pgSettings in .gmrc) for a lock held by another session, typically the application, and was rolled back. npm run db:migrate retries it (MIGRATE_LOCK_RETRIES); if the retries run out, look for a long-running transaction (pg_stat_activity.xact_start) and run the command again.',
   ],
   [
     /permission denied|must be owner/i,
