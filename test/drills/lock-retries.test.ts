@@ -34,11 +34,17 @@ describe('withLockRetries', () => {
     expect(pauses[1]).toBeGreaterThan(pauses[0])
 
     calls = 0
-    const other = await withLockRetries(async () => (++calls, { exitCode: 1, output: 'syntax error' }), { retries: 5, log: () => {} })
+    const counted =
+      <R>(result: R) =>
+      async () => {
+        calls++
+        return result
+      }
+    const other = await withLockRetries(counted({ exitCode: 1, output: 'syntax error' }), { retries: 5, log: () => {} })
     expect([other.exitCode, calls]).toEqual([1, 1])
 
     calls = 0
-    const exhausted = await withLockRetries(async () => (++calls, timedOut), { retries: 2, log: () => {}, pause: async () => {} })
+    const exhausted = await withLockRetries(counted(timedOut), { retries: 2, log: () => {}, pause: async () => {} })
     expect([exhausted.exitCode, calls]).toEqual([1, 3])
   })
 })
