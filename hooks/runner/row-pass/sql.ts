@@ -57,21 +57,24 @@ function anyPending(participants: Participant[], fragment: (i: number, sql: stri
   return participants.map((p, i) => `coalesce((${fragment(i, p.rule.pending)}), false)`).join(' or ')
 }
 
-/**
- * Read the rows of pages [$1, $2) that any rule needs — a TID range scan, so the heap is read
- * in physical order whatever its size — leaving out rows the application inserted after the
- * backfill started (high-water.ts).
- */
-export function walkRead(participants: Participant[]): Template {
-  const { fragment, params } = bindInputs(participants, 3)
+/** The rows of pages [$1, $2) that any rule needs, under `condition` too; inputs from `firstInput`. */
+function pageRead(participants: Participant[], firstInput: number, condition: string): Template {
+  const { fragment, params } = bindInputs(participants, firstInput)
   return {
     sql: `select ${readList(participants, fragment)}
   from public.api_requests a
-  where a.ctid >= format('(%s,0)', $1::bigint)::tid and a.ctid < format('(%s,0)', $2::bigint)::tid
+  where a.ctid >= format('(%s,0)', $1::bigint)::tid and a.ctid < format('(%s,0)', $2::bigint)::tid${condition}
     and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})`,
     params,
   }
 }
+
+/**
+ * The walk's read of pages [$1, $2) — a TID range scan, so the heap is read in physical order
+ * whatever its size — leaving out rows the application inserted after the backfill started
+ * (high-water.ts).
+ */
+export const walkRead = (participants: Participant[]): Template => pageRead(participants, 3, '')
 
 /**
  * The final pass, pages [$1, $2): rows still pending whose current version was written after
@@ -79,17 +82,8 @@ export function walkRead(participants: Participant[]): Template {
  * by the pass itself — only such a row can have moved behind the walk. Cheap columns only,
  * unless a row matches.
  */
-export function catchUpRead(participants: Participant[]): Template {
-  const { fragment, params } = bindInputs(participants, 4)
-  return {
-    sql: `select ${readList(participants, fragment)}
-  from public.api_requests a
-  where a.ctid >= format('(%s,0)', $1::bigint)::tid and a.ctid < format('(%s,0)', $2::bigint)::tid
-    and age(a.xmin) <= age(xid($3::xid8))
-    and ${preExisting('a')} and ${notOwnWrite} and (${anyPending(participants, fragment)})`,
-    params,
-  }
-}
+export const catchUpRead = (participants: Participant[]): Template =>
+  pageRead(participants, 4, '\n    and age(a.xmin) <= age(xid($3::xid8))')
 
 /** The guard of a rule, on the row `a` and the batch record `v`. */
 function guard(p: Participant, i: number): string {
