@@ -19,7 +19,7 @@ import type pg from 'pg'
 import { BACKFILLS } from '../hooks/backfills/index.js'
 import { computeBatch } from '../hooks/runner/row-pass/compute.js'
 import { type Participant, walkRead } from '../hooks/runner/row-pass/sql.js'
-import { ensureStateTables } from '../hooks/runner/row-pass/state.js'
+import { ensureStateTables, heapPages } from '../hooks/runner/row-pass/state.js'
 import type { BackfillSummary } from '../hooks/run.js'
 import { openClient } from '../lib/connection.js'
 import { backfillMs, maxTxnMs, runHooksChild } from './hooks.js'
@@ -60,11 +60,9 @@ export async function measureAllBackfills(url: string, env: NodeJS.ProcessEnv = 
 /** The heap's pages, and about how many rows a batch of `rows` rows spans. */
 async function pagesOf(c: pg.ClientBase): Promise<{ pages: number; rowsPerPage: number }> {
   const { rows } = await c.query(
-    `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::int as pages,
-            greatest(reltuples / nullif(relpages, 0), 1)::float8 as rpp
-       from pg_class where oid = 'public.api_requests'::regclass`,
+    `select greatest(reltuples / nullif(relpages, 0), 1)::float8 as rpp from pg_class where oid = 'public.api_requests'::regclass`,
   )
-  return { pages: rows[0].pages, rowsPerPage: rows[0].rpp }
+  return { pages: await heapPages(c), rowsPerPage: rows[0].rpp }
 }
 
 const BATCH_ROWS = 2000

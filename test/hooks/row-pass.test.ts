@@ -168,17 +168,8 @@ describe('the row pass', () => {
 
   it('a runner killed mid-walk with two workers is resumed: every row once, same end state', async () => {
     const url = await copy('rowpass_kill')
-    const env = hookEnv({
-      GM_DBURL: url,
-      ACCOUNT_MAPPING_FILE: mapping,
-      HOOKS_BATCH_SIZE: '10',
-      HOOKS_BATCH_DELAY_MS: '20',
-      HOOKS_WORKERS: '2',
-    })
-    const child = startHookProcess(env)
-    const poller = await openClient(url)
+    const { child, poller } = await startWalking(url, { HOOKS_BATCH_DELAY_MS: '20', HOOKS_WORKERS: '2' })
     try {
-      await waitForChunks(poller, (s) => s.done >= 1 && s.claimed >= 1)
       process.kill(-child.pid!, 'SIGKILL')
       await child
       const mid = await chunkState(poller)
@@ -194,17 +185,8 @@ describe('the row pass', () => {
 
   it('a second process joins the walk, takes over a frozen runner’s chunk, and every row is still written once', async () => {
     const url = await copy('rowpass_join')
-    const env = hookEnv({
-      GM_DBURL: url,
-      ACCOUNT_MAPPING_FILE: mapping,
-      HOOKS_BATCH_SIZE: '10',
-      HOOKS_BATCH_DELAY_MS: '30',
-      HOOKS_CLAIM_LEASE_SECONDS: '2',
-    })
-    const owner = startHookProcess(env)
-    const poller = await openClient(url)
+    const { child: owner, poller } = await startWalking(url, { HOOKS_BATCH_DELAY_MS: '30', HOOKS_CLAIM_LEASE_SECONDS: '2' })
     try {
-      await waitForChunks(poller, (s) => s.claimed >= 1 && s.done >= 1)
       // Freeze the owner (as a stalled VM would be): its claim's heartbeat goes stale.
       process.kill(-owner.pid!, 'SIGSTOP')
       await sleep(2500)
@@ -234,6 +216,22 @@ describe('the row pass', () => {
     expect(await writtenTwice(url)).toEqual([])
   })
 })
+
+/**
+ * `tsx hooks/run.ts` on `url` in small batches (plus `settings`), returned once its walk has
+ * finished a chunk and holds another; `poller` watches the chunks (the caller ends it).
+ */
+async function startWalking(url: string, settings: NodeJS.ProcessEnv) {
+  const child = startHookProcess(hookEnv({ GM_DBURL: url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '10', ...settings }))
+  const poller = await openClient(url)
+  try {
+    await waitForChunks(poller, (s) => s.done >= 1 && s.claimed >= 1)
+  } catch (error) {
+    await poller.end()
+    throw error
+  }
+  return { child, poller }
+}
 
 interface ChunkState {
   total: number

@@ -22,11 +22,10 @@
  * handled before the interruption are no longer pending.
  */
 import type pg from 'pg'
-import { HIGH_WATER_SETTING } from '../high-water.js'
-import { setParameters } from '../parameters.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { catchUpRead } from './sql.js'
+import { heapPages } from './state.js'
 import { saveBatchProgress } from './tally.js'
 import { type PassRun, writeRecords } from './walk.js'
 
@@ -43,12 +42,9 @@ export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg
   const snapshot = !run.dryRun
   if (snapshot) await reader.query('begin isolation level repeatable read read only')
   try {
-    await setParameters(reader, { [HIGH_WATER_SETTING]: run.pass.highWater }, snapshot ? 'transaction' : 'session')
+    // (The reader's session already carries the high-water mark, see run-pass.ts.)
     // Every page there is now, including those added since the walk began.
-    const { rows: size } = await reader.query<{ pages: string }>(
-      `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages`,
-    )
-    const pages = Number(size[0].pages)
+    const pages = await heapPages(reader)
     let step = FIRST_PAGES
     for (let from = 0; from < pages; ) {
       const to = Math.min(pages, from + step)

@@ -28,7 +28,7 @@ import { estimateRows } from '../key-walk.js'
 import { markDone, markFailed, markRunning, markStopped, startStep } from '../ledger.js'
 import { resolveEntry } from '../resolve-entry.js'
 import { setParameters } from '../parameters.js'
-import { startProgress } from '../progress.js'
+import { type Progress, startProgress } from '../progress.js'
 import { HIGH_WATER_SETTING } from '../high-water.js'
 import { runCatchUp } from './catch-up.js'
 import {
@@ -136,17 +136,25 @@ async function closeWorkers(extra: { writer: pg.Client; reader: pg.Client }[]): 
   }
 }
 
-/** What the workers share, with a progress display starting at `walked` rows. */
-function passRun(
+/**
+ * What the workers of this process share, set up the same way for the owner and a helper:
+ * the reader's high-water mark, the GIN merger, and a progress display starting at `walked`.
+ */
+async function startPassRun(
+  client: pg.ClientBase,
+  reader: pg.ClientBase,
   participants: Participant[],
   pass: PassState,
   opts: RowPassOptions,
-  gin: GinMerger,
   tally: Tally,
-  progress: { update(done: number, batch?: number): void },
+  label: string,
   walked: number,
-): PassRun {
-  return {
+): Promise<{ run: PassRun; progress: Progress; total: number }> {
+  await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
+  const gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
+  const total = await estimateRows(client)
+  const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
+  const run: PassRun = {
     participants,
     pass,
     settings: opts.settings,
@@ -161,6 +169,7 @@ function passRun(
     },
     shouldStop: opts.shouldStop,
   }
+  return { run, progress, total }
 }
 
 export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], opts: RowPassOptions): Promise<BackfillSummary[]> {
@@ -193,13 +202,10 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
   try {
     const pass = await passFor(client, resolved)
     const reader = opts.reader && !opts.dryRun ? opts.reader : client
-    await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
-    const total = await estimateRows(client)
     const label = `row pass (${names.join(', ')})`
+    const { run, progress, total } = await startPassRun(client, reader, resolved.participants, pass, opts, tally, label, 0)
+    gin = run.gin
     if (!opts.dryRun) for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up')
-    gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
-    const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
-    const run = passRun(resolved.participants, pass, opts, gin, tally, progress, 0)
     try {
       // Stopped on request: pending again, resumable by any runner.
       const stopAt = async (note: string) => {
@@ -284,27 +290,12 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
     participants.push({ name: member.name, rule: backfill.row!, input: prepared.input })
   }
   const reader = opts.reader ?? client
-  await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
   const tally = new Tally(participants)
   const extra: { writer: pg.Client; reader: pg.Client }[] = []
-  const gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
-  const total = await estimateRows(client)
-  const progress = startProgress({
-    label: `row pass, helping (${participants.map((p) => p.name).join(', ')})`,
-    total,
-    log: opts.log,
-    intervalMs: opts.settings.progressIntervalMs,
-    tty: opts.tty,
-  })
-  const run = passRun(
-    participants,
-    pass,
-    { ...opts, dryRun: false },
-    gin,
-    tally,
-    progress,
-    (await chunksLeft(client)).pagesDone * pass.rowsPerPage,
-  )
+  const label = `row pass, helping (${participants.map((p) => p.name).join(', ')})`
+  const walked = (await chunksLeft(client)).pagesDone * pass.rowsPerPage
+  const { run, progress } = await startPassRun(client, reader, participants, pass, { ...opts, dryRun: false }, tally, label, walked)
+  const gin = run.gin
   let outcome: BackfillSummary['outcome'] = 'done'
   let note: string | undefined
   try {

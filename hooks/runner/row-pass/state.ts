@@ -15,6 +15,7 @@
  */
 import type pg from 'pg'
 import { LEDGER_SCHEMA } from '../ledger.js'
+import { tableExists } from '../sessions.js'
 
 export const PASS_TABLE = `${LEDGER_SCHEMA}.row_pass`
 export const CHUNK_TABLE = `${LEDGER_SCHEMA}.row_pass_chunks`
@@ -78,9 +79,16 @@ export async function recordOwnWrite(client: pg.ClientBase): Promise<void> {
   await client.query(`insert into ${XID_TABLE} (xid) values (pg_current_xact_id()) on conflict do nothing`)
 }
 
+/** The pages api_requests' heap has now (the walk's and the final pass's extent). */
+export async function heapPages(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ pages: string }>(
+    `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages`,
+  )
+  return Number(rows[0].pages)
+}
+
 export async function readPass(client: pg.ClientBase): Promise<PassState | null> {
-  const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [PASS_TABLE])
-  if (!rows[0].ok) return null
+  if (!(await tableExists(client, PASS_TABLE))) return null
   const { rows: pass } = await client.query(
     `select members, high_water::text, xmin_threshold::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
   )
@@ -111,13 +119,12 @@ export async function beginPass(client: pg.ClientBase, members: PassMember[], hi
   await client.query(`delete from ${CHUNK_TABLE}`)
   await client.query(`delete from ${XID_TABLE}`)
   await client.query(`delete from ${PASS_TABLE}`)
-  const { rows } = await client.query<{ pages: string; rows_per_page: number; xmin: string }>(
-    `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages,
-            case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page,
+  const totalPages = await heapPages(client)
+  const { rows } = await client.query<{ rows_per_page: number; xmin: string }>(
+    `select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page,
             pg_snapshot_xmin(pg_current_snapshot())::text as xmin
        from pg_class c where c.oid = 'public.api_requests'::regclass`,
   )
-  const totalPages = Number(rows[0].pages)
   const rowsPerPage = rows[0].rows_per_page
   // About 64 chunks: enough for several runners to share, few enough to claim cheaply.
   const chunkPages = Math.min(16_384, Math.max(8, Math.ceil(totalPages / 64)))
