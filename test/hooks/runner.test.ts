@@ -2,7 +2,7 @@
  * The runner: ledger, resumption, version bumps, failures, dry runs, --only, locking,
  * lock-timeout retries, status, shadow runs and script mode — asserted on database state.
  */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
 import type { Backfill } from '../../hooks/runner/backfill.js'
@@ -48,6 +48,20 @@ async function seeded(label: string, rows = someRows()): Promise<string> {
 }
 
 const state = (url: string, name: string) => inDb(url, (c) => ledgerRow(c, name))
+
+/**
+ * A transaction with an id, left open from before the rows were written: what another test,
+ * or the proxy, does on a shared server. Rows written after it stay above every walk's xmin
+ * threshold, so the final pass sees them as candidates.
+ */
+async function seededUnderOldTransaction(label: string): Promise<{ url: string; end: () => Promise<void> }> {
+  const url = await freshDatabase(label)
+  const old = await openClient(url)
+  await old.query('begin')
+  await old.query('select pg_current_xact_id()')
+  await inDb(url, (c) => insertRows(c, someRows()))
+  return { url, end: () => old.end() }
+}
 
 describe('ledger', () => {
   it('a ledger made by the previous release gains the runner columns and keeps its rows', async () => {
@@ -112,7 +126,8 @@ describe('ledger', () => {
 
 describe('dry run', () => {
   it('reports what would change and writes nothing, not even the ledger', async () => {
-    const url = await seeded('dry')
+    const { url, end } = await seededUnderOldTransaction('dry')
+    onTestFinished(end)
     const file = mappingFile('{"train-a": "acc-A"}')
     const before = await inDb(url, fullSnapshot)
     const dry = await runQuiet(url, { dryRun: true, env: { ACCOUNT_MAPPING_FILE: file } })
@@ -134,7 +149,8 @@ describe('dry run', () => {
   })
 
   it('holds no row lock beyond the batch that took it, and still counts every change', async () => {
-    const url = await seeded('dry_locks')
+    const { url, end } = await seededUnderOldTransaction('dry_locks')
+    onTestFinished(end)
     // A dry run paced batch by batch; meanwhile another session updates a row an earlier batch
     // changed (and so locked) — with a short lock_timeout, so waiting for the dry run fails.
     let blockedWrites = 0

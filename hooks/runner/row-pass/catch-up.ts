@@ -37,16 +37,19 @@ const READ_TARGET_MS = 200
 
 export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<void> {
   const { sql, params } = catchUpRead(run.participants)
-  // A dry run reads in its own (already open) transaction; its batches were rolled back, so
-  // there is nothing of its own to catch up with anyway.
+  // A dry run reads in its own (already open) transaction.
   const snapshot = !run.dryRun
   if (snapshot) await reader.query('begin isolation level repeatable read read only')
   try {
     // (The reader's session already carries the high-water mark, see run-pass.ts.)
-    // Every page there is now, including those added since the walk began.
+    // Every page there is now, including those added since the walk began. A dry run wrote
+    // nothing, so every row it counted on the walked pages is still pending (and, if any
+    // transaction older than the walk is open anywhere on the server, still above the xmin
+    // threshold): reading them again would count them twice. Its final pass reads only the
+    // pages added since its walk began.
     const pages = await heapPages(reader)
     let step = FIRST_PAGES
-    for (let from = 0; from < pages; ) {
+    for (let from = run.dryRun ? run.pass.totalPages : 0; from < pages; ) {
       const to = Math.min(pages, from + step)
       const started = performance.now()
       const { rows } = await reader.query(sql, [from, to, run.pass.xminThreshold, ...params])
