@@ -20,7 +20,7 @@ import { BACKFILLS } from './backfills/index.js'
 import type pg from 'pg'
 import type { Backfill, HookSettings } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
-import { joinRowPass, rowBackfills, runRowPass } from './runner/row-pass/run-pass.js'
+import { joinRowPass, rowBackfills, type RowPassOptions, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
 import { connect, connectReader, tableExists } from './runner/sessions.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
@@ -179,15 +179,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       // The per-row backfills first, in one pass; then the others, one by one.
       const perRow = rowBackfills(backfills)
       const rowSummaries = perRow.length
-        ? await runRowPass(client, perRow, {
-            settings,
-            dryRun,
-            log,
-            tty,
-            reader,
-            shouldStop: opts.shouldStop,
-            openWorkerSessions: workerSessions(opts.databaseUrl, settings),
-          })
+        ? await runRowPass(client, perRow, rowPassOptions(opts, settings, { dryRun, log, tty, reader }))
         : []
       // Records one backfill's outcome; false when the run must end there (failed, stopped).
       const record = (backfill: Backfill, summary: BackfillSummary): boolean => {
@@ -250,11 +242,23 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   }
 }
 
-/** Opens the two sessions of one more row-pass worker (HOOKS_WORKERS > 1). */
-const workerSessions = (databaseUrl: string, settings: HookSettings) => async () => ({
-  writer: await connect(databaseUrl, 'migration hooks worker'),
-  reader: await connectReader(databaseUrl, settings),
-})
+/** The row pass's options, the same for running a pass and for joining another process's. */
+function rowPassOptions(
+  opts: RunHooksOptions,
+  settings: HookSettings,
+  session: Pick<RowPassOptions, 'dryRun' | 'log' | 'tty' | 'reader'>,
+): RowPassOptions {
+  return {
+    ...session,
+    settings,
+    shouldStop: opts.shouldStop,
+    // Opens the two sessions of one more worker (HOOKS_WORKERS > 1).
+    openWorkerSessions: async () => ({
+      writer: await connect(opts.databaseUrl, 'migration hooks worker'),
+      reader: await connectReader(opts.databaseUrl, settings),
+    }),
+  }
+}
 
 /**
  * Another process holds the hooks lock: help its row pass if it is walking (joinRowPass), and
@@ -273,15 +277,7 @@ async function joinBusyRun(
   let reader: pg.Client | undefined
   try {
     reader = await connectReader(opts.databaseUrl, settings)
-    const joined = await joinRowPass(client, backfills, {
-      settings,
-      dryRun: false,
-      log,
-      tty,
-      reader,
-      shouldStop: opts.shouldStop,
-      openWorkerSessions: workerSessions(opts.databaseUrl, settings),
-    })
+    const joined = await joinRowPass(client, backfills, rowPassOptions(opts, settings, { dryRun: false, log, tty, reader }))
     if (joined.refused) {
       log(`Migration hooks: another process is running the backfills, and this one cannot help: ${joined.refused}.`)
       return false
