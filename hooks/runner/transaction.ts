@@ -60,8 +60,9 @@ export async function inBatchTransaction<T>(client: pg.ClientBase, opts: TxOptio
   const [open, commit, abort] = dryRun
     ? [
         'savepoint hooks_batch',
-        // Rolling back the savepoint ends the row locks its statements took (table locks stay
-        // to the end of the dry run, but they do not block the application's reads and writes).
+        // Rolling back the savepoint releases every lock its statements took, row and table
+        // locks alike; the dry run's transaction keeps only its reads' ACCESS SHARE locks (and
+        // those on the scratch tables of `keepInDryRun` steps), which block no read or write.
         opts.keepInDryRun ? 'release savepoint hooks_batch' : 'rollback to savepoint hooks_batch; release savepoint hooks_batch',
         'rollback to savepoint hooks_batch',
       ]

@@ -43,16 +43,16 @@ export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg
   try {
     // (The reader's session already carries the high-water mark, see run-pass.ts.)
     // Every page there is now, including those added since the walk began. A dry run wrote
-    // nothing, so every row it counted on the walked pages is still pending (and, if any
-    // transaction older than the walk is open anywhere on the server, still above the xmin
-    // threshold): reading them again would count them twice. Its final pass reads only the
-    // pages added since its walk began.
+    // nothing, so every row it counted on the walked pages is still pending — and a candidate
+    // here too if the application touched it since the walk began: reading those pages again
+    // would count it twice. A dry run's final pass reads only the pages added since its walk
+    // began.
     const pages = await heapPages(reader)
     let step = FIRST_PAGES
     for (let from = run.dryRun ? run.pass.totalPages : 0; from < pages; ) {
       const to = Math.min(pages, from + step)
       const started = performance.now()
-      const { rows } = await reader.query(sql, [from, to, run.pass.xminThreshold, ...params])
+      const { rows } = await reader.query(sql, [from, to, run.pass.startSnapshot, ...params])
       const ms = performance.now() - started
       step = Math.min(MAX_PAGES, Math.max(1, Math.round(step * Math.min(2, Math.max(0.5, READ_TARGET_MS / Math.max(ms, 1))))))
       if (rows.length) await writeCandidates(run, writer, rows, to)

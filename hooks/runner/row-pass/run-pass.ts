@@ -97,7 +97,7 @@ async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPa
 }
 
 /** Step 2: resume the recorded pass if it is this one, else begin a new one. */
-async function passFor(client: pg.ClientBase, resolved: Resolved): Promise<PassState> {
+async function passFor(client: pg.ClientBase, resolved: Resolved, dryRun: boolean): Promise<PassState> {
   // Each participant is recorded as running by this process; the pass's mark is the earliest.
   const marks: string[] = []
   for (const m of resolved.members) marks.push(await markRunning(client, m.name))
@@ -105,7 +105,7 @@ async function passFor(client: pg.ClientBase, resolved: Resolved): Promise<PassS
   await ensureStateTables(client)
   const recorded = await readPass(client)
   if (recorded && sameMembers(recorded.members, resolved.members)) return recorded
-  return beginPass(client, resolved.members, rows[0].mark)
+  return beginPass(client, resolved.members, rows[0].mark, dryRun)
 }
 
 /** HOOKS_WORKERS workers walk free chunks at once: this session pair and `extra` more. */
@@ -200,7 +200,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
   let gin: GinMerger = NO_GIN_MERGES
   const tally = new Tally(resolved.participants)
   try {
-    const pass = await passFor(client, resolved)
+    const pass = await passFor(client, resolved, opts.dryRun)
     const reader = opts.reader && !opts.dryRun ? opts.reader : client
     const label = `row pass (${names.join(', ')})`
     const { run, progress, total } = await startPassRun(client, reader, resolved.participants, pass, opts, tally, label, 0)
@@ -228,8 +228,10 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         }
         await setPhase(client, 'catch-up')
       }
-      await timed('final pass', () => runCatchUp(run, client, reader))
+      // The walk's last GIN merges run on the reader, which the final pass is about to hold in
+      // one read-only snapshot: they finish first.
       await timed('gin merges', () => gin.settled())
+      await timed('final pass', () => runCatchUp(run, client, reader))
       if (!opts.dryRun) {
         await client.query('begin')
         try {

@@ -78,12 +78,21 @@ export const walkRead = (participants: Participant[]): Template => pageRead(part
 
 /**
  * The final pass, pages [$1, $2): rows still pending whose current version was written after
- * the walk began (`xmin` at or after $3, the oldest transaction running when it began) and not
- * by the pass itself — only such a row can have moved behind the walk. Cheap columns only,
- * unless a row matches.
+ * the walk began — by a transaction that the start snapshot $3 does not see as committed (at
+ * or after its xmax, or in progress then) — and not by the pass itself: only such a row can
+ * have moved behind the walk. Cheap columns only, unless a row matches. (A transaction that
+ * was already open when the walk began adds only the rows it wrote itself: comparing with the
+ * snapshot's xmin alone would make every row written since that transaction began a
+ * candidate — with a long report or pg_dump running, a second walk.)
  */
 export const catchUpRead = (participants: Participant[]): Template =>
-  pageRead(participants, 4, '\n    and age(a.xmin) <= age(xid($3::xid8))')
+  pageRead(
+    participants,
+    4,
+    `
+    and (age(a.xmin) <= age(xid(pg_snapshot_xmax($3::pg_snapshot)))
+         or a.xmin = any (array(select xid(x) from pg_snapshot_xip($3::pg_snapshot) x)))`,
+  )
 
 /** The guard of a rule, on the row `a` and the batch record `v`. */
 function guard(p: Participant, i: number): string {

@@ -2,8 +2,8 @@
  * The row pass's shared state, in the hooks' schema, so that any runner on any machine can see
  * it, join it and take over a dead runner's part:
  *  - `row_pass`: the one pass in progress — which backfills (at which version and input) take
- *    part, the high-water mark, the oldest transaction running when it began, the heap's size
- *    then, and its phase (walk, then catch-up);
+ *    part, the high-water mark, the snapshot at its start (which transactions had committed),
+ *    the heap's size then, and its phase (walk, then catch-up);
  *  - `row_pass_chunks`: the heap split into page ranges. A runner claims a chunk (a lease:
  *    its name, its database session and a heartbeat), walks it batch by batch — each batch's
  *    writes and the chunk's new position commit in one transaction — and marks it done. A
@@ -15,7 +15,7 @@
  */
 import type pg from 'pg'
 import { LEDGER_SCHEMA } from '../ledger.js'
-import { tableExists } from '../sessions.js'
+import { hasColumn, tableExists } from '../sessions.js'
 
 export const PASS_TABLE = `${LEDGER_SCHEMA}.row_pass`
 export const CHUNK_TABLE = `${LEDGER_SCHEMA}.row_pass_chunks`
@@ -36,8 +36,11 @@ export interface PassMember {
 export interface PassState {
   members: PassMember[]
   highWater: string
-  /** Oldest transaction id (xid8, as text) running when the walk began. */
-  xminThreshold: string
+  /**
+   * The snapshot taken when the walk began (pg_snapshot, as text): a row version whose
+   * transaction it does not see as committed was written after the walk began.
+   */
+  startSnapshot: string
   totalPages: number
   rowsPerPage: number
   phase: 'walk' | 'catch-up'
@@ -51,11 +54,16 @@ export interface Chunk {
 }
 
 export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
+  // A pass recorded by an older layout of these tables (a stopped pass, then an upgrade) is
+  // begun again: every write is guarded, so a new pass only re-reads what is still pending.
+  if ((await tableExists(client, PASS_TABLE)) && !(await hasColumn(client, PASS_TABLE, 'start_snapshot'))) {
+    await dropStateTables(client)
+  }
   await client.query(`create table if not exists ${PASS_TABLE} (
     id integer primary key default 1 check (id = 1),
     members jsonb not null,
     high_water timestamptz not null,
-    xmin_threshold xid8 not null,
+    start_snapshot pg_snapshot not null,
     total_pages bigint not null,
     rows_per_page float8 not null,
     phase text not null check (phase in ('walk', 'catch-up')),
@@ -90,14 +98,14 @@ export async function heapPages(client: pg.ClientBase): Promise<number> {
 export async function readPass(client: pg.ClientBase): Promise<PassState | null> {
   if (!(await tableExists(client, PASS_TABLE))) return null
   const { rows: pass } = await client.query(
-    `select members, high_water::text, xmin_threshold::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
+    `select members, high_water::text, start_snapshot::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
   )
   const r = pass[0]
   if (!r) return null
   return {
     members: r.members,
     highWater: r.high_water,
-    xminThreshold: r.xmin_threshold,
+    startSnapshot: r.start_snapshot,
     totalPages: Number(r.total_pages),
     rowsPerPage: r.rows_per_page,
     phase: r.phase,
@@ -114,32 +122,52 @@ export function sameMembers(a: PassMember[], b: PassMember[]): boolean {
 /**
  * Begin a pass: the heap's size now, split into chunks of about `chunkPages` pages. Rows on
  * pages beyond it are newer than the walk (or moved there later): the final pass covers them.
+ *
+ * The snapshot and the size come from ONE statement, the snapshot first (it is the
+ * statement's): a transaction that extends the heap after the size is read is one the
+ * snapshot does not see, so the final pass looks at what it wrote. (Read the other way round,
+ * a row moved onto a new page between the two reads would be on no chunk and look old.)
+ * Everything is written in one transaction — `inTransaction` when the caller already has one
+ * (a dry run) — so a pass is never recorded without its chunks.
  */
-export async function beginPass(client: pg.ClientBase, members: PassMember[], highWater: string): Promise<PassState> {
-  await client.query(`delete from ${CHUNK_TABLE}`)
-  await client.query(`delete from ${XID_TABLE}`)
-  await client.query(`delete from ${PASS_TABLE}`)
-  const totalPages = await heapPages(client)
-  const { rows } = await client.query<{ rows_per_page: number; xmin: string }>(
-    `select case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page,
-            pg_snapshot_xmin(pg_current_snapshot())::text as xmin
-       from pg_class c where c.oid = 'public.api_requests'::regclass`,
-  )
-  const rowsPerPage = rows[0].rows_per_page
-  // About 64 chunks: enough for several runners to share, few enough to claim cheaply.
-  const chunkPages = Math.min(16_384, Math.max(8, Math.ceil(totalPages / 64)))
-  await client.query(
-    `insert into ${PASS_TABLE} (members, high_water, xmin_threshold, total_pages, rows_per_page, phase)
-     values ($1::jsonb, $2::timestamptz, $3::xid8, $4, $5, 'walk')`,
-    [JSON.stringify(members), highWater, rows[0].xmin, totalPages, rowsPerPage],
-  )
-  await client.query(
-    `insert into ${CHUNK_TABLE} (chunk, first_page, end_page, next_page)
-     select g, g * $1::bigint, least((g + 1) * $1::bigint, $2::bigint), g * $1::bigint
-       from generate_series(0, greatest(ceil($2::float8 / $1::bigint)::int - 1, 0)) g`,
-    [chunkPages, totalPages],
-  )
-  return { members, highWater, xminThreshold: rows[0].xmin, totalPages, rowsPerPage, phase: 'walk' }
+export async function beginPass(
+  client: pg.ClientBase,
+  members: PassMember[],
+  highWater: string,
+  inTransaction: boolean,
+): Promise<PassState> {
+  if (!inTransaction) await client.query('begin')
+  try {
+    await client.query(`delete from ${CHUNK_TABLE}`)
+    await client.query(`delete from ${XID_TABLE}`)
+    await client.query(`delete from ${PASS_TABLE}`)
+    const { rows } = await client.query<{ snapshot: string; pages: string; rows_per_page: number }>(
+      `select pg_current_snapshot()::text as snapshot,
+              (pg_relation_size(c.oid) / current_setting('block_size')::bigint)::text as pages,
+              case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page
+         from pg_class c where c.oid = 'public.api_requests'::regclass`,
+    )
+    const { snapshot, rows_per_page: rowsPerPage } = rows[0]
+    const totalPages = Number(rows[0].pages)
+    // About 64 chunks: enough for several runners to share, few enough to claim cheaply.
+    const chunkPages = Math.min(16_384, Math.max(8, Math.ceil(totalPages / 64)))
+    await client.query(
+      `insert into ${PASS_TABLE} (members, high_water, start_snapshot, total_pages, rows_per_page, phase)
+       values ($1::jsonb, $2::timestamptz, $3::pg_snapshot, $4, $5, 'walk')`,
+      [JSON.stringify(members), highWater, snapshot, totalPages, rowsPerPage],
+    )
+    await client.query(
+      `insert into ${CHUNK_TABLE} (chunk, first_page, end_page, next_page)
+       select g, g * $1::bigint, least((g + 1) * $1::bigint, $2::bigint), g * $1::bigint
+         from generate_series(0, greatest(ceil($2::float8 / $1::bigint)::int - 1, 0)) g`,
+      [chunkPages, totalPages],
+    )
+    if (!inTransaction) await client.query('commit')
+    return { members, highWater, startSnapshot: snapshot, totalPages, rowsPerPage, phase: 'walk' }
+  } catch (error) {
+    if (!inTransaction) await client.query('rollback').catch(() => {})
+    throw error
+  }
 }
 
 /**
