@@ -9,7 +9,15 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { openClient } from '../../lib/connection.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
 import { catchUpRead, type Participant } from '../../hooks/runner/row-pass/sql.js'
-import { beginPass, CHUNK_TABLE, ensureStateTables, heapPages, PASS_TABLE } from '../../hooks/runner/row-pass/state.js'
+import {
+  beginPass,
+  CHUNK_TABLE,
+  ensureStateTables,
+  heapPages,
+  MAX_PASS_TRANSACTIONS,
+  PASS_TABLE,
+  transactionsSince,
+} from '../../hooks/runner/row-pass/state.js'
 import { ensureLedger } from '../../hooks/runner/ledger.js'
 import { firstRequest, insertRows, req } from './support/fixtures.js'
 import { freshDatabase, inDb } from './support/template-databases.js'
@@ -57,6 +65,20 @@ describe('the row pass begins', () => {
     expect(await candidates(url, pass.startSnapshot)).toEqual([req(2), req(7)])
     // Rows added after the size was read are on pages beyond the chunks; the final pass reads those too.
     expect(pass.totalPages).toBeGreaterThan(0)
+  })
+
+  it('counts the transactions since it began (a pass older than about a billion is begun again)', async () => {
+    const url = await freshDatabase('pass_start_age')
+    await inDb(url, async (c) => {
+      await ensureLedger(c)
+      await ensureStateTables(c)
+      const pass = await beginPass(c, members, new Date().toISOString(), false)
+      expect(await transactionsSince(c, pass)).toBeLessThanOrEqual(1)
+      for (let i = 0; i < 5; i++) await c.query('select pg_current_xact_id()')
+      const since = await transactionsSince(c, pass)
+      expect(since).toBeGreaterThanOrEqual(5)
+      expect(since).toBeLessThan(MAX_PASS_TRANSACTIONS)
+    })
   })
 
   it('is recorded with its chunks, or not at all', async () => {

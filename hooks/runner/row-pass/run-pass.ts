@@ -33,6 +33,7 @@ import { HIGH_WATER_SETTING } from '../high-water.js'
 import { runCatchUp } from './catch-up.js'
 import {
   beginPass,
+  MAX_PASS_TRANSACTIONS,
   chunksLeft,
   dropStateTables,
   ensureStateTables,
@@ -41,6 +42,7 @@ import {
   readPass,
   sameMembers,
   setPhase,
+  transactionsSince,
 } from './state.js'
 import type { Participant } from './sql.js'
 import { Tally } from './tally.js'
@@ -97,15 +99,18 @@ async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPa
 }
 
 /** Step 2: resume the recorded pass if it is this one, else begin a new one. */
-async function passFor(client: pg.ClientBase, resolved: Resolved, dryRun: boolean): Promise<PassState> {
+async function passFor(client: pg.ClientBase, resolved: Resolved, opts: RowPassOptions): Promise<PassState> {
   // Each participant is recorded as running by this process; the pass's mark is the earliest.
   const marks: string[] = []
   for (const m of resolved.members) marks.push(await markRunning(client, m.name))
   const { rows } = await client.query<{ mark: string }>(`select min(m)::text as mark from unnest($1::timestamptz[]) m`, [marks])
   await ensureStateTables(client)
   const recorded = await readPass(client)
-  if (recorded && sameMembers(recorded.members, resolved.members)) return recorded
-  return beginPass(client, resolved.members, rows[0].mark, dryRun)
+  if (recorded && sameMembers(recorded.members, resolved.members)) {
+    if ((await transactionsSince(client, recorded)) <= MAX_PASS_TRANSACTIONS) return recorded
+    opts.log(`Row pass: the recorded pass began more than ${MAX_PASS_TRANSACTIONS} transactions ago; beginning it again.`)
+  }
+  return beginPass(client, resolved.members, rows[0].mark, opts.dryRun)
 }
 
 /** HOOKS_WORKERS workers walk free chunks at once: this session pair and `extra` more. */
@@ -200,7 +205,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
   let gin: GinMerger = NO_GIN_MERGES
   const tally = new Tally(resolved.participants)
   try {
-    const pass = await passFor(client, resolved, opts.dryRun)
+    const pass = await passFor(client, resolved, opts)
     const reader = opts.reader && !opts.dryRun ? opts.reader : client
     const label = `row pass (${names.join(', ')})`
     const { run, progress, total } = await startPassRun(client, reader, resolved.participants, pass, opts, tally, label, 0)

@@ -112,6 +112,22 @@ export async function readPass(client: pg.ClientBase): Promise<PassState | null>
   }
 }
 
+/**
+ * Transactions since the pass began (its snapshot's xmax), as the server counts them now. The
+ * final pass compares 32-bit transaction ids (a row's `xmin`), which are only ordered within
+ * 2^31 of each other: a pass resumed after about a billion transactions is begun again.
+ */
+export async function transactionsSince(client: pg.ClientBase, pass: PassState): Promise<number> {
+  const { rows } = await client.query<{ n: string }>(
+    `select (pg_snapshot_xmax(pg_current_snapshot())::text::numeric - pg_snapshot_xmax($1::pg_snapshot)::text::numeric)::text as n`,
+    [pass.startSnapshot],
+  )
+  return Number(rows[0].n)
+}
+
+/** Beyond this many transactions a recorded pass is begun again (see transactionsSince). */
+export const MAX_PASS_TRANSACTIONS = 2 ** 30
+
 /** Whether a recorded pass is the one these members need (same backfills, versions, inputs). */
 export function sameMembers(a: PassMember[], b: PassMember[]): boolean {
   const key = (m: PassMember[]) =>
