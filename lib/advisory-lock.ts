@@ -43,3 +43,25 @@ export async function acquireAdvisoryLock(client: pg.ClientBase, key: string, op
 export async function releaseAdvisoryLock(client: pg.ClientBase, key: string): Promise<void> {
   await client.query('select pg_advisory_unlock($1::bigint)', [key])
 }
+
+/** The session holding an advisory lock in this database right now (a dead process's holds nothing). */
+export interface LockHolder {
+  pid: number
+  applicationName: string
+  clientAddress: string | null
+  /** When that session's current statement began (null when idle). */
+  queryStart: Date | null
+}
+
+export async function advisoryLockHolder(client: pg.ClientBase, key: string): Promise<LockHolder | null> {
+  const { rows } = await client.query<{ pid: number; application_name: string; client_addr: string | null; query_start: Date | null }>(
+    `select l.pid, a.application_name, host(a.client_addr) as client_addr, a.query_start
+       from pg_catalog.pg_locks l join pg_catalog.pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_catalog.pg_database where datname = current_database())
+        and ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint and l.objsubid = 1
+      limit 1`,
+    [key],
+  )
+  const r = rows[0]
+  return r ? { pid: r.pid, applicationName: r.application_name, clientAddress: r.client_addr, queryStart: r.query_start } : null
+}

@@ -3,6 +3,7 @@
  * Read-only, and usable before the first hook run (no ledger yet).
  */
 import type pg from 'pg'
+import { advisoryLockHolder, type LockHolder } from '../../lib/advisory-lock.js'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import type { Backfill, HookSettings } from './backfill.js'
@@ -28,24 +29,9 @@ async function currentConfigKey(backfill: Backfill, settings: HookSettings): Pro
 }
 
 /** The session holding the hooks lock right now, if any (a dead runner's session holds nothing). */
-export interface LiveRunner {
-  pid: number
-  applicationName: string
-  clientAddress: string | null
-}
+export type LiveRunner = LockHolder
 
-export async function liveRunner(client: pg.ClientBase): Promise<LiveRunner | null> {
-  const { rows } = await client.query<{ pid: number; application_name: string; client_addr: string | null }>(
-    `select l.pid, a.application_name, host(a.client_addr) as client_addr
-       from pg_catalog.pg_locks l join pg_catalog.pg_stat_activity a on a.pid = l.pid
-      where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_catalog.pg_database where datname = current_database())
-        and ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint and l.objsubid = 1
-      limit 1`,
-    [HOOKS_LOCK_KEY],
-  )
-  const r = rows[0]
-  return r ? { pid: r.pid, applicationName: r.application_name, clientAddress: r.client_addr } : null
-}
+export const liveRunner = (client: pg.ClientBase): Promise<LiveRunner | null> => advisoryLockHolder(client, HOOKS_LOCK_KEY)
 
 /** "42% of ~1,000,000, ETA 3m" for the running step, from the ledger alone. */
 export function progressOf(entry: LedgerRow, now = Date.now()): string | null {

@@ -71,7 +71,8 @@ const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEn
 
 /**
  * The schema step of db:migrate, run under the deploy lock: INVALID-index repair, the pending
- * committed migrations (graphile-migrate itself), and a list of what was applied.
+ * committed migrations (graphile-migrate itself), and a list of what was applied. The online
+ * step (concurrent index builds, validations) comes after it, outside the deploy lock.
  */
 async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]): Promise<{ exitCode: number; applied: number }> {
   const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
@@ -89,8 +90,6 @@ async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]):
     },
   })
   if (result.exitCode !== 0) return { exitCode: result.exitCode, applied: 0 }
-  // Every time, not only after new migrations: a build interrupted last time is finished now.
-  await completeOnlineSchema(urls.databaseUrl)
   const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
   if (applied.length) {
     // graphile-migrate records only the number; show the committed file's full name.
@@ -117,10 +116,21 @@ const commands: Record<string, Command> = {
     const folder = migrationsFolderOf(PROJECT_DIR)
     checkCommittedChain(folder)
     if (!schemaOnly) await checkHookInputs()
-    // The deploy lock covers the schema step only: a second replica waits seconds, not the
-    // hours a backfill can take.
+    // The deploy lock covers the migrations only: a second replica waits seconds, not the
+    // hours an index build or a backfill can take on a big table.
     const schema = await withDeployLock(urls.databaseUrl, () => schemaStep(urls, folder, gmArgs))
     if (schema.exitCode !== 0) return schema.exitCode
+    // Every time, not only after new migrations: a build interrupted last time is finished now.
+    // Under its own lock; when another process holds it, that process finishes the schema
+    // (and then runs the backfills, unless it is a schema-only job): this one is done.
+    const online = await completeOnlineSchema(urls.databaseUrl)
+    if (online.busy) {
+      console.log(
+        'Backfills: not started here — they begin once the online schema step is complete (that process runs them, ' +
+          'or the next `npm run db:migrate` / `npm run db:backfill`).',
+      )
+      return 0
+    }
     if (schemaOnly) {
       console.log('Backfills: not run (--schema-only / MIGRATE_SCHEMA_ONLY=1); `npm run db:backfill` runs them.')
       for (const line of (await hookStatus(urls.databaseUrl)).lines) console.log(line)

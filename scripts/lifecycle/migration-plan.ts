@@ -13,6 +13,7 @@ import { estimateRows } from '../../hooks/runner/key-walk.js'
 import { formatDuration } from '../../hooks/runner/progress.js'
 import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from './applied-migrations.js'
+import { CHAIN_CONSTRAINTS } from './online-schema.js'
 
 /**
  * Rough cost of all backfills per api_requests row, from `npm run bench` on the 2-core
@@ -92,7 +93,9 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
         (
           await client.query<{ name: string }>(
             `select conname as name from pg_catalog.pg_constraint
-              where not convalidated and conrelid in (to_regclass('public.api_requests'), to_regclass('public.streaming_chunks'))`,
+              where not convalidated and conname = any($1::text[])
+                and conrelid in (to_regclass('public.api_requests'), to_regclass('public.streaming_chunks'))`,
+            [CHAIN_CONSTRAINTS],
           )
         ).rows.map((r) => r.name),
       )

@@ -11,15 +11,25 @@
  * transactions older than itself.
  *
  * Likewise constraints: on a table with rows the migrations add foreign keys and checks NOT
- * VALID (a brief lock, no scan), and this step validates every NOT VALID constraint of the
- * application's schema, scanning under a lock that lets reads and writes through. And an
- * index rebuilt because the database had another definition under its name is swapped in.
+ * VALID (a brief lock, no scan), and this step validates those of the chain
+ * (CHAIN_CONSTRAINTS), scanning under a lock that lets reads and writes through. Rows that
+ * violate one are the operator's to fix, not ours to delete: the constraint stays NOT VALID
+ * (new rows are checked all the same), the failure is recorded and printed with a query that
+ * lists the rows, and the deploy goes on. And an index rebuilt because the database had
+ * another definition under its name is swapped in.
  *
- * Run by `db:migrate` inside its schema step (every time, so an interrupted build is finished
- * by the next deploy), and by plain graphile-migrate as an afterAllMigrations action (.gmrc).
- * With nothing queued it only reads the catalog.
+ * One process at a time runs this step, under its own advisory lock held by the session that
+ * builds — so a build the server goes on running after its client died keeps the lock until
+ * it ends. Another process finding the lock taken says who holds it and how far the build is,
+ * and leaves the work to it: on a big table a build takes hours, and a replica starting
+ * meanwhile must not wait for it, nor fail.
+ *
+ * Run by `db:migrate` right after its schema step (every time, so an interrupted build is
+ * finished by the next deploy), and by plain graphile-migrate as an afterAllMigrations action
+ * (.gmrc). With nothing queued it only reads the catalog.
  */
 import type pg from 'pg'
+import { advisoryLockHolder, tryAdvisoryLock } from '../../lib/advisory-lock.js'
 import { openClient } from '../../lib/connection.js'
 import { isMainModule } from '../../lib/entry-point.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
@@ -27,27 +37,127 @@ import { reportFatal, UserError } from '../../lib/errors.js'
 /** The tables the proxy writes all the time; the chain never blocks their writes for long. */
 export const ONLINE_TABLES = ['api_requests', 'streaming_chunks'] as const
 
+/** An arbitrary constant: "APT ONLINE SCHEMA" — distinct from the deploy and hooks locks. */
+export const ONLINE_SCHEMA_LOCK_KEY = '2780337569003'
+
+/**
+ * The constraints the chain adds NOT VALID on a table with rows (000004, 000008 and the
+ * ensure_check() calls); test/chain/online-constraints.test.ts keeps this list in step with
+ * the migrations. Others (a DBA's deliberately NOT VALID constraint) are left alone.
+ */
+export const CHAIN_CONSTRAINTS = [
+  'api_requests_parent_task_request_id_fkey',
+  'api_requests_parent_request_id_fkey',
+  'chk_parent_request_not_self',
+  'train_members_role_check',
+] as const
+
+/** Where a validation that failed on the data is recorded, so that later deploys skip it. */
+export const VALIDATION_FAILURES = 'migration_hooks.online_validation_failures'
+
 export interface OnlineSchemaResult {
   built: string[]
   dropped: string[]
   validated: string[]
+  /** Chain constraints left NOT VALID because rows violate them (recorded, printed). */
+  notValidated: string[]
+  /** Another process is running this step: who, and what is queued. Nothing was done. */
+  busy?: string
 }
 
-async function indexState(client: pg.ClientBase, name: string): Promise<'missing' | 'valid' | 'invalid'> {
-  const { rows } = await client.query<{ valid: boolean }>(
-    `select i.indisvalid as valid from pg_catalog.pg_index i where i.indexrelid = to_regclass(format('public.%I', $1::text))`,
+type IndexState = 'missing' | 'valid' | 'invalid' | 'building'
+
+async function indexState(client: pg.ClientBase, name: string): Promise<IndexState> {
+  const { rows } = await client.query<{ valid: boolean; building: boolean }>(
+    `select i.indisvalid as valid,
+            exists (select 1 from pg_catalog.pg_stat_progress_create_index p where p.index_relid = i.indexrelid) as building
+       from pg_catalog.pg_index i where i.indexrelid = to_regclass(format('public.%I', $1::text))`,
     [name],
   )
-  return rows.length === 0 ? 'missing' : rows[0]!.valid ? 'valid' : 'invalid'
+  const r = rows[0]
+  if (!r) return 'missing'
+  // Not valid yet, but a build is running (one a session outside this step started): let it end.
+  return r.valid ? 'valid' : r.building ? 'building' : 'invalid'
+}
+
+/** "session 123 (db:migrate online schema step, from 10.0.0.5, statement since …): building idx_x, 41 % of blocks". */
+async function describeBusy(client: pg.ClientBase, queued: string[]): Promise<string> {
+  const holder = await advisoryLockHolder(client, ONLINE_SCHEMA_LOCK_KEY)
+  const who = holder
+    ? `session ${holder.pid} (${holder.applicationName || 'no application name'}${holder.clientAddress ? `, from ${holder.clientAddress}` : ''}` +
+      `${holder.queryStart ? `, statement since ${holder.queryStart.toISOString()}` : ''})`
+    : 'another session'
+  const { rows } = holder
+    ? await client.query<{ index: string; phase: string; pct: string | null }>(
+        `select p.index_relid::regclass::text as index, p.phase,
+                case when p.blocks_total > 0 then round(100.0 * p.blocks_done / p.blocks_total)::text end as pct
+           from pg_catalog.pg_stat_progress_create_index p where p.pid = $1`,
+        [holder.pid],
+      )
+    : { rows: [] }
+  const build = rows[0] ? `: building ${rows[0].index} (${rows[0].phase}${rows[0].pct ? `, ${rows[0].pct} % of blocks` : ''})` : ''
+  const left = queued.length ? `; queued: ${queued.join(', ')}` : ''
+  return `${who}${build}${left}`
+}
+
+/** Validate one chain constraint; false when rows violate it (then recorded and explained). */
+async function validate(client: pg.ClientBase, tbl: string, name: string, log: (line: string) => void): Promise<boolean> {
+  log(`Online schema step: validating ${name} on ${tbl} (reads and writes go on)…`)
+  try {
+    await client.query(`alter table ${tbl} validate constraint ${client.escapeIdentifier(name)}`)
+    return true
+  } catch (error) {
+    const e = error as { code?: string; message?: string; detail?: string }
+    if (e.code !== '23503' && e.code !== '23514') throw error
+    const detail = [e.message, e.detail].filter(Boolean).join(' — ')
+    await client.query(
+      `create table if not exists ${VALIDATION_FAILURES} (
+         constraint_name text primary key, table_name text not null, failed_at timestamptz not null default now(), detail text not null)`,
+    )
+    await client.query(
+      `insert into ${VALIDATION_FAILURES} (constraint_name, table_name, detail) values ($1, $2, $3)
+       on conflict (constraint_name) do update set failed_at = now(), detail = excluded.detail, table_name = excluded.table_name`,
+      [name, tbl, detail],
+    )
+    log(
+      `Online schema step: WARNING — ${name} on ${tbl} stays NOT VALID: existing rows violate it (${detail}). ` +
+        'New rows are checked all the same; no row was changed. ' +
+        `List the rows with: ${violationQuery(tbl, name)} — fix them, then ` +
+        `\`delete from ${VALIDATION_FAILURES} where constraint_name = '${name}'\` and the next db:migrate validates it.`,
+    )
+    return false
+  }
+}
+
+/** A query listing the rows that violate one of CHAIN_CONSTRAINTS. */
+function violationQuery(tbl: string, name: string): string {
+  const fk = (column: string) =>
+    `select request_id, ${column} from ${tbl} a where ${column} is not null and not exists ` +
+    `(select 1 from ${tbl} p where p.request_id = a.${column});`
+  if (name === 'api_requests_parent_task_request_id_fkey') return fk('parent_task_request_id')
+  if (name === 'api_requests_parent_request_id_fkey') return fk('parent_request_id')
+  if (name === 'chk_parent_request_not_self') return `select request_id from ${tbl} where parent_request_id = request_id;`
+  return `select * from ${tbl} where not (role in ('owner', 'member'));`
 }
 
 export async function completeOnlineSchema(databaseUrl: string, log: (line: string) => void = console.log): Promise<OnlineSchemaResult> {
   const client = await openClient(databaseUrl, { applicationName: 'db:migrate online schema step' })
-  const result: OnlineSchemaResult = { built: [], dropped: [], validated: [] }
+  const result: OnlineSchemaResult = { built: [], dropped: [], validated: [], notValidated: [] }
   try {
     // Explicit limits, whatever the role's defaults: a concurrent build of a big index takes
     // as long as it takes, and its waits block nobody (only older transactions are awaited).
     await client.query(`select set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
+    if (!(await tryAdvisoryLock(client, ONLINE_SCHEMA_LOCK_KEY))) {
+      const { rows } = await client
+        .query<{ name: string }>(`select name from migration_hooks.online_index_work order by requested_at, name`)
+        .catch(() => ({ rows: [] as { name: string }[] }))
+      result.busy = await describeBusy(
+        client,
+        rows.map((r) => r.name),
+      )
+      log(`Online schema step: already running in ${result.busy}. Leaving it to that process.`)
+      return result
+    }
     const { rows: queued } = await client
       .query<{ name: string; statement: string; replaces: string | null }>(
         `select name, statement, replaces from migration_hooks.online_index_work order by requested_at, name`,
@@ -71,6 +181,10 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
         result.dropped.push(name)
       } else {
         const state = await indexState(client, name)
+        if (state === 'building') {
+          log(`Online schema step: ${name} is being built by another session; leaving it queued for the next run.`)
+          continue
+        }
         if (state === 'invalid') {
           // Left by an interrupted concurrent build: maintained on every write, never used.
           log(`Online schema step: dropping the INVALID index ${name} (an interrupted build) to rebuild it.`)
@@ -93,18 +207,36 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
       }
       await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
     }
+    const failures = await client
+      .query<{ name: string; failed_at: Date }>(`select constraint_name as name, failed_at from ${VALIDATION_FAILURES}`)
+      .then((r) => new Map(r.rows.map((f) => [f.name, f.failed_at])))
+      .catch((error) => {
+        if ((error as { code?: string }).code === '42P01') return new Map<string, Date>()
+        throw error
+      })
     const { rows: pending } = await client.query<{ tbl: string; name: string }>(
       `select format('%I.%I', n.nspname, c.relname) as tbl, k.conname as name
          from pg_catalog.pg_constraint k
          join pg_catalog.pg_class c on c.oid = k.conrelid
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-        where n.nspname = 'public' and not k.convalidated
+        where n.nspname = 'public' and not k.convalidated and k.conname = any($1::text[])
         order by 1, 2`,
+      [CHAIN_CONSTRAINTS],
     )
     for (const { tbl, name } of pending) {
-      log(`Online schema step: validating ${name} on ${tbl} (reads and writes go on)…`)
-      await client.query(`alter table ${tbl} validate constraint ${client.escapeIdentifier(name)}`)
-      result.validated.push(name)
+      const failedAt = failures.get(name)
+      if (failedAt) {
+        // Validating again would scan the table on every deploy and fail the same way.
+        log(
+          `Online schema step: ${name} on ${tbl} stays NOT VALID (rows violated it at ${failedAt.toISOString()}; ` +
+            `see ${VALIDATION_FAILURES}). Fix the rows and delete that row to validate it.`,
+        )
+        result.notValidated.push(name)
+      } else if (await validate(client, tbl, name, log)) {
+        result.validated.push(name)
+      } else {
+        result.notValidated.push(name)
+      }
     }
     return result
   } finally {
