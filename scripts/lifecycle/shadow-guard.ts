@@ -60,7 +60,16 @@ async function identityOf(url: string, rootUrl: string): Promise<string> {
 /** Refuse, with nothing dropped, unless rebuilding the shadow can only touch the shadow. */
 export async function assertShadowIsSafe(urls: DatabaseUrls, command: string): Promise<void> {
   const { shadowUrl, rootUrl, databaseUrl } = urls
-  if (!shadowUrl || !rootUrl) return // graphile-migrate refuses these commands itself
+  if (!shadowUrl) return // graphile-migrate refuses these commands itself ("Could not determine the shadow database name")
+  if (!rootUrl) {
+    // graphile-migrate would fall back to the bare name "template1", i.e. whatever server
+    // PGHOST/PGPORT/PGUSER name in this shell, and drop the shadow's database name there.
+    throw new UserError(
+      `${command} refused, nothing was dropped: SHADOW_DATABASE_URL is set but ROOT_DATABASE_URL is not. graphile-migrate ` +
+        `would drop and recreate "${databaseOf(shadowUrl)}" through "template1" on whichever server the PG* variables of this ` +
+        `shell name. Set ROOT_DATABASE_URL to a maintenance database (postgres or template1) on the shadow's server.`,
+    )
+  }
   const [shadowServer, rootServer, databaseServer] = await Promise.all([
     identityOf(shadowUrl, rootUrl),
     serverIdentity(rootUrl),

@@ -51,6 +51,32 @@ describe('only the shadow can be dropped', () => {
     expect(await checksums(db.databaseUrl)).toEqual(before)
   })
 
+  it('refuses every shadow rebuild when ROOT_DATABASE_URL is unset; the real database survives', { timeout: TIMEOUT }, async () => {
+    const db = await createTestDatabases('guard_noroot')
+    await loadFixture(db.databaseUrl)
+    const before = await checksums(db.databaseUrl)
+    // graphile-migrate would use "template1" on the server the PG* variables name — here the
+    // real database's — and drop the shadow's name, the real database's, there.
+    const real = new URL(db.databaseUrl)
+    const env = {
+      ...db.env,
+      ROOT_DATABASE_URL: '',
+      SHADOW_DATABASE_URL: other.url(databaseName(db.databaseUrl)),
+      PGHOST: real.hostname,
+      PGPORT: real.port,
+      PGUSER: decodeURIComponent(real.username),
+      PGPASSWORD: decodeURIComponent(real.password),
+    }
+    const dir = projectCopy()
+    for (const args of [['drift'], ['schema'], ['commit', '--message', 'x'], ['uncommit']]) {
+      const r = await runDb(args, env, dir)
+      expect(r.exitCode, `${args[0]}: ${r.all}`).not.toBe(0)
+      expect(r.all).toMatch(/refused, nothing was dropped: SHADOW_DATABASE_URL is set but ROOT_DATABASE_URL is not|set SHADOW_DATABASE_URL and ROOT_DATABASE_URL/)
+      expect(r.all).not.toContain(decodeURIComponent(real.password))
+    }
+    expect(await checksums(db.databaseUrl)).toEqual(before)
+  })
+
   it('refuses a shadow that is the real database under another host name', { timeout: TIMEOUT }, async () => {
     const db = await createTestDatabases('guard_same')
     await loadFixture(db.databaseUrl)
