@@ -6,23 +6,18 @@ import { setParameters, timeoutParameters } from './parameters.js'
 
 /**
  * Bounds on a hook session whose process or host vanished without closing it: the server
- * probes the idle connection after 30 s and drops it after three unanswered probes, and a
- * session that sits in an open transaction for a minute is ended — so a dead runner never
- * holds row locks (or the hooks lock) for hours. A live runner is never idle that long: a
- * batch transaction lasts about HOOKS_BATCH_TARGET_MS.
+ * probes the idle connection (openClient's serverKeepalives), and a session that sits in an
+ * open transaction for a minute is ended — so a dead runner never holds row locks (or the
+ * hooks lock) for hours. A live runner is never idle that long: a batch transaction lasts
+ * about HOOKS_BATCH_TARGET_MS.
  */
-const DEAD_PEER_PARAMETERS = {
-  tcp_keepalives_idle: '30',
-  tcp_keepalives_interval: '10',
-  tcp_keepalives_count: '3',
-  idle_in_transaction_session_timeout: '60s',
-}
+const DEAD_PEER_PARAMETERS = { idle_in_transaction_session_timeout: '60s' }
 
 export async function connect(databaseUrl: string, applicationName: string): Promise<pg.Client> {
   // Only the catalog is on the path, and every application object is named with its schema:
   // a function or operator another role planted in public (say `=` for two varchars, an exact
   // match that would beat the built-in one) cannot stand in for the built-ins.
-  const client = await openClient(databaseUrl, { applicationName, searchPath: 'pg_catalog' })
+  const client = await openClient(databaseUrl, { applicationName, searchPath: 'pg_catalog', serverKeepalives: true })
   await setParameters(client, DEAD_PEER_PARAMETERS, 'session')
   return client
 }

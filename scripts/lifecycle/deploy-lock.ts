@@ -32,6 +32,6 @@ export async function withDeployLock<T>(databaseUrl: string, work: () => Promise
       })
       return work()
     },
-    { applicationName: 'db:migrate deploy lock' },
+    { applicationName: 'db:migrate deploy lock', serverKeepalives: true },
   )
 }

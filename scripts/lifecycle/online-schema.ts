@@ -141,7 +141,7 @@ function violationQuery(tbl: string, name: string): string {
 }
 
 export async function completeOnlineSchema(databaseUrl: string, log: (line: string) => void = console.log): Promise<OnlineSchemaResult> {
-  const client = await openClient(databaseUrl, { applicationName: 'db:migrate online schema step' })
+  const client = await openClient(databaseUrl, { applicationName: 'db:migrate online schema step', serverKeepalives: true })
   const result: OnlineSchemaResult = { built: [], dropped: [], validated: [], notValidated: [] }
   try {
     // Explicit limits, whatever the role's defaults: a concurrent build of a big index takes

@@ -71,7 +71,9 @@ describe('only the shadow can be dropped', () => {
     for (const args of [['drift'], ['schema'], ['commit', '--message', 'x'], ['uncommit']]) {
       const r = await runDb(args, env, dir)
       expect(r.exitCode, `${args[0]}: ${r.all}`).not.toBe(0)
-      expect(r.all).toMatch(/refused, nothing was dropped: SHADOW_DATABASE_URL is set but ROOT_DATABASE_URL is not|set SHADOW_DATABASE_URL and ROOT_DATABASE_URL/)
+      expect(r.all).toMatch(
+        /refused, nothing was dropped: SHADOW_DATABASE_URL is set but ROOT_DATABASE_URL is not|set SHADOW_DATABASE_URL and ROOT_DATABASE_URL/,
+      )
       expect(r.all).not.toContain(decodeURIComponent(real.password))
     }
     expect(await checksums(db.databaseUrl)).toEqual(before)
