@@ -1,8 +1,8 @@
 /**
  * How a row pass begins, and which rows its final pass looks at again (row-pass/state.ts,
  * row-pass/sql.ts), checked on the catalog and the rows themselves:
- *  - the final pass's candidates are exactly the rows written after the walk began, even
- *    while a transaction older than the walk is open (a long report, a pg_dump);
+ *  - the final pass's candidates: every pending row an open transaction may still have been
+ *    writing when the walk began (savepoints included), never the pass's own writes;
  *  - a pass is recorded together with its chunks, or not at all.
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -16,6 +16,9 @@ import {
   heapPages,
   MAX_PASS_TRANSACTIONS,
   PASS_TABLE,
+  type PassState,
+  readPass,
+  recordOwnWrite,
   transactionsSince,
 } from '../../hooks/runner/row-pass/state.js'
 import { ensureLedger } from '../../hooks/runner/ledger.js'
@@ -32,38 +35,50 @@ const rows = (from: number, to: number) =>
   }))
 
 /** The request ids the final pass would read, over the whole heap. */
-async function candidates(url: string, snapshot: string): Promise<string[]> {
+async function candidates(url: string, pass: PassState): Promise<string[]> {
   return inDb(url, async (c) => {
     const { sql, params } = catchUpRead(participants)
-    const found = await c.query(sql, [0, await heapPages(c), snapshot, ...params])
+    const found = await c.query(sql, [0, await heapPages(c), pass.startSnapshot, ...params])
     return found.rows.map((r) => r.id).sort()
   })
 }
 
 describe('the row pass begins', () => {
-  it('with a snapshot: rows written before it are not final-pass candidates, even under an older open transaction', async () => {
-    const url = await freshDatabase('pass_start_snapshot')
+  it("the final pass's candidates: pending rows written since the oldest transaction open at the start, savepoints included, not its own", async () => {
+    const url = await freshDatabase('pass_start_candidates')
     // A transaction with an id, open before every row was written, which then writes a row of
-    // its own and commits only after the pass has begun.
+    // its own, one more in a savepoint (a subtransaction's id, which the snapshot's list of
+    // running transactions leaves out), and commits only after the pass has begun.
     const old = await openClient(url)
     onTestFinished(() => old.end())
     await old.query('begin')
     await old.query('select pg_current_xact_id()')
-    await inDb(url, (c) => insertRows(c, rows(1, 6)))
+    await inDb(url, async (c) => {
+      await insertRows(c, rows(1, 6))
+      await c.query(`update api_requests set system_hash = 'done' where request_id = $1`, [req(3)]) // not pending
+    })
     await insertRows(old, rows(7, 7))
+    await old.query('savepoint s')
+    await insertRows(old, rows(8, 8))
+    await old.query('release savepoint s')
 
     const pass = await inDb(url, async (c) => {
       await ensureLedger(c)
       await ensureStateTables(c)
       return beginPass(c, members, new Date().toISOString(), false)
     })
-    // The application updates one pre-existing row after the walk began; the old transaction commits.
-    await inDb(url, (c) => c.query(`update api_requests set model = 'moved' where request_id = $1`, [req(2)]))
+    await inDb(url, async (c) => {
+      // The application updates a pre-existing row after the walk began…
+      await c.query(`update api_requests set model = 'moved' where request_id = $1`, [req(2)])
+      // …and the pass itself writes another (its transaction id recorded, as every batch's).
+      await c.query('begin')
+      await c.query(`update api_requests set model = 'ours' where request_id = $1`, [req(4)])
+      await recordOwnWrite(c)
+      await c.query('commit')
+    })
     await old.query('commit')
 
-    // Compared with the oldest running transaction alone, all seven rows would be candidates.
-    expect(await candidates(url, pass.startSnapshot)).toEqual([req(2), req(7)])
-    // Rows added after the size was read are on pages beyond the chunks; the final pass reads those too.
+    expect(await candidates(url, pass)).toEqual([1, 2, 5, 6, 7, 8].map(req))
     expect(pass.totalPages).toBeGreaterThan(0)
   })
 
@@ -109,6 +124,8 @@ describe('a pass recorded by an older layout of the state tables', () => {
     await inDb(url, async (c) => {
       await ensureLedger(c)
       await c.query(`create table ${PASS_TABLE} (id integer primary key, members jsonb not null, xmin_threshold xid8 not null)`)
+      // Read by db:status before any run upgrades it: no pass, no error.
+      expect(await readPass(c)).toBeNull()
       await c.query(`insert into ${PASS_TABLE} values (1, '[]', '1')`)
       await ensureStateTables(c)
       const columns = await c.query(`select attname from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped`, [

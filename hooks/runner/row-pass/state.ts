@@ -37,8 +37,8 @@ export interface PassState {
   members: PassMember[]
   highWater: string
   /**
-   * The snapshot taken when the walk began (pg_snapshot, as text): a row version whose
-   * transaction it does not see as committed was written after the walk began.
+   * The snapshot taken when the walk began (pg_snapshot, as text). Row versions from its
+   * xmin on may have been written after the walk began (see sql.ts, catchUpRead).
    */
   startSnapshot: string
   totalPages: number
@@ -56,9 +56,7 @@ export interface Chunk {
 export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
   // A pass recorded by an older layout of these tables (a stopped pass, then an upgrade) is
   // begun again: every write is guarded, so a new pass only re-reads what is still pending.
-  if ((await tableExists(client, PASS_TABLE)) && !(await hasColumn(client, PASS_TABLE, 'start_snapshot'))) {
-    await dropStateTables(client)
-  }
+  if ((await tableExists(client, PASS_TABLE)) && !(await currentLayout(client))) await dropStateTables(client)
   await client.query(`create table if not exists ${PASS_TABLE} (
     id integer primary key default 1 check (id = 1),
     members jsonb not null,
@@ -95,8 +93,12 @@ export async function heapPages(client: pg.ClientBase): Promise<number> {
   return Number(rows[0].pages)
 }
 
+/** Whether the pass table has this version's layout (a pass recorded by older code has not). */
+const currentLayout = (client: pg.ClientBase) => hasColumn(client, PASS_TABLE, 'start_snapshot')
+
+/** The recorded pass; none when there is none, or when older code recorded it (it is begun again). */
 export async function readPass(client: pg.ClientBase): Promise<PassState | null> {
-  if (!(await tableExists(client, PASS_TABLE))) return null
+  if (!(await tableExists(client, PASS_TABLE)) || !(await currentLayout(client))) return null
   const { rows: pass } = await client.query(
     `select members, high_water::text, start_snapshot::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
   )
