@@ -22,12 +22,13 @@
  *   env       export lines for `eval "$(npm run -s db:env)"`: plain graphile-migrate uses the same databases
  *   stop      stop the embedded server
  */
+import type pg from 'pg'
 import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
 import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
 import { runGraphileMigrate } from '../lifecycle/graphile-cli.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
 import { redactUrl } from '../../lib/redact.js'
-import { withDeployLock } from '../lifecycle/deploy-lock.js'
+import { holdOnlineStep, withDeployLock } from '../lifecycle/deploy-lock.js'
 import { appliedMigrations, pendingMigrationCount } from '../lifecycle/applied-migrations.js'
 import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
 import { startWatchLoop } from '../lifecycle/watch-loop.js'
@@ -74,10 +75,19 @@ const gm = async (urls: DatabaseUrls, args: string[], extraEnv: NodeJS.ProcessEn
  * committed migrations (graphile-migrate itself), and a list of what was applied. The online
  * step (concurrent index builds, validations) comes after it, outside the deploy lock.
  */
-async function schemaStep(urls: DatabaseUrls, folder: string, gmArgs: string[]): Promise<{ exitCode: number; applied: number }> {
+async function schemaStep(
+  urls: DatabaseUrls,
+  folder: string,
+  gmArgs: string[],
+  lockSession: pg.ClientBase,
+): Promise<{ exitCode: number; applied: number }> {
   const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
   const pending = await pendingMigrationCount(urls.databaseUrl, folder)
   await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
+  // Another deploy's online step may be building an index for hours (it holds no deploy
+  // lock): a migration altering that table now would wait behind the build, and the proxy's
+  // writes behind the migration. Pending migrations run only while no online step does.
+  if (pending > 0) await holdOnlineStep(lockSession)
   // The .gmrc actions around the migrations run here, in this process, and the flag tells
   // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs): the
   // INVALID-index repair before (graphile-migrate runs it only when something is pending, so
@@ -118,7 +128,7 @@ const commands: Record<string, Command> = {
     if (!schemaOnly) await checkHookInputs()
     // The deploy lock covers the migrations only: a second replica waits seconds, not the
     // hours an index build or a backfill can take on a big table.
-    const schema = await withDeployLock(urls.databaseUrl, () => schemaStep(urls, folder, gmArgs))
+    const schema = await withDeployLock(urls.databaseUrl, (lockSession) => schemaStep(urls, folder, gmArgs, lockSession))
     if (schema.exitCode !== 0) return schema.exitCode
     // Every time, not only after new migrations: a build interrupted last time is finished now.
     // Under its own lock; when another process holds it, that process finishes the schema

@@ -13,7 +13,7 @@ import { estimateRows } from '../../hooks/runner/key-walk.js'
 import { formatDuration } from '../../hooks/runner/progress.js'
 import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from './applied-migrations.js'
-import { CHAIN_CONSTRAINTS } from './online-schema.js'
+import { CHAIN_CONSTRAINTS, VALIDATION_FAILURES } from './online-schema.js'
 
 /**
  * Rough cost of all backfills per api_requests row, from `npm run bench` on the 2-core
@@ -106,6 +106,14 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
             toValidate.add(name!)
         }
       }
+      // Those whose validation failed on the rows (for this definition) are not tried again.
+      const failed = await client
+        .query<{ name: string }>(
+          `select f.constraint_name as name from ${VALIDATION_FAILURES} f
+             join pg_catalog.pg_constraint k on k.conname = f.constraint_name and pg_get_constraintdef(k.oid) = f.definition`,
+        )
+        .catch(() => ({ rows: [] as { name: string }[] }))
+      for (const { name } of failed.rows) toValidate.delete(name)
       lines.push('')
       lines.push(toValidate.size ? 'Constraints the online schema step will validate (writes go on):' : 'Constraints to validate: none.')
       for (const name of [...toValidate].sort()) lines.push(`  ${name}`)

@@ -80,28 +80,103 @@ async function indexState(client: pg.ClientBase, name: string): Promise<IndexSta
   return r.valid ? 'valid' : r.building ? 'building' : 'invalid'
 }
 
-/** "session 123 (db:migrate online schema step, from 10.0.0.5, statement since …): building idx_x, 41 % of blocks". */
-async function describeBusy(client: pg.ClientBase, queued: string[]): Promise<string> {
+/** The online_index_work rows, in order; none before the chain is applied. */
+async function queuedWork(client: pg.ClientBase): Promise<QueuedWork[]> {
+  const { rows } = await client
+    .query<QueuedWork>(`select name, statement, replaces from migration_hooks.online_index_work order by requested_at, name`)
+    .catch((error) => {
+      if ((error as { code?: string }).code === '42P01') return { rows: [] as QueuedWork[] } // no chain applied yet
+      throw error
+    })
+  return rows
+}
+
+interface QueuedWork {
+  name: string
+  statement: string
+  replaces: string | null
+}
+
+/**
+ * Who is running the online schema step, when another session is: "session 123
+ * (db:migrate online schema step, from 10.0.0.5, statement since …): building idx_x (…, 41 %
+ * of blocks); queued: idx_y". Null when nobody holds its lock.
+ */
+export async function onlineStepHolder(client: pg.ClientBase): Promise<string | null> {
   const holder = await advisoryLockHolder(client, ONLINE_SCHEMA_LOCK_KEY)
-  const who = holder
-    ? `session ${holder.pid} (${holder.applicationName || 'no application name'}${holder.clientAddress ? `, from ${holder.clientAddress}` : ''}` +
-      `${holder.queryStart ? `, statement since ${holder.queryStart.toISOString()}` : ''})`
-    : 'another session'
-  const { rows } = holder
-    ? await client.query<{ index: string; phase: string; pct: string | null }>(
-        `select p.index_relid::regclass::text as index, p.phase,
-                case when p.blocks_total > 0 then round(100.0 * p.blocks_done / p.blocks_total)::text end as pct
-           from pg_catalog.pg_stat_progress_create_index p where p.pid = $1`,
-        [holder.pid],
-      )
-    : { rows: [] }
+  if (!holder) return null
+  const who =
+    `session ${holder.pid} (${holder.applicationName || 'no application name'}${holder.clientAddress ? `, from ${holder.clientAddress}` : ''}` +
+    `${holder.queryStart ? `, statement since ${holder.queryStart.toISOString()}` : ''})`
+  const { rows } = await client.query<{ index: string; phase: string; pct: string | null }>(
+    `select p.index_relid::regclass::text as index, p.phase,
+            case when p.blocks_total > 0 then round(100.0 * p.blocks_done / p.blocks_total)::text end as pct
+       from pg_catalog.pg_stat_progress_create_index p where p.pid = $1`,
+    [holder.pid],
+  )
   const build = rows[0] ? `: building ${rows[0].index} (${rows[0].phase}${rows[0].pct ? `, ${rows[0].pct} % of blocks` : ''})` : ''
-  const left = queued.length ? `; queued: ${queued.join(', ')}` : ''
-  return `${who}${build}${left}`
+  const queued = (await queuedWork(client)).map((w) => w.name)
+  return `${who}${build}${queued.length ? `; queued: ${queued.join(', ')}` : ''}`
+}
+
+/** Run one queued statement (a build, a rebuild swapped in, or a drop); false: left queued. */
+async function runQueued(
+  client: pg.ClientBase,
+  work: QueuedWork,
+  result: OnlineSchemaResult,
+  log: (line: string) => void,
+): Promise<boolean> {
+  const { name, statement, replaces } = work
+  // The queue holds only what the chain's helpers write; anything else is refused, not run.
+  if (!/^(create index concurrently if not exists|drop index concurrently if exists) /i.test(statement)) {
+    throw new UserError(
+      `migration_hooks.online_index_work row "${name}" holds a statement the online schema step does not run: ${statement.slice(0, 80)}… ` +
+        'Only the chain writes this table (create/drop index concurrently). Delete the row after checking where it came from.',
+    )
+  }
+  const started = Date.now()
+  if (/^drop index concurrently/i.test(statement)) {
+    log(`Online schema step: dropping ${name} concurrently…`)
+    await client.query(statement)
+    result.dropped.push(name)
+  } else {
+    const state = await indexState(client, name)
+    if (state === 'building') {
+      log(`Online schema step: ${name} is being built by another session; leaving it queued for the next run.`)
+      return false
+    }
+    if (state === 'invalid') {
+      // Left by an interrupted concurrent build: maintained on every write, never used.
+      log(`Online schema step: dropping the INVALID index ${name} (an interrupted build) to rebuild it.`)
+      await client.query(`drop index concurrently if exists public.${client.escapeIdentifier(name)}`)
+    }
+    if (state !== 'valid') {
+      log(`Online schema step: building ${name} concurrently (the proxy keeps reading and writing)…`)
+      await client.query(statement)
+      log(`Online schema step: built ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s.`)
+      result.built.push(name)
+    }
+    if (replaces) {
+      // A rebuild: the new index is valid, so the old definition can go and the new one
+      // take its name (a rename takes no lock that blocks reads or writes).
+      log(`Online schema step: replacing ${replaces} (another definition) with the rebuilt index.`)
+      await client.query(`drop index concurrently if exists public.${client.escapeIdentifier(replaces)}`)
+      await client.query(`alter index public.${client.escapeIdentifier(name)} rename to ${client.escapeIdentifier(replaces)}`)
+      result.dropped.push(replaces)
+    }
+  }
+  await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
+  return true
 }
 
 /** Validate one chain constraint; false when rows violate it (then recorded and explained). */
-async function validate(client: pg.ClientBase, tbl: string, name: string, log: (line: string) => void): Promise<boolean> {
+async function validate(
+  client: pg.ClientBase,
+  tbl: string,
+  name: string,
+  definition: string,
+  log: (line: string) => void,
+): Promise<boolean> {
   log(`Online schema step: validating ${name} on ${tbl} (reads and writes go on)…`)
   try {
     await client.query(`alter table ${tbl} validate constraint ${client.escapeIdentifier(name)}`)
@@ -112,12 +187,14 @@ async function validate(client: pg.ClientBase, tbl: string, name: string, log: (
     const detail = [e.message, e.detail].filter(Boolean).join(' — ')
     await client.query(
       `create table if not exists ${VALIDATION_FAILURES} (
-         constraint_name text primary key, table_name text not null, failed_at timestamptz not null default now(), detail text not null)`,
+         constraint_name text primary key, table_name text not null, definition text not null,
+         failed_at timestamptz not null default now(), detail text not null)`,
     )
     await client.query(
-      `insert into ${VALIDATION_FAILURES} (constraint_name, table_name, detail) values ($1, $2, $3)
-       on conflict (constraint_name) do update set failed_at = now(), detail = excluded.detail, table_name = excluded.table_name`,
-      [name, tbl, detail],
+      `insert into ${VALIDATION_FAILURES} (constraint_name, table_name, definition, detail) values ($1, $2, $3, $4)
+       on conflict (constraint_name) do update
+         set failed_at = now(), detail = excluded.detail, table_name = excluded.table_name, definition = excluded.definition`,
+      [name, tbl, definition, detail],
     )
     log(
       `Online schema step: WARNING — ${name} on ${tbl} stays NOT VALID: existing rows violate it (${detail}). ` +
@@ -148,74 +225,33 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
     // as long as it takes, and its waits block nobody (only older transactions are awaited).
     await client.query(`select set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
     if (!(await tryAdvisoryLock(client, ONLINE_SCHEMA_LOCK_KEY))) {
-      const { rows } = await client
-        .query<{ name: string }>(`select name from migration_hooks.online_index_work order by requested_at, name`)
-        .catch(() => ({ rows: [] as { name: string }[] }))
-      result.busy = await describeBusy(
-        client,
-        rows.map((r) => r.name),
-      )
+      result.busy = (await onlineStepHolder(client)) ?? 'another session (which has just ended)'
       log(`Online schema step: already running in ${result.busy}. Leaving it to that process.`)
       return result
     }
-    const { rows: queued } = await client
-      .query<{ name: string; statement: string; replaces: string | null }>(
-        `select name, statement, replaces from migration_hooks.online_index_work order by requested_at, name`,
-      )
-      .catch((error) => {
-        if ((error as { code?: string }).code === '42P01') return { rows: [] } // no chain applied yet
-        throw error
-      })
-    for (const { name, statement, replaces } of queued) {
-      // The queue holds only what the chain's helpers write; anything else is refused, not run.
-      if (!/^(create index concurrently if not exists|drop index concurrently if exists) /i.test(statement)) {
-        throw new UserError(
-          `migration_hooks.online_index_work row "${name}" holds a statement the online schema step does not run: ${statement.slice(0, 80)}… ` +
-            'Only the chain writes this table (create/drop index concurrently). Delete the row after checking where it came from.',
-        )
+    // Read again after each round: a deploy of newer code may queue more while we build.
+    const seen = new Set<string>()
+    for (;;) {
+      const fresh = (await queuedWork(client)).filter((w) => !seen.has(`${w.name}\n${w.statement}`))
+      if (!fresh.length) break
+      for (const work of fresh) {
+        seen.add(`${work.name}\n${work.statement}`)
+        await runQueued(client, work, result, log)
       }
-      const started = Date.now()
-      if (/^drop index concurrently/i.test(statement)) {
-        log(`Online schema step: dropping ${name} concurrently…`)
-        await client.query(statement)
-        result.dropped.push(name)
-      } else {
-        const state = await indexState(client, name)
-        if (state === 'building') {
-          log(`Online schema step: ${name} is being built by another session; leaving it queued for the next run.`)
-          continue
-        }
-        if (state === 'invalid') {
-          // Left by an interrupted concurrent build: maintained on every write, never used.
-          log(`Online schema step: dropping the INVALID index ${name} (an interrupted build) to rebuild it.`)
-          await client.query(`drop index concurrently if exists public.${client.escapeIdentifier(name)}`)
-        }
-        if (state !== 'valid') {
-          log(`Online schema step: building ${name} concurrently (the proxy keeps reading and writing)…`)
-          await client.query(statement)
-          log(`Online schema step: built ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s.`)
-          result.built.push(name)
-        }
-        if (replaces) {
-          // A rebuild: the new index is valid, so the old definition can go and the new one
-          // take its name (a rename takes no lock that blocks reads or writes).
-          log(`Online schema step: replacing ${replaces} (another definition) with the rebuilt index.`)
-          await client.query(`drop index concurrently if exists public.${client.escapeIdentifier(replaces)}`)
-          await client.query(`alter index public.${client.escapeIdentifier(name)} rename to ${client.escapeIdentifier(replaces)}`)
-          result.dropped.push(replaces)
-        }
-      }
-      await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
     }
+    // A failure recorded for this very definition is not retried (it would scan the table on
+    // every deploy and fail the same way); a constraint the chain has redefined since is.
     const failures = await client
-      .query<{ name: string; failed_at: Date }>(`select constraint_name as name, failed_at from ${VALIDATION_FAILURES}`)
-      .then((r) => new Map(r.rows.map((f) => [f.name, f.failed_at])))
+      .query<{ name: string; definition: string; failed_at: Date }>(
+        `select constraint_name as name, definition, failed_at from ${VALIDATION_FAILURES}`,
+      )
+      .then((r) => new Map(r.rows.map((f) => [f.name, f])))
       .catch((error) => {
-        if ((error as { code?: string }).code === '42P01') return new Map<string, Date>()
+        if ((error as { code?: string }).code === '42P01') return new Map<string, { definition: string; failed_at: Date }>()
         throw error
       })
-    const { rows: pending } = await client.query<{ tbl: string; name: string }>(
-      `select format('%I.%I', n.nspname, c.relname) as tbl, k.conname as name
+    const { rows: pending } = await client.query<{ tbl: string; name: string; definition: string }>(
+      `select format('%I.%I', n.nspname, c.relname) as tbl, k.conname as name, pg_get_constraintdef(k.oid) as definition
          from pg_catalog.pg_constraint k
          join pg_catalog.pg_class c on c.oid = k.conrelid
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -223,17 +259,18 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
         order by 1, 2`,
       [CHAIN_CONSTRAINTS],
     )
-    for (const { tbl, name } of pending) {
-      const failedAt = failures.get(name)
-      if (failedAt) {
-        // Validating again would scan the table on every deploy and fail the same way.
+    for (const { tbl, name, definition } of pending) {
+      const failed = failures.get(name)
+      if (failed && failed.definition === definition) {
         log(
-          `Online schema step: ${name} on ${tbl} stays NOT VALID (rows violated it at ${failedAt.toISOString()}; ` +
+          `Online schema step: ${name} on ${tbl} stays NOT VALID (rows violated it at ${failed.failed_at.toISOString()}; ` +
             `see ${VALIDATION_FAILURES}). Fix the rows and delete that row to validate it.`,
         )
         result.notValidated.push(name)
-      } else if (await validate(client, tbl, name, log)) {
+      } else if (await validate(client, tbl, name, definition, log)) {
         result.validated.push(name)
+        // The failure of an earlier definition is history now.
+        if (failed) await client.query(`delete from ${VALIDATION_FAILURES} where constraint_name = $1`, [name])
       } else {
         result.notValidated.push(name)
       }

@@ -1,7 +1,9 @@
 /**
  * The online schema step (scripts/lifecycle/online-schema.ts), on the catalog and the rows:
  *  - one process at a time runs it; another leaves the work to it and says who holds it,
- *    and `db:migrate` then ends at once with exit 0, starting no backfill;
+ *    and `db:migrate` then ends at once with exit 0, starting no backfill — unless it has
+ *    migrations to apply: those wait for the step (bounded), as they would wait behind its
+ *    builds; work queued meanwhile is picked up by the step that runs;
  *  - it validates the chain's NOT VALID constraints only, and rows violating one are kept:
  *    the constraint stays NOT VALID, the failure is recorded, later runs do not scan again.
  */
@@ -80,6 +82,16 @@ describe('the online schema step', () => {
       await inDb(url, async (c) => (await c.query(`select constraint_name, failed_at, detail from ${VALIDATION_FAILURES}`)).rows),
     ).toEqual(recorded)
 
+    // The chain redefines the constraint (same name): the new definition is tried, and recorded.
+    await inDb(url, (c) =>
+      c.query(`alter table api_requests drop constraint api_requests_parent_request_id_fkey,
+               add constraint api_requests_parent_request_id_fkey foreign key (parent_request_id)
+                 references api_requests (request_id) on delete set null not valid`),
+    )
+    expect((await completeOnlineSchema(url, quiet)).notValidated).toEqual(['api_requests_parent_request_id_fkey'])
+    const redefined = await inDb(url, async (c) => (await c.query(`select definition from ${VALIDATION_FAILURES}`)).rows)
+    expect(redefined).toEqual([{ definition: expect.stringContaining('ON DELETE SET NULL') }])
+
     // Fixed by the operator and cleared: validated.
     await inDb(url, async (c) => {
       await c.query(`update api_requests set parent_request_id = null where request_id = '00000000-0000-4000-8000-000000000002'`)
@@ -123,14 +135,56 @@ describe('the online schema step', () => {
     ).toBe(0)
   })
 
-  it('db:migrate, finding it held by another process, applies the migrations, starts no backfill and exits 0', async () => {
+  it('picks up work queued while it runs (a newer deploy queueing more)', async () => {
+    const url = await freshDatabase('online_requeue')
+    const second = 'idx_api_requests_model_by_time'
+    await inDb(url, async (c) => {
+      await c.query(`insert into migration_hooks.online_index_work (name, statement) values ($1, $2)`, [
+        INDEX,
+        `create index concurrently if not exists ${INDEX} on public.api_requests ("timestamp") where error is not null`,
+      ])
+      // Test-only: when the first build is done (its row deleted), another deploy queues one more.
+      await c.query(`create function public.queue_more() returns trigger language plpgsql as $$
+        begin
+          insert into migration_hooks.online_index_work (name, statement)
+          values ('${second}', 'create index concurrently if not exists ${second} on public.api_requests (model, "timestamp")')
+          on conflict do nothing;
+          return old;
+        end $$`)
+      await c.query(`create trigger queue_more after delete on migration_hooks.online_index_work for each row
+                     when (old.name = '${INDEX}') execute function public.queue_more()`)
+    })
+    const result = await completeOnlineSchema(url, quiet)
+    expect(result.built).toEqual([INDEX, second])
+    expect(
+      await inDb(url, async (c) => (await c.query(`select count(*)::int as n from migration_hooks.online_index_work`)).rows[0].n),
+    ).toBe(0)
+  })
+
+  it('db:migrate with migrations pending waits for it, then refuses with nothing applied', async () => {
+    const db = await createTestDatabases('online_busy_pending')
+    const holder = await holdTransaction(db.databaseUrl, [`select pg_advisory_lock(${ONLINE_SCHEMA_LOCK_KEY})`])
+    try {
+      const run = await runDb(['migrate'], { ...db.env, MIGRATE_LOCK_WAIT_SECONDS: '2' })
+      expect(run.exitCode, run.all).not.toBe(0)
+      expect(run.all).toContain(`online schema step of session ${holder.pid}`)
+      await withClient(db.databaseUrl, async (c) => {
+        expect((await c.query(`select to_regclass('graphile_migrate.migrations') as t`)).rows[0].t).toBeNull()
+      })
+    } finally {
+      await holder.release()
+    }
+  })
+
+  it('db:migrate with nothing pending leaves it to its holder: no backfill started, exit 0', async () => {
     const db = await createTestDatabases('online_busy_migrate')
+    const schemaOnly = await runDb(['migrate', '--schema-only'], db.env)
+    expect(schemaOnly.exitCode, schemaOnly.all).toBe(0)
     const holder = await holdTransaction(db.databaseUrl, [`select pg_advisory_lock(${ONLINE_SCHEMA_LOCK_KEY})`])
     try {
       const run = await runDb(['migrate'], db.env)
       expect(run.exitCode, run.all).toBe(0)
       await withClient(db.databaseUrl, async (c) => {
-        expect((await c.query(`select count(*)::int as n from graphile_migrate.migrations`)).rows[0].n).toBeGreaterThan(0)
         expect((await c.query(`select to_regclass('migration_hooks.backfills') as t`)).rows[0].t).toBeNull()
       })
     } finally {
