@@ -16,7 +16,6 @@ import { redact } from '../../lib/redact.js'
 import { sleep } from '../../lib/retry.js'
 import type { Backfill, BatchContext, Cursor, HookSettings } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
-import { singleBatches } from './batch-sources.js'
 import { markDone, markFailed, markRunning, markStopped, saveProgress, startStep } from './ledger.js'
 import { resolveEntry } from './resolve-entry.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
@@ -102,11 +101,12 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const stepStarted = Date.now()
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
-      const batches = singleBatches(step, ctx, cursor, sizer.size)
       let examined = 0
       try {
         for (;;) {
-          const batch = await batches.next()
+          // One size for the whole batch: the step reads settings.batchSize of its context.
+          const size = sizer.size()
+          const batchCtx = size === ctx.settings.batchSize ? ctx : { ...ctx, settings: { ...ctx.settings, batchSize: size } }
           const result = await inBatchTransaction(
             client,
             {
@@ -117,10 +117,10 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               keepInDryRun: step.scratchOnly === true,
               onRetry: (attempt, delay) =>
                 opts.log(`${label}: batch waited too long for a lock; retry ${attempt}/${opts.settings.maxRetries} in ${delay} ms`),
-              onCommitted: (txnMs) => sizer.observe(txnMs, batch.size),
+              onCommitted: (txnMs) => sizer.observe(txnMs, size),
             },
             async () => {
-              const r = await batch.run()
+              const r = await step.runBatch(batchCtx, cursor)
               const finished = r.cursor === null
               await saveProgress(client, backfill.name, {
                 step: finished ? (backfill.steps[stepIndex + 1]?.name ?? null) : step.name,
@@ -132,25 +132,20 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               if (finished && isLast) await markDone(client, backfill.name)
               return r
             },
-          ).catch(async (error) => {
-            await batches.abandon()
-            throw error
-          })
+          )
           gin.afterBatch(result.changed, result.cursor === null)
           summary.changed += result.changed
           summary.skipped += result.skipped
           examined += result.examined ?? 0
-          progress.update(examined, batch.size)
+          progress.update(examined, size)
           cursor = result.cursor
           if (cursor === null) break
           const stop = opts.shouldStop?.()
           if (stop) {
-            await batches.abandon()
             await gin.settled()
             if (!opts.dryRun) await markStopped(client, backfill.name, stop)
             return finish('stopped', { note: stop })
           }
-          batches.advance(cursor)
           if (opts.settings.batchDelayMs > 0) await sleep(opts.settings.batchDelayMs)
         }
       } finally {

@@ -42,7 +42,7 @@ export const ONLINE_SCHEMA_LOCK_KEY = '2780337569003'
 
 /**
  * The constraints the chain adds NOT VALID on a table with rows (000004, 000008 and the
- * ensure_check() calls); test/chain/online-constraints.test.ts keeps this list in step with
+ * ensure_check() calls); test/chain/online-step.test.ts keeps this list in step with
  * the migrations. Others (a DBA's deliberately NOT VALID constraint) are left alone.
  */
 export const CHAIN_CONSTRAINTS = [
@@ -119,13 +119,8 @@ export async function onlineStepHolder(client: pg.ClientBase): Promise<string | 
   return `${who}${build}${queued.length ? `; queued: ${queued.join(', ')}` : ''}`
 }
 
-/** Run one queued statement (a build, a rebuild swapped in, or a drop); false: left queued. */
-async function runQueued(
-  client: pg.ClientBase,
-  work: QueuedWork,
-  result: OnlineSchemaResult,
-  log: (line: string) => void,
-): Promise<boolean> {
+/** Run one queued statement (a build, a rebuild swapped in, or a drop); one being built elsewhere stays queued. */
+async function runQueued(client: pg.ClientBase, work: QueuedWork, result: OnlineSchemaResult, log: (line: string) => void): Promise<void> {
   const { name, statement, replaces } = work
   // The queue holds only what the chain's helpers write; anything else is refused, not run.
   if (!/^(create index concurrently if not exists|drop index concurrently if exists) /i.test(statement)) {
@@ -143,7 +138,7 @@ async function runQueued(
     const state = await indexState(client, name)
     if (state === 'building') {
       log(`Online schema step: ${name} is being built by another session; leaving it queued for the next run.`)
-      return false
+      return
     }
     if (state === 'invalid') {
       // Left by an interrupted concurrent build: maintained on every write, never used.
@@ -166,7 +161,6 @@ async function runQueued(
     }
   }
   await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
-  return true
 }
 
 /** Validate one chain constraint; false when rows violate it (then recorded and explained). */

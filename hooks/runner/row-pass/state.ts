@@ -85,11 +85,11 @@ export async function recordOwnWrite(client: pg.ClientBase): Promise<void> {
   await client.query(`insert into ${XID_TABLE} (xid) values (pg_current_xact_id()) on conflict do nothing`)
 }
 
-/** The pages api_requests' heap has now (the walk's and the final pass's extent). */
+/** SQL: the pages api_requests' heap has now (the walk's and the final pass's extent). */
+const HEAP_PAGES = `(pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)`
+
 export async function heapPages(client: pg.ClientBase): Promise<number> {
-  const { rows } = await client.query<{ pages: string }>(
-    `select (pg_relation_size('public.api_requests') / current_setting('block_size')::bigint)::text as pages`,
-  )
+  const { rows } = await client.query<{ pages: string }>(`select ${HEAP_PAGES}::text as pages`)
   return Number(rows[0].pages)
 }
 
@@ -161,7 +161,7 @@ export async function beginPass(
     await client.query(`delete from ${PASS_TABLE}`)
     const { rows } = await client.query<{ snapshot: string; pages: string; rows_per_page: number }>(
       `select pg_current_snapshot()::text as snapshot,
-              (pg_relation_size(c.oid) / current_setting('block_size')::bigint)::text as pages,
+              ${HEAP_PAGES}::text as pages,
               case when c.relpages > 0 and c.reltuples > 0 then c.reltuples / c.relpages else 50 end as rows_per_page
          from pg_class c where c.oid = 'public.api_requests'::regclass`,
     )
@@ -231,12 +231,17 @@ export async function advanceChunk(
   return rowCount === 1
 }
 
+/** Give a claimed chunk back, at its recorded position, for any runner to resume (a stop). */
+export async function releaseChunk(client: pg.ClientBase, chunk: number, runner: string): Promise<void> {
+  await client.query(`update ${CHUNK_TABLE} set claimed_by = null where chunk = $1 and claimed_by = $2`, [chunk, runner])
+}
+
 /** Keep a claim alive while a batch is slow to come (e.g. a long read). */
 export async function heartbeat(client: pg.ClientBase, runner: string): Promise<void> {
   await client.query(`update ${CHUNK_TABLE} set heartbeat_at = now() where claimed_by = $1 and not done`, [runner])
 }
 
-/** Chunks not done yet, and how many of them other live runners hold. */
+/** Chunks not done yet, and the pages walked so far (for a helper's progress display). */
 export async function chunksLeft(client: pg.ClientBase): Promise<{ left: number; pagesDone: number }> {
   const { rows } = await client.query(
     `select count(*) filter (where not done)::int as left, coalesce(sum(next_page - first_page), 0)::float8 as pages_done from ${CHUNK_TABLE}`,

@@ -12,7 +12,7 @@ import type { BatchSizer } from '../batch-sizer.js'
 import type { GinMerger } from '../gin-pending.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
-import { advanceChunk, type Chunk, CHUNK_TABLE, claimChunk, type PassState, recordOwnWrite } from './state.js'
+import { advanceChunk, type Chunk, claimChunk, type PassState, recordOwnWrite, releaseChunk } from './state.js'
 import { batchWrite, type Participant, rulePrefix, walkRead } from './sql.js'
 import { type BatchCounts, saveBatchProgress, type Tally } from './tally.js'
 
@@ -147,7 +147,7 @@ async function walkChunk(
       if (stop) {
         await ahead?.catch(() => {})
         // Free the chunk at once: another runner may resume it from its recorded position.
-        await writer.query(`update ${CHUNK_TABLE} set claimed_by = null where chunk = $1 and claimed_by = $2`, [chunk.chunk, runner])
+        await releaseChunk(writer, chunk.chunk, runner)
         return { stopped: stop }
       }
       if (!ahead) ahead = readFrom(batch.to)
