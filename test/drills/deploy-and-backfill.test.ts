@@ -7,14 +7,24 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
-import { checksums, committedFiles, ledger, ledgerOutcome, loadFixture, runDb, startDb, waitFor } from '../helpers/drills.js'
+import {
+  checksums,
+  closeWriteGate,
+  committedFiles,
+  GATE_PATIENT,
+  ledger,
+  ledgerOutcome,
+  loadFixture,
+  runDb,
+  startDb,
+  waitFor,
+  waitForNoSessions,
+} from '../helpers/drills.js'
 import { graphileMigrate, projectCopy } from '../helpers/project.js'
 import { expectComplete, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
-/** One row per batch and a pause after each: the backfills take many seconds on the fixture. */
-const THROTTLED = { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', HOOKS_BATCH_DELAY_MS: '250' }
 
 const runningEntry = async (url: string) => (await ledger(url)).find((e) => e.state === 'running')
 
@@ -25,9 +35,12 @@ describe('deploys and backfills', () => {
     const reference = await uninterrupted(FIXTURE)
     const db = await createTestDatabases('deploy_busy')
     await loadFixture(db.databaseUrl, FIXTURE)
-    const first = startDb(['migrate'], { ...db.env, ...THROTTLED })
+    // The backfill stays running for as long as the test keeps its write gate closed.
+    const gate = await closeWriteGate(db.databaseUrl)
+    const first = startDb(['migrate'], { ...db.env, ...GATE_PATIENT })
     try {
-      await waitFor(() => runningEntry(db.databaseUrl), { what: 'a backfill to be running', process: first })
+      await gate.waitUntilBlocked(first)
+      expect(await runningEntry(db.databaseUrl)).toBeDefined()
       // Another replica deploys meanwhile: the schema is up to date, the backfills are taken.
       const second = await runDb(['migrate'], db.env)
       expect(second.exitCode, second.all).toBe(0)
@@ -43,8 +56,13 @@ describe('deploys and backfills', () => {
       const live = await runDb(['status'], db.env)
       expect(live.exitCode & 4).toBe(4)
       expect(live.all).toMatch(/a runner is working/)
+      expect(first.exited()).toBe(false)
     } finally {
       await first.kill('SIGKILL')
+      // The killed runner's session still waits at the gate; let it through, and the server
+      // then finds its client gone and rolls the batch back.
+      await gate.remove()
+      await waitForNoSessions(db.databaseUrl)
     }
     // The runner died mid-backfill: the ledger still says running, and status says it is gone.
     expect(await runningEntry(db.databaseUrl)).toBeDefined()
@@ -66,15 +84,22 @@ describe('deploys and backfills', () => {
     const schema = await runDb(['migrate', '--schema-only'], db.env)
     expect(schema.exitCode, schema.all).toBe(0)
     expect(await ledger(db.databaseUrl)).toEqual([])
-    const runner = startDb(['backfill'], { ...db.env, ...THROTTLED })
-    await waitFor(
-      async () => {
-        const entry = await runningEntry(db.databaseUrl)
-        return entry && entry.rows_changed + entry.rows_skipped > 0 ? entry : null
-      },
-      { what: 'a committed batch', process: runner },
-    )
-    const ended = await runner.kill('SIGTERM')
+    const gate = await closeWriteGate(db.databaseUrl)
+    // One page per batch: the gated batch is not the walk's last, after which the runner stops.
+    const runner = startDb(['backfill'], { ...db.env, ...GATE_PATIENT, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0' })
+    let ending: ReturnType<typeof runner.kill> | undefined
+    try {
+      // SIGTERM while a batch waits at the gate: the runner lets that batch commit, then stops.
+      await gate.waitUntilBlocked(runner)
+      ending = runner.kill('SIGTERM')
+      await waitFor(async () => /SIGTERM: finishing the current batch/.test(runner.output()), {
+        what: 'the runner to take the SIGTERM',
+        process: runner,
+      })
+    } finally {
+      await gate.remove()
+    }
+    const ended = await (ending ?? runner.result)
     expect(ended.exitCode, ended.all).toBe(0)
     expect(ended.all).toMatch(/stopped \(SIGTERM\)/)
     const entries = await ledger(db.databaseUrl)
@@ -133,16 +158,17 @@ describe('rows written during a backfill', () => {
     const db = await createTestDatabases('high_water')
     await loadFixture(db.databaseUrl, FIXTURE)
     expect((await runDb(['migrate', '--schema-only'], db.env)).exitCode).toBe(0)
-    // The walk reads at least a page per batch (this fixture has four): a longer pause keeps
-    // it running while the application inserts.
-    const runner = startDb(['backfill', '--only=system-hash'], { ...db.env, ...THROTTLED, HOOKS_BATCH_DELAY_MS: '1000' })
+    // The backfill waits at the test's write gate while the application inserts.
+    const gate = await closeWriteGate(db.databaseUrl)
+    const runner = startDb(['backfill', '--only=system-hash'], { ...db.env, ...GATE_PATIENT })
     const inserted: string[] = []
     try {
-      await waitFor(() => runningEntry(db.databaseUrl), { what: 'system-hash to be running', process: runner })
+      await gate.waitUntilBlocked(runner)
+      expect(await runningEntry(db.databaseUrl)).toBeDefined()
       // The application inserts rows whose keys sort before and after any cursor position,
       // with the system_hash it computed itself left NULL (as it may for odd prompts).
       await withClient(db.databaseUrl, async (c) => {
-        for (let i = 0; i < 6 && !runner.exited(); i++) {
+        for (let i = 0; i < 6; i++) {
           for (const id of [`00000000-0000-4000-8000-0000000aa${i}00`, `ffffffff-ffff-4fff-bfff-fffffffaa${i}00`]) {
             await c.query(
               `insert into api_requests (request_id, train_id, timestamp, method, path, body, system_hash)
@@ -151,11 +177,11 @@ describe('rows written during a backfill', () => {
             )
             inserted.push(id)
           }
-          await new Promise((r) => setTimeout(r, 200))
         }
       })
       expect(runner.exited(), 'the inserts happened while the backfill ran').toBe(false)
     } finally {
+      await gate.remove()
       const ended = await runner.result
       expect(ended.exitCode, ended.all).toBe(0)
     }

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { expect } from 'vitest'
 import { withClient } from './databases.js'
-import { cleanEnv, PROJECT_ROOT, projectCopy, type CliResult } from './project.js'
+import { cleanEnv, nodeWithTsx, PROJECT_ROOT, projectCopy, type CliResult } from './project.js'
 import { rowChecksums, tableColumns, type Checksums } from './row-checksums.js'
 import { openClient } from '../../lib/connection.js'
 export { seededRandom } from '../../lib/seeded-random.js'
@@ -56,9 +56,9 @@ export interface Background {
   kill(signal?: NodeJS.Signals): Promise<CliResult & { signal?: string }>
 }
 
-/** Start `tsx <script> …` in the background (cwd: a project folder). */
+/** Start one of our TypeScript scripts in the background (cwd: a project folder). */
 export function startScript(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT): Background {
-  const child = execa('tsx', [join(PROJECT_ROOT, script), ...args], {
+  const child = execa(...nodeWithTsx(script, args), {
     cwd,
     env: drillEnv(env),
     extendEnv: false,
@@ -99,12 +99,12 @@ export function startScript(script: string, args: string[], env: NodeJS.ProcessE
   }
 }
 
-/** `tsx scripts/cli/db.ts <args>` in the background. */
+/** `scripts/cli/db.ts <args>` in the background. */
 export function startDb(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT): Background {
   return startScript('scripts/cli/db.ts', args, env, cwd)
 }
 
-/** Run `tsx scripts/cli/db.ts <args>` to completion. */
+/** Run `scripts/cli/db.ts <args>` to completion. */
 export function runDb(args: string[], env: NodeJS.ProcessEnv, cwd = PROJECT_ROOT): Promise<CliResult & { signal?: string }> {
   return startDb(args, env, cwd).result
 }
@@ -276,4 +276,92 @@ export async function fillProxyLikeRows(url: string, rows: number, entries: numb
     ),
   )
   await withClient(url, (c) => c.query('analyze api_requests'))
+}
+
+/**
+ * Settings under which a backfill waits at a closed write gate for as long as the test keeps
+ * it closed, instead of giving up after HOOKS_LOCK_TIMEOUT_MS and its retries.
+ */
+export const GATE_PATIENT = { HOOKS_LOCK_TIMEOUT_MS: '600000', HOOKS_STATEMENT_TIMEOUT_MS: '600000' }
+
+/**
+ * A gate the test holds shut: while it is closed, every UPDATE of `table` by the migration hooks
+ * (their sessions' application_name starts with "migration hooks") for which `when` holds waits
+ * inside its batch for an advisory lock the test holds. So "a backfill is still running, at
+ * this point" is a state the test controls, not a race against a slow process. The test's own
+ * writes and the application's are never gated.
+ *
+ * `when` is SQL over the trigger's OLD and NEW rows; it is planned only when first evaluated,
+ * so it may name tables (migration_hooks.backfills) that do not exist yet when the gate closes.
+ */
+export interface WriteGate {
+  /** Resolves once some session waits at the gate (fails if `process` ends first). */
+  waitUntilBlocked(process?: Background): Promise<void>
+  /** Let the waiting and later writes through (idempotent). */
+  open(): Promise<void>
+  /** Open it, then drop the trigger and its function (idempotent). */
+  remove(): Promise<void>
+}
+
+export interface GateOptions {
+  /** The table whose updates are gated (default public.api_requests). */
+  table?: string
+  /** Which updates wait: SQL over OLD/NEW (default: all of them). */
+  when?: string
+}
+
+/** The ledger row of a step part-way: the step has committed a batch and is saving the next. */
+export const stepPartWay = (backfill: string, steps: string[]) =>
+  `old.name = '${backfill}' and old.step = any(array[${steps.map((s) => `'${s}'`).join(', ')}]) ` +
+  `and old.cursor is not null and new.cursor is distinct from old.cursor`
+
+let gates = 0
+
+export async function closeWriteGate(url: string, opts: GateOptions = {}): Promise<WriteGate> {
+  const table = opts.table ?? 'public.api_requests'
+  // Below 2^31: pg_locks shows the key whole in objid (classid 0).
+  const key = 1 + Math.floor(Math.random() * 2_000_000_000)
+  const name = `drill_write_gate_${process.pid}_${++gates}`
+  const holder = await openClient(url, { applicationName: 'drill write gate' })
+  await holder.query('select pg_advisory_lock($1::bigint)', [key])
+  await withClient(url, (c) =>
+    c.query(`create function public.${name}() returns trigger language plpgsql as $$
+               begin
+                 if current_setting('application_name') like 'migration hooks%' then
+                   if ${opts.when ?? 'true'} then perform pg_advisory_xact_lock_shared(${key}::bigint); end if;
+                 end if;
+                 return new;
+               end $$;
+             create trigger ${name} before update on ${table} for each row execute function public.${name}()`),
+  )
+  let opened = false
+  let removed = false
+  const open = async () => {
+    if (opened) return
+    opened = true
+    await holder.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => {})
+    await holder.end().catch(() => {})
+  }
+  return {
+    async waitUntilBlocked(process?: Background) {
+      await waitFor(
+        () =>
+          withClient(url, async (c) => {
+            const { rows } = await c.query(
+              `select 1 from pg_locks where locktype = 'advisory' and classid = 0 and objid = $1::bigint::oid and not granted`,
+              [key],
+            )
+            return rows.length > 0
+          }),
+        { what: 'a backfill batch to wait at the write gate', process, timeoutMs: 300_000 },
+      )
+    },
+    open,
+    async remove() {
+      await open()
+      if (removed) return
+      removed = true
+      await withClient(url, (c) => c.query(`drop trigger if exists ${name} on ${table}; drop function if exists public.${name}()`))
+    },
+  }
 }

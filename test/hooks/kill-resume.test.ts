@@ -2,8 +2,8 @@
  * SIGKILL at arbitrary points, then resume: the database must end exactly as an uninterrupted
  * run leaves a copy of it — every column of every row, and the ledger's counts.
  *
- * The hook process is `tsx hooks/run.ts`, as graphile-migrate starts it, in a process group of
- * its own so that the kill reaches tsx's node child too. Small batches and a pause between
+ * The hook process is `hooks/run.ts`, as graphile-migrate starts it, in a process group of
+ * its own so that the kill reaches every child. Small batches and a pause between
  * them make it killable mid-way through each backfill, including the staged sub-task steps.
  */
 import type pg from 'pg'

@@ -218,7 +218,7 @@ describe('the row pass', () => {
 })
 
 /**
- * `tsx hooks/run.ts` on `url` in small batches (plus `settings`), returned once its walk has
+ * `hooks/run.ts` on `url` in small batches (plus `settings`), returned once its walk has
  * finished a chunk and holds another; `poller` watches the chunks (the caller ends it).
  */
 async function startWalking(url: string, settings: NodeJS.ProcessEnv) {

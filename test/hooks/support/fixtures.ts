@@ -9,7 +9,7 @@ import type pg from 'pg'
 import { afterAll } from 'vitest'
 import { runHooks, type RunHooksOptions, type RunHooksResult } from '../../../hooks/run.js'
 import { execa } from 'execa'
-import { cleanEnv, PROJECT_ROOT } from '../../helpers/project.js'
+import { cleanEnv, nodeWithTsx, PROJECT_ROOT } from '../../helpers/project.js'
 
 const uuid = (prefix: string, n: number) => `${prefix}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
 export const req = (n: number) => uuid('00000000', n)
@@ -181,11 +181,11 @@ export async function ledgerRow(client: pg.ClientBase, name: string) {
 }
 
 /**
- * `tsx hooks/run.ts` as graphile-migrate starts it, in a process group of its own (so that a
- * kill reaches tsx's node child too), with exactly `env`.
+ * `hooks/run.ts` as graphile-migrate starts it (gm-action.mjs: Node with tsx's loader), in a
+ * process group of its own (so that a kill reaches every child), with exactly `env`.
  */
 export function startHookProcess(env: NodeJS.ProcessEnv) {
-  return execa('tsx', [join(PROJECT_ROOT, 'hooks/run.ts')], {
+  return execa(...nodeWithTsx('hooks/run.ts', []), {
     cwd: PROJECT_ROOT,
     env,
     extendEnv: false,
