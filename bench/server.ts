@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
 import pg from 'pg'
-import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/lifecycle/embedded-server.js'
+import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../scripts/embedded/embedded-server.js'
 import { registerUrlSecret } from '../lib/redact.js'
 import { withClient } from '../lib/connection.js'
 

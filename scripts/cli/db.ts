@@ -7,7 +7,7 @@
  *             --plan: change nothing; print pending migrations, index builds, validations, backfills.
  *             Refuses, with nothing changed, when the committed chain on disk is broken (CRLF,
  *             edited, missing files), a backfill setting or the mapping file is invalid, or the
- *             role cannot create/alter what the pending migrations need (lifecycle/preflight.ts)
+ *             role cannot create/alter what the pending migrations need (guards/preflight.ts)
  *   backfill  run/resume every unfinished backfill to completion; SIGTERM stops after a batch
  *   watch     re-apply migrations/current.sql on every save
  *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
@@ -23,26 +23,26 @@
  *   stop      stop the embedded server
  */
 import type pg from 'pg'
-import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../lifecycle/connection-settings.js'
-import { stopEmbeddedServer } from '../lifecycle/embedded-server.js'
-import { runGraphileMigrate } from '../lifecycle/graphile-cli.js'
+import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../graphile/connection-settings.js'
+import { stopEmbeddedServer } from '../embedded/embedded-server.js'
+import { runGraphileMigrate } from '../graphile/graphile-cli.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
 import { redactUrl } from '../../lib/redact.js'
-import { holdOnlineStep, withDeployLock } from '../lifecycle/deploy-lock.js'
-import { appliedMigrations, pendingMigrationCount } from '../lifecycle/applied-migrations.js'
-import { repairInvalidIndexes } from '../lifecycle/repair-invalid-indexes.js'
-import { startWatchLoop } from '../lifecycle/watch-loop.js'
-import { completeOnlineSchema } from '../lifecycle/online-schema.js'
-import { migrationPlan } from '../lifecycle/migration-plan.js'
-import { assertResettable, assertShadowIsSafe } from '../lifecycle/shadow-guard.js'
-import { assertSessionConnection } from '../lifecycle/pooler-check.js'
+import { holdOnlineStep, withDeployLock } from '../deploy/deploy-lock.js'
+import { appliedMigrations, pendingMigrationCount } from '../deploy/applied-migrations.js'
+import { repairInvalidIndexes } from '../deploy/repair-invalid-indexes.js'
+import { startWatchLoop } from '../graphile/watch-loop.js'
+import { completeOnlineSchema } from '../deploy/online-schema.js'
+import { migrationPlan } from '../deploy/migration-plan.js'
+import { assertResettable, assertShadowIsSafe } from '../guards/shadow-guard.js'
+import { assertSessionConnection } from '../guards/pooler-check.js'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
-import { shellExports } from '../lifecycle/shell-exports.js'
+import { shellExports } from '../embedded/shell-exports.js'
 import { runHooks, hookStatus } from '../../hooks/run.js'
 import { verify, printVerifyReport, migrationsFolderOf } from '../verify/verify.js'
 import { readCommittedChain } from '../verify/chain.js'
-import { lockRetries, withLockRetries } from '../lifecycle/lock-retries.js'
-import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../lifecycle/preflight.js'
+import { lockRetries, withLockRetries } from '../deploy/lock-retries.js'
+import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../guards/preflight.js'
 import { redact } from '../../lib/redact.js'
 import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
@@ -89,7 +89,7 @@ async function schemaStep(
   // writes behind the migration. Pending migrations run only while no online step does.
   if (pending > 0) await holdOnlineStep(lockSession)
   // The .gmrc actions around the migrations run here, in this process, and the flag tells
-  // graphile-migrate's copies of them to do nothing (scripts/lifecycle/gm-action.mjs): the
+  // graphile-migrate's copies of them to do nothing (scripts/graphile/gm-action.mjs): the
   // INVALID-index repair before (graphile-migrate runs it only when something is pending, so
   // do we; the deploy lock keeps another deploy from building meanwhile), and the hooks after.
   if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)

@@ -1,5 +1,5 @@
 /**
- * The online schema step (scripts/lifecycle/online-schema.ts), on the catalog and the rows:
+ * The online schema step (scripts/deploy/online-schema.ts), on the catalog and the rows:
  *  - one process at a time runs it; another leaves the work to it and says who holds it,
  *    and `db:migrate` then ends at once with exit 0, starting no backfill — unless it has
  *    migrations to apply: those wait for the step (bounded), as they would wait behind its
@@ -10,12 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import {
-  CHAIN_CONSTRAINTS,
-  completeOnlineSchema,
-  ONLINE_SCHEMA_LOCK_KEY,
-  VALIDATION_FAILURES,
-} from '../../scripts/lifecycle/online-schema.js'
+import { CHAIN_CONSTRAINTS, completeOnlineSchema, ONLINE_SCHEMA_LOCK_KEY, VALIDATION_FAILURES } from '../../scripts/deploy/online-schema.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { COMMITTED, holdTransaction, runDb } from '../helpers/drills.js'
 import { freshDatabase, inDb } from '../hooks/support/template-databases.js'

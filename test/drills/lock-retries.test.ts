@@ -6,7 +6,7 @@
  * free, and with no retries left it fails with nothing of that migration applied.
  */
 import { describe, expect, it } from 'vitest'
-import { lockRetryPauseMs, withLockRetries } from '../../scripts/lifecycle/lock-retries.js'
+import { lockRetryPauseMs, withLockRetries } from '../../scripts/deploy/lock-retries.js'
 import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { committedFiles, expectCleanFailure, holdTransaction, loadFixture, runDb, startDb } from '../helpers/drills.js'

@@ -20,7 +20,7 @@ import {
   waitFor,
 } from '../helpers/drills.js'
 import { graphileMigrate } from '../helpers/project.js'
-import { DEPLOY_LOCK_KEY } from '../../scripts/lifecycle/deploy-lock.js'
+import { DEPLOY_LOCK_KEY } from '../../scripts/deploy/deploy-lock.js'
 import { expectComplete, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
 import { expectCleanFailure, ledger, loadFixture, startDb, waitFor, waitForNoSessions } from '../helpers/drills.js'
 import { PROJECT_ROOT } from '../helpers/project.js'
-import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
+import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'

@@ -14,8 +14,8 @@ import { resolve } from 'node:path'
 import { execa } from 'execa'
 import type { TestProject } from 'vitest/node'
 import { withClient } from '../../lib/connection.js'
-import { DEFAULT_MAJOR } from '../../scripts/lifecycle/embedded-placement.js'
-import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/lifecycle/embedded-server.js'
+import { DEFAULT_MAJOR } from '../../scripts/embedded/embedded-placement.js'
+import { embeddedServerRunning, ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 import { renderSchema } from '../../scripts/schema/catalog.js'
 
 const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..')

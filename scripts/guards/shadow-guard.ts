@@ -13,7 +13,7 @@
  */
 import { openClient, withClient } from '../../lib/connection.js'
 import { UserError } from '../../lib/errors.js'
-import { type DatabaseUrls, databaseName } from './connection-settings.js'
+import { type DatabaseUrls, databaseName } from '../graphile/connection-settings.js'
 
 const databaseOf = (url: string): string => databaseName(url) ?? ''
 

@@ -22,9 +22,9 @@ import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import { runHooks } from '../../hooks/run.js'
 import type { DatabaseUrls } from './connection-settings.js'
-import { pendingMigrationCount } from './applied-migrations.js'
-import { completeOnlineSchema } from './online-schema.js'
-import { repairInvalidIndexes } from './repair-invalid-indexes.js'
+import { pendingMigrationCount } from '../deploy/applied-migrations.js'
+import { completeOnlineSchema } from '../deploy/online-schema.js'
+import { repairInvalidIndexes } from '../deploy/repair-invalid-indexes.js'
 
 /** Saves closer together than this are applied once (editors write in several steps). */
 const SETTLE_MS = 30

@@ -2,7 +2,7 @@
 /**
  * Launcher for the TypeScript actions that .gmrc asks graphile-migrate to run:
  *
- *   node scripts/lifecycle/gm-action.mjs [--deferrable] <script.ts> [args…]
+ *   node scripts/graphile/gm-action.mjs [--deferrable] <script.ts> [args…]
  *
  * Plain JavaScript on purpose, because it decides cheaply whether there is anything to do:
  *
@@ -22,7 +22,7 @@ const argv = process.argv.slice(2)
 const deferrable = argv[0] === '--deferrable'
 const [script, ...args] = deferrable ? argv.slice(1) : argv
 if (!script) {
-  console.error('Usage: node scripts/lifecycle/gm-action.mjs [--deferrable] <script.ts> [args…]')
+  console.error('Usage: node scripts/graphile/gm-action.mjs [--deferrable] <script.ts> [args…]')
   process.exit(2)
 }
 if (deferrable && process.env.MIGRATION_HOOKS_DEFERRED === '1') {

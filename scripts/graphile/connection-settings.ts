@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path'
 import pg from 'pg'
-import { ensureEmbeddedServer } from './embedded-server.js'
+import { ensureEmbeddedServer } from '../embedded/embedded-server.js'
 import { registerUrlSecret, redactUrl } from '../../lib/redact.js'
 import { UserError } from '../../lib/errors.js'
 import { openClient } from '../../lib/connection.js'
