@@ -12,7 +12,7 @@ import type { Backfill } from '../../hooks/runner/backfill.js'
 import { estimateRows } from '../../hooks/runner/key-walk.js'
 import { formatDuration } from '../../hooks/runner/progress.js'
 import { readCommittedChain } from '../verify/chain.js'
-import { appliedMigrations } from './applied-migrations.js'
+import { appliedMigrations } from '../verify/applied-migrations.js'
 import { CHAIN_CONSTRAINTS, VALIDATION_FAILURES } from './online-schema.js'
 
 /**

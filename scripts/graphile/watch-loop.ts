@@ -22,7 +22,7 @@ import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import { runHooks } from '../../hooks/run.js'
 import type { DatabaseUrls } from './connection-settings.js'
-import { pendingMigrationCount } from '../deploy/applied-migrations.js'
+import { pendingMigrationCount } from '../verify/applied-migrations.js'
 import { completeOnlineSchema } from '../deploy/online-schema.js'
 import { repairInvalidIndexes } from '../deploy/repair-invalid-indexes.js'
 

@@ -14,7 +14,7 @@
  */
 import { join } from 'node:path'
 import { readCommittedChain, chainProblems, type CommittedMigration } from './chain.js'
-import { appliedMigrations, type AppliedMigration } from '../deploy/applied-migrations.js'
+import { appliedMigrations, type AppliedMigration } from './applied-migrations.js'
 
 export interface VerifyReport {
   problems: string[]

@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { DatabaseUrls } from '../graphile/connection-settings.js'
+import type { DatabaseUrls } from './connection-settings.js'
 
 const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`
 

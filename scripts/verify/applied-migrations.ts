@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { openClient } from '../../lib/connection.js'
-import { readCommittedChain } from '../verify/chain.js'
+import { readCommittedChain } from './chain.js'
 
 export interface AppliedMigration {
   filename: string
