@@ -22,7 +22,8 @@ import type { Backfill, HookSettings } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
 import { joinRowPass, rowBackfills, type RowPassOptions, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
-import { connect, connectReader, tableExists } from './runner/sessions.js'
+import { connect, connectReader } from './runner/sessions.js'
+import { relationExists } from '../lib/catalog-probe.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
 import { tryAdvisoryLock } from '../lib/advisory-lock.js'
 import { acquireHooksLock, HOOKS_LOCK_KEY, releaseHooksLock } from './runner/hooks-lock.js'
@@ -162,7 +163,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     } else {
       await acquireHooksLock(client, settings.lockWaitSeconds, log)
     }
-    if (!(await tableExists(client, 'public.api_requests'))) {
+    if (!(await relationExists(client, 'public.api_requests'))) {
       log('Migration hooks: api_requests does not exist yet; nothing to backfill.')
       return result
     }
@@ -273,7 +274,7 @@ async function joinBusyRun(
   tty: boolean,
   result: RunHooksResult,
 ): Promise<boolean> {
-  if (opts.only?.length || !(await tableExists(client, 'public.api_requests'))) return false
+  if (opts.only?.length || !(await relationExists(client, 'public.api_requests'))) return false
   let reader: pg.Client | undefined
   try {
     reader = await connectReader(opts.databaseUrl, settings)
@@ -363,7 +364,7 @@ async function main(argv: string[]): Promise<number> {
 async function fitsInline(databaseUrl: string): Promise<boolean> {
   const { inlineMaxRows } = loadSettings()
   const rows = await withClient(databaseUrl, async (c) => {
-    if (!(await tableExists(c, 'public.api_requests'))) return 0
+    if (!(await relationExists(c, 'public.api_requests'))) return 0
     const { rows } = await c.query(`select count(*)::bigint as n from (select 1 from public.api_requests limit $1) t`, [inlineMaxRows + 1])
     return Number(rows[0].n)
   })

@@ -5,8 +5,24 @@
  * that turns a dropped connection into the failing query's error instead of a crash, and an
  * application_name that shows in pg_stat_activity who it is.
  */
+import { createRequire } from 'node:module'
 import pg from 'pg'
 import { registerUrlSecret } from './redact.js'
+
+/** The pgpass module pg itself uses (it has no types of its own). */
+const pgpass = createRequire(import.meta.url)('pgpass') as (params: unknown, cb: (password?: string) => void) => void
+
+/**
+ * A URL without a password (`db:env` exports them, with PGPASSFILE naming a 0600 file): look the
+ * password up in the pgpass file ourselves. pg would do the same, but prints a
+ * DeprecationWarning for it on every command, which no user can act on.
+ */
+function passwordLookup(url: string): ((params: unknown) => Promise<string>) | undefined {
+  if (new URL(url).password || process.env.PGPASSWORD) return undefined
+  // pg hands over the connection's parameters (host, port, database, user); no entry: undefined,
+  // which pg takes as "no password", as it does for its own lookup.
+  return (params) => new Promise((resolve) => pgpass(params, (password) => resolve(password as string)))
+}
 
 export interface ClientOptions {
   /** Shown in pg_stat_activity (and so in lock-wait reports). */
@@ -29,6 +45,7 @@ export async function openClient(url: string, opts: ClientOptions = {}): Promise
   // TCP keepalives from our side: a server that vanished is noticed by the OS, not never.
   const client = new pg.Client({
     connectionString: url,
+    password: passwordLookup(url) as (() => Promise<string>) | undefined,
     application_name: opts.applicationName,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os'
 import type pg from 'pg'
+import { relationExists } from '../../lib/catalog-probe.js'
 import type { Cursor } from './backfill.js'
 
 export const LEDGER_SCHEMA = 'migration_hooks'
@@ -94,9 +95,8 @@ export async function ensureLedger(client: pg.ClientBase): Promise<void> {
 }
 
 /** Whether the ledger table exists (it does not before the first hook run). */
-export async function ledgerExists(client: pg.ClientBase): Promise<boolean> {
-  const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [LEDGER_TABLE])
-  return rows[0].ok
+export function ledgerExists(client: pg.ClientBase): Promise<boolean> {
+  return relationExists(client, LEDGER_TABLE)
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a row as pg returns it, typed field by field below

@@ -22,20 +22,6 @@ export async function connect(databaseUrl: string, applicationName: string): Pro
   return client
 }
 
-export async function tableExists(client: pg.ClientBase, name: string): Promise<boolean> {
-  const { rows } = await client.query(`select to_regclass($1) is not null as ok`, [name])
-  return rows[0].ok
-}
-
-/** Whether table `name` (which exists) has column `column`. */
-export async function hasColumn(client: pg.ClientBase, name: string, column: string): Promise<boolean> {
-  const { rows } = await client.query(
-    `select exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as ok`,
-    [name, column],
-  )
-  return rows[0].ok
-}
-
 /**
  * The second session: the row pass reads one batch ahead on it (row-pass/walk.ts), and GIN
  * pending lists are merged on it between batches (gin-pending.ts). Its

@@ -7,7 +7,8 @@ import { advisoryLockHolder, type LockHolder } from '../../lib/advisory-lock.js'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import type { Backfill, HookSettings } from './backfill.js'
-import { connect, tableExists } from './sessions.js'
+import { connect } from './sessions.js'
+import { relationExists } from '../../lib/catalog-probe.js'
 import { HOOKS_LOCK_KEY } from './hooks-lock.js'
 import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
 import { formatDuration } from './progress.js'
@@ -74,8 +75,8 @@ export async function backfillStatus(
   const settings = loadSettings(opts.env ?? process.env)
   const client = await connect(databaseUrl, 'migration hooks status')
   try {
-    const hasTable = await tableExists(client, 'public.api_requests')
-    const ledger = (await tableExists(client, LEDGER_TABLE)) ? await readLedger(client) : new Map<string, LedgerRow>()
+    const hasTable = await relationExists(client, 'public.api_requests')
+    const ledger = (await relationExists(client, LEDGER_TABLE)) ? await readLedger(client) : new Map<string, LedgerRow>()
     if (!hasTable && ledger.size === 0) {
       return { clean: true, lines: ['Backfills: nothing to do (api_requests does not exist yet).'] }
     }

@@ -13,7 +13,8 @@ import { estimateRows } from '../../hooks/runner/key-walk.js'
 import { formatDuration } from '../../hooks/runner/progress.js'
 import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from '../verify/applied-migrations.js'
-import { CHAIN_CONSTRAINTS, VALIDATION_FAILURES } from './online-schema.js'
+import { CHAIN_CONSTRAINTS, INDEX_WORK, VALIDATION_FAILURES } from './online-schema.js'
+import { relationExists } from '../../lib/catalog-probe.js'
 
 /**
  * Rough cost of all backfills per api_requests row, from `npm run bench` on the 2-core
@@ -53,9 +54,9 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
 
       // Indexes: queued already, or asked for by a pending migration and missing here.
       const builds = new Map<string, string>()
-      const queued = await client
-        .query<{ name: string; statement: string }>(`select name, statement from migration_hooks.online_index_work`)
-        .catch(() => ({ rows: [] as { name: string; statement: string }[] }))
+      const queued = (await relationExists(client, INDEX_WORK))
+        ? await client.query<{ name: string; statement: string }>(`select name, statement from ${INDEX_WORK}`)
+        : { rows: [] as { name: string; statement: string }[] }
       for (const q of queued.rows) {
         const table = /\son public\.(\w+)/i.exec(q.statement)?.[1]
         if (table) builds.set(q.name, table)
@@ -107,12 +108,12 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
         }
       }
       // Those whose validation failed on the rows (for this definition) are not tried again.
-      const failed = await client
-        .query<{ name: string }>(
-          `select f.constraint_name as name from ${VALIDATION_FAILURES} f
-             join pg_catalog.pg_constraint k on k.conname = f.constraint_name and pg_get_constraintdef(k.oid) = f.definition`,
-        )
-        .catch(() => ({ rows: [] as { name: string }[] }))
+      const failed = (await relationExists(client, VALIDATION_FAILURES))
+        ? await client.query<{ name: string }>(
+            `select f.constraint_name as name from ${VALIDATION_FAILURES} f
+               join pg_catalog.pg_constraint k on k.conname = f.constraint_name and pg_get_constraintdef(k.oid) = f.definition`,
+          )
+        : { rows: [] as { name: string }[] }
       for (const { name } of failed.rows) toValidate.delete(name)
       lines.push('')
       lines.push(toValidate.size ? 'Constraints the online schema step will validate (writes go on):' : 'Constraints to validate: none.')
@@ -120,9 +121,9 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
 
       // Backfills: what the ledger says, and the rows they walk.
       const ledger = new Map<string, { state: string; version: number }>()
-      const recorded = await client
-        .query<{ name: string; state: string; version: number }>(`select name, state, version from migration_hooks.backfills`)
-        .catch(() => ({ rows: [] as { name: string; state: string; version: number }[] }))
+      const recorded = (await relationExists(client, 'migration_hooks.backfills'))
+        ? await client.query<{ name: string; state: string; version: number }>(`select name, state, version from migration_hooks.backfills`)
+        : { rows: [] as { name: string; state: string; version: number }[] }
       for (const r of recorded.rows) ledger.set(r.name, r)
       const todo = backfills.filter((b) => {
         const entry = ledger.get(b.name)

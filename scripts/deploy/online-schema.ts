@@ -31,6 +31,7 @@
 import type pg from 'pg'
 import { advisoryLockHolder, tryAdvisoryLock } from '../../lib/advisory-lock.js'
 import { openClient } from '../../lib/connection.js'
+import { relationExists } from '../../lib/catalog-probe.js'
 import { isMainModule } from '../../lib/entry-point.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
 
@@ -54,6 +55,8 @@ export const CHAIN_CONSTRAINTS = [
 
 /** Where a validation that failed on the data is recorded, so that later deploys skip it. */
 export const VALIDATION_FAILURES = 'migration_hooks.online_validation_failures'
+/** The chain's queue of index builds for this step (migration_hooks.request_index). */
+export const INDEX_WORK = 'migration_hooks.online_index_work'
 
 export interface OnlineSchemaResult {
   built: string[]
@@ -82,12 +85,8 @@ async function indexState(client: pg.ClientBase, name: string): Promise<IndexSta
 
 /** The online_index_work rows, in order; none before the chain is applied. */
 async function queuedWork(client: pg.ClientBase): Promise<QueuedWork[]> {
-  const { rows } = await client
-    .query<QueuedWork>(`select name, statement, replaces from migration_hooks.online_index_work order by requested_at, name`)
-    .catch((error) => {
-      if ((error as { code?: string }).code === '42P01') return { rows: [] as QueuedWork[] } // no chain applied yet
-      throw error
-    })
+  if (!(await relationExists(client, INDEX_WORK))) return [] // no chain applied yet
+  const { rows } = await client.query<QueuedWork>(`select name, statement, replaces from ${INDEX_WORK} order by requested_at, name`)
   return rows
 }
 
@@ -125,7 +124,7 @@ async function runQueued(client: pg.ClientBase, work: QueuedWork, result: Online
   // The queue holds only what the chain's helpers write; anything else is refused, not run.
   if (!/^(create index concurrently if not exists|drop index concurrently if exists) /i.test(statement)) {
     throw new UserError(
-      `migration_hooks.online_index_work row "${name}" holds a statement the online schema step does not run: ${statement.slice(0, 80)}… ` +
+      `${INDEX_WORK} row "${name}" holds a statement the online schema step does not run: ${statement.slice(0, 80)}… ` +
         'Only the chain writes this table (create/drop index concurrently). Delete the row after checking where it came from.',
     )
   }
@@ -160,7 +159,7 @@ async function runQueued(client: pg.ClientBase, work: QueuedWork, result: Online
       result.dropped.push(replaces)
     }
   }
-  await client.query(`delete from migration_hooks.online_index_work where name = $1 and statement = $2`, [name, statement])
+  await client.query(`delete from ${INDEX_WORK} where name = $1 and statement = $2`, [name, statement])
 }
 
 /** Validate one chain constraint; false when rows violate it (then recorded and explained). */
@@ -235,15 +234,13 @@ export async function completeOnlineSchema(databaseUrl: string, log: (line: stri
     }
     // A failure recorded for this very definition is not retried (it would scan the table on
     // every deploy and fail the same way); a constraint the chain has redefined since is.
-    const failures = await client
-      .query<{ name: string; definition: string; failed_at: Date }>(
+    const failures = new Map<string, { definition: string; failed_at: Date }>()
+    if (await relationExists(client, VALIDATION_FAILURES)) {
+      const { rows } = await client.query<{ name: string; definition: string; failed_at: Date }>(
         `select constraint_name as name, definition, failed_at from ${VALIDATION_FAILURES}`,
       )
-      .then((r) => new Map(r.rows.map((f) => [f.name, f])))
-      .catch((error) => {
-        if ((error as { code?: string }).code === '42P01') return new Map<string, { definition: string; failed_at: Date }>()
-        throw error
-      })
+      for (const f of rows) failures.set(f.name, f)
+    }
     const { rows: pending } = await client.query<{ tbl: string; name: string; definition: string }>(
       `select format('%I.%I', n.nspname, c.relname) as tbl, k.conname as name, pg_get_constraintdef(k.oid) as definition
          from pg_catalog.pg_constraint k

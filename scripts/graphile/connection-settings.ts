@@ -149,5 +149,15 @@ export function childEnv(urls: DatabaseUrls, extra: NodeJS.ProcessEnv = {}): Nod
   else delete env.SHADOW_DATABASE_URL
   if (urls.rootUrl) env.ROOT_DATABASE_URL = urls.rootUrl
   else delete env.ROOT_DATABASE_URL
+  // A URL without a password (db:env's, with PGPASSFILE): pg inside graphile-migrate reads the
+  // pgpass file and announces, on every run, that it will stop doing so in pg 9. Our own
+  // connections look the password up themselves (lib/connection.ts); this child cannot.
+  if (!new URL(urls.databaseUrl).password) env.NODE_OPTIONS = withoutDeprecationNotices(env.NODE_OPTIONS)
   return env
+}
+
+/** NODE_OPTIONS plus the flag that hides Node's DeprecationWarnings (pg's pgpass notice). */
+export const HIDE_DEPRECATIONS = '--disable-warning=DeprecationWarning'
+export function withoutDeprecationNotices(nodeOptions: string | undefined): string {
+  return nodeOptions?.includes(HIDE_DEPRECATIONS) ? nodeOptions : [nodeOptions, HIDE_DEPRECATIONS].filter(Boolean).join(' ')
 }

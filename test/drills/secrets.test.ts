@@ -11,7 +11,8 @@ import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabases, dropTestDatabases, rootUrl, withClient } from '../helpers/databases.js'
 import { loadFixture, runDb, startScript } from '../helpers/drills.js'
-import { graphileMigrate, projectCopy } from '../helpers/project.js'
+import { execa } from 'execa'
+import { cleanEnv, graphileMigrate, nodeWithTsx, PROJECT_ROOT, projectCopy } from '../helpers/project.js'
 
 const TIMEOUT = 900_000
 const role = `drill_secret_${randomBytes(4).toString('hex')}`
@@ -191,6 +192,25 @@ describe.skipIf(dataRoot === null)('the embedded server', () => {
       const plain = await graphileMigrate(['status'], vars)
       expect(plain.all).not.toMatch(/password authentication failed|Could not determine/)
       expect([0, 1]).toContain(plain.exitCode)
+      // The daily loop as the README gives it, in a real shell: after `eval "$(npm run -s
+      // db:env)"`, plain graphile-migrate and our own db:status print no warning (pg's pgpass
+      // deprecation notice, twice per command before), and no variable holds the password.
+      const [node, loaderArgs] = nodeWithTsx('scripts/cli/db.ts', ['status'])
+      const shell = await execa(
+        'bash',
+        ['-c', `eval "$EXPORTS" && graphile-migrate status; "${node}" ${loaderArgs.map((a) => `'${a}'`).join(' ')} >/dev/null; env`],
+        {
+          cwd: PROJECT_ROOT,
+          env: { ...cleanEnv(env), EXPORTS: exported.stdout, PATH: `${join(PROJECT_ROOT, 'node_modules', '.bin')}:${process.env.PATH}` },
+          extendEnv: false,
+          reject: false,
+        },
+      )
+      expect(shell.stdout, shell.stderr).toMatch(/^PGPASSFILE=/m)
+      expect(shell.stderr).not.toMatch(/Warning|deprecated/i)
+      expect(shell.stdout).not.toMatch(/^PGPASSWORD=/m)
+      expect(shell.stdout).not.toContain(serverPassword)
+      expect(shell.stdout).not.toContain(encodeURIComponent(serverPassword))
     } finally {
       await withClient(rootUrl(), async (c) => {
         for (const name of names)

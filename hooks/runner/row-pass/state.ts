@@ -15,7 +15,7 @@
  */
 import type pg from 'pg'
 import { LEDGER_SCHEMA } from '../ledger.js'
-import { hasColumn, tableExists } from '../sessions.js'
+import { hasColumn, relationExists } from '../../../lib/catalog-probe.js'
 
 export const PASS_TABLE = `${LEDGER_SCHEMA}.row_pass`
 export const CHUNK_TABLE = `${LEDGER_SCHEMA}.row_pass_chunks`
@@ -56,7 +56,7 @@ export interface Chunk {
 export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
   // A pass recorded by an older layout of these tables (a stopped pass, then an upgrade) is
   // begun again: every write is guarded, so a new pass only re-reads what is still pending.
-  if ((await tableExists(client, PASS_TABLE)) && !(await currentLayout(client))) await dropStateTables(client)
+  if ((await relationExists(client, PASS_TABLE)) && !(await currentLayout(client))) await dropStateTables(client)
   await client.query(`create table if not exists ${PASS_TABLE} (
     id integer primary key default 1 check (id = 1),
     members jsonb not null,
@@ -98,7 +98,7 @@ const currentLayout = (client: pg.ClientBase) => hasColumn(client, PASS_TABLE, '
 
 /** The recorded pass; none when there is none, or when older code recorded it (it is begun again). */
 export async function readPass(client: pg.ClientBase): Promise<PassState | null> {
-  if (!(await tableExists(client, PASS_TABLE)) || !(await currentLayout(client))) return null
+  if (!(await relationExists(client, PASS_TABLE)) || !(await currentLayout(client))) return null
   const { rows: pass } = await client.query(
     `select members, high_water::text, start_snapshot::text, total_pages::float8, rows_per_page, phase from ${PASS_TABLE}`,
   )
