@@ -164,7 +164,7 @@ ALTER TABLE public.train_api_keys ADD CONSTRAINT train_api_keys_pkey PRIMARY KEY
 ALTER TABLE public.train_api_keys ADD CONSTRAINT train_api_keys_train_id_fkey FOREIGN KEY (train_id) REFERENCES trains(id) ON DELETE CASCADE;
 ALTER TABLE public.train_members ADD CONSTRAINT train_members_keep_an_owner TRIGGER DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE public.train_members ADD CONSTRAINT train_members_pkey PRIMARY KEY (id);
-ALTER TABLE public.train_members ADD CONSTRAINT train_members_role_check CHECK (((role)::text = ANY ((ARRAY['owner'::character varying, 'member'::character varying])::text[])));
+ALTER TABLE public.train_members ADD CONSTRAINT train_members_role_check CHECK (((role)::text = ANY (ARRAY['owner'::text, 'member'::text])));
 ALTER TABLE public.train_members ADD CONSTRAINT train_members_train_id_fkey FOREIGN KEY (train_id) REFERENCES trains(id) ON DELETE CASCADE;
 ALTER TABLE public.train_members ADD CONSTRAINT train_members_train_id_user_email_key UNIQUE (train_id, user_email);
 ALTER TABLE public.trains ADD CONSTRAINT trains_pkey PRIMARY KEY (id);
