@@ -44,7 +44,6 @@ import { readCommittedChain } from '../verify/chain.js'
 import { lockRetries, withLockRetries } from '../deploy/lock-retries.js'
 import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../guards/preflight.js'
 import { redact } from '../../lib/redact.js'
-import { diffSchemas, printDriftReport } from '../drift/drift.js'
 
 /**
  * The project graphile-migrate works in: the folder holding .gmrc and migrations/. npm runs
@@ -264,6 +263,9 @@ const commands: Record<string, Command> = {
       console.error(build.output)
       throw new UserError('db:drift could not build the committed chain on the shadow database (output above).')
     }
+    // Loaded here only: @pgkit/migra takes about half a second of CPU to load, which every
+    // other command (each deploy, each status call) would pay for nothing.
+    const { diffSchemas, printDriftReport } = await import('../drift/drift.js')
     return printDriftReport(await diffSchemas(urls.databaseUrl, urls.shadowUrl), json)
   },
   async url(urls, args) {

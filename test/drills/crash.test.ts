@@ -17,8 +17,11 @@ import { describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import {
   appliedMigrations,
+  backfillPartWay,
   checksums,
+  closeWriteGate,
   COMMITTED,
+  GATE_PATIENT,
   holdTransaction,
   ledger,
   loadFixture,
@@ -26,6 +29,7 @@ import {
   seededRandom,
   sessionsOn,
   startDb,
+  stepPartWay,
   waitFor,
   waitForNoSessions,
   type LedgerEntry,
@@ -156,25 +160,37 @@ describe('SIGKILL during the backfills', () => {
     const premigrated = await databaseAfter(FILES.length, FIXTURE)
     const db = await createTestDatabases('crash_hooks')
     await loadFixture(db.databaseUrl, FIXTURE)
-    // One row per batch and a pause between batches: every backfill is killable mid-way.
-    const slow = { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_DELAY_MS: '150' }
+    // One row per batch: every step takes several batches, so a gate can hold a later one.
+    // GATE_PATIENT: a batch waits at a closed gate instead of giving up after 2 s.
+    const patient = { ...db.env, HOOKS_BATCH_SIZE: '1', ...GATE_PATIENT }
 
     // The per-row backfills run in one pass (task-invocations, parent-request-ids, system-hash
     // share its batches); sub-task linking runs after it, in steps.
     const log: string[] = []
     const killAt = async (point: { name: string; steps?: string[] }) => {
-      const run = startDb(['migrate'], slow)
-      const hit = await waitFor(
-        async () =>
-          (await ledger(db.databaseUrl)).find(
-            (e: LedgerEntry) =>
-              e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
-          ),
-        { what: `${point.name} ${point.steps?.join('/') ?? ''} to be part-way`, process: run, timeoutMs: 300_000, intervalMs: 40 },
-      )
-      await run.kill('SIGKILL')
+      // The run waits at the gate once the point's backfill is part-way in this run: for the row
+      // pass, its next write after a batch it committed (the ledger does not exist before the
+      // first run); for sub-task linking (the ledger exists by then), its next ledger save after
+      // a batch of one of the steps committed. Never a previous kill's stale `running` row.
+      const gate = point.steps
+        ? await closeWriteGate(db.databaseUrl, { table: 'migration_hooks.backfills', when: stepPartWay(point.name, point.steps) })
+        : await closeWriteGate(db.databaseUrl, { when: backfillPartWay(point.name) })
+      const run = startDb(['migrate'], patient)
+      let hit: LedgerEntry | undefined
+      try {
+        await gate.waitUntilBlocked(run)
+        hit = (await ledger(db.databaseUrl)).find((e: LedgerEntry) => e.name === point.name)
+        expect(hit?.state, JSON.stringify(hit)).toBe('running')
+        expect(hit?.cursor, JSON.stringify(hit)).not.toBeNull()
+        if (point.steps) expect(point.steps, JSON.stringify(hit)).toContain(hit?.step)
+      } finally {
+        await run.kill('SIGKILL')
+        // The killed run's batch still waits at the gate: let it through (it rolls back, its
+        // client gone), then wait for its sessions to end.
+        await gate.remove()
+      }
       await waitForNoSessions(db.databaseUrl)
-      log.push(`${hit.name}/${hit.step}`)
+      log.push(`${hit?.name}/${hit?.step}`)
       if (COLUMN[point.name])
         await expectLedgerMatchesRows(
           db.databaseUrl,
@@ -183,37 +199,47 @@ describe('SIGKILL during the backfills', () => {
           point.name === 'task-invocations' ? undefined : reference.databaseUrl,
         )
     }
-    // Killed inside a batch transaction, after the batch wrote its rows: hold the ledger row, so
-    // the next batch of the row pass updates its rows and then waits to record system-hash's cursor.
+    // Killed inside a batch transaction, after the batch wrote its rows: the resumed row pass's
+    // first batch that writes waits at a gate; the test then holds system-hash's ledger row and
+    // opens the gate, so the batch updates its rows and waits to record system-hash's cursor.
     const killInsideBatch = async () => {
-      const run = startDb(['migrate'], slow)
-      const part = await waitFor(
-        async () => (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash' && e.state === 'running' && e.cursor !== null),
-        { what: 'system-hash to be part-way', process: run, timeoutMs: 300_000, intervalMs: 40 },
-      )
-      const holder = await holdTransaction(db.databaseUrl, [
-        `select 1 from migration_hooks.backfills where name = 'system-hash' for update`,
-      ])
+      const gate = await closeWriteGate(db.databaseUrl)
+      const run = startDb(['migrate'], patient)
+      let part: LedgerEntry | undefined
       let cursorWhenHeld: unknown
       try {
-        cursorWhenHeld = (
-          await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))
-        ).rows[0].cursor
-        await waitFor(
-          async () =>
-            (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)),
-          {
-            what: 'a system-hash batch to wait for its ledger row',
-            process: run,
-            timeoutMs: 120_000,
-          },
-        )
-        await run.kill('SIGKILL')
+        await gate.waitUntilBlocked(run)
+        part = (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash')
+        expect(part?.state, JSON.stringify(part)).toBe('running')
+        expect(part?.cursor, JSON.stringify(part)).not.toBeNull()
+        const holder = await holdTransaction(db.databaseUrl, [
+          `select 1 from migration_hooks.backfills where name = 'system-hash' for update`,
+        ])
+        try {
+          cursorWhenHeld = (
+            await withClient(db.databaseUrl, (c) => c.query(`select cursor from migration_hooks.backfills where name = 'system-hash'`))
+          ).rows[0].cursor
+          await gate.open()
+          await waitFor(
+            async () =>
+              (await sessionsOn(db.databaseUrl)).find((s) => s.application_name === 'migration hooks' && s.blocked_by.includes(holder.pid)),
+            {
+              what: 'a system-hash batch to wait for its ledger row',
+              process: run,
+              timeoutMs: 120_000,
+            },
+          )
+          await run.kill('SIGKILL')
+        } finally {
+          await holder.release()
+        }
       } finally {
-        await holder.release()
+        if (!run.exited()) await run.kill('SIGKILL')
+        // Open already; the killed batch rolls back once the holder let it go.
+        await gate.remove()
       }
       await waitForNoSessions(db.databaseUrl)
-      log.push(`system-hash/${part.step} inside a batch transaction`)
+      log.push(`system-hash/${part?.step} inside a batch transaction`)
       const after = (await ledger(db.databaseUrl)).find((e) => e.name === 'system-hash')!
       expect(after.cursor).toEqual(cursorWhenHeld)
       // Every backfill of the pass: the rows it changed are exactly what its ledger counts.

@@ -17,6 +17,7 @@ import {
   loadFixture,
   sessionsOn,
   startDb,
+  type Background,
   waitFor,
 } from '../helpers/drills.js'
 import { graphileMigrate } from '../helpers/project.js'
@@ -41,10 +42,26 @@ describe('two db:migrate at once', () => {
     const db = await createTestDatabases('race')
     await loadFixture(db.databaseUrl, FIXTURE)
 
+    // The test holds the deploy lock until both wait for it: neither can finish its schema step
+    // before the other has started, however the two processes are scheduled.
+    const holder = await holdTransaction(db.databaseUrl, [`select pg_advisory_lock(${DEPLOY_LOCK_KEY})`])
     const a = startDb(['migrate'], db.env)
     const b = startDb(['migrate'], db.env)
     // Evidence that they really overlapped: both connected at the same moment.
     let together = 0
+    try {
+      const waiting = (p: Background) => p.output().includes('Another db:migrate is running; waiting')
+      await waitFor(
+        async () => {
+          if (a.exited() || b.exited()) throw new Error(`a deploy ended before both waited:\n${a.output()}\n${b.output()}`)
+          return waiting(a) && waiting(b)
+        },
+        { what: 'both deploys to wait for the deploy lock', timeoutMs: 300_000 },
+      )
+      together = (await sessionsOn(db.databaseUrl)).filter((s) => s.application_name === 'db:migrate deploy lock').length
+    } finally {
+      await holder.release()
+    }
     while (!a.exited() || !b.exited()) {
       const waiting = (await sessionsOn(db.databaseUrl)).filter((s) => s.application_name === 'db:migrate deploy lock').length
       together = Math.max(together, waiting)

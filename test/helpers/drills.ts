@@ -310,10 +310,13 @@ export interface GateOptions {
   when?: string
 }
 
+/** The ledger's cursor holds a position: neither SQL NULL nor the JSON null a finished step saves. */
+const cursorSet = (row: string) => `coalesce(jsonb_typeof(${row}.cursor), 'null') <> 'null'`
+
 /** The ledger row of a step part-way: the step has committed a batch and is saving the next. */
 export const stepPartWay = (backfill: string, steps: string[]) =>
   `old.name = '${backfill}' and old.step = any(array[${steps.map((s) => `'${s}'`).join(', ')}]) ` +
-  `and old.cursor is not null and new.cursor is distinct from old.cursor`
+  `and ${cursorSet('old')} and new.cursor is distinct from old.cursor`
 
 let gates = 0
 
@@ -365,3 +368,15 @@ export async function closeWriteGate(url: string, opts: GateOptions = {}): Promi
     },
   }
 }
+
+/**
+ * A `when` for an api_requests gate: `backfill` (in one of `steps`, if given) is part-way in
+ * the current runner's run — running, with a cursor, and a batch committed since this runner
+ * took it on (markRunning sets heartbeat_at = runner_started_at; every committed batch moves
+ * heartbeat_at on). So the `running` row a killed runner left behind does not match before
+ * the next runner has done anything.
+ */
+export const backfillPartWay = (backfill: string, steps?: string[]) =>
+  `exists (select 1 from migration_hooks.backfills b where b.name = '${backfill}' and b.state = 'running' ` +
+  `and ${cursorSet('b')} and b.heartbeat_at > b.runner_started_at` +
+  `${steps ? ` and b.step = any(array[${steps.map((s) => `'${s}'`).join(', ')}])` : ''})`

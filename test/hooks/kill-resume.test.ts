@@ -3,16 +3,24 @@
  * run leaves a copy of it — every column of every row, and the ledger's counts.
  *
  * The hook process is `hooks/run.ts`, as graphile-migrate starts it, in a process group of
- * its own so that the kill reaches every child. Small batches and a pause between
- * them make it killable mid-way through each backfill, including the staged sub-task steps.
+ * its own so that the kill reaches every child. Small batches, and a write gate that holds
+ * each run once it is part-way through the kill point's backfill (or step), make every kill
+ * land mid-way, including in the staged sub-task steps — however fast or slow the machine.
  */
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { copyDatabase, inDb } from './support/template-databases.js'
 import { generateDataset } from './support/dataset.js'
 import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet, startHookProcess } from './support/fixtures.js'
-import { sleep } from '../../lib/retry.js'
-import { openClient } from '../../lib/connection.js'
+import {
+  backfillPartWay,
+  closeWriteGate,
+  GATE_PATIENT,
+  startScript,
+  stepPartWay,
+  waitForNoSessions,
+  type WriteGate,
+} from '../helpers/drills.js'
 
 interface LedgerView {
   name: string
@@ -53,34 +61,36 @@ describe('SIGKILL and resume', () => {
     expect(reference.ok, reference.error).toBe(true)
     expect(reference.summaries.every((s) => s.outcome === 'done')).toBe(true)
 
-    const env = hookEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', HOOKS_BATCH_DELAY_MS: '10' })
+    // GATE_PATIENT: a batch waits at the gate for as long as the test keeps it closed.
+    const env = hookEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', ...GATE_PATIENT })
     const killedAt: string[] = []
-    // One session for polling the ledger (a connection per poll would slow everything down).
-    const poller = await openClient(a.url)
     for (const point of KILL_POINTS) {
-      const child = startHookProcess(env)
-      let exited = false
-      void child.then(() => (exited = true))
-      const deadline = Date.now() + 120_000
-      let hit: LedgerView | undefined
-      while (!exited && Date.now() < deadline) {
-        hit = (await ledger(poller)).find(
-          (e) =>
-            e.name === point.name && e.state === 'running' && e.cursor !== null && (!point.steps || point.steps.includes(e.step ?? '')),
-        )
-        if (hit) break
-        await sleep(15)
+      // The run waits at the gate once the point's backfill is part-way in this run: for the row
+      // pass, its next write after a batch it committed (not a killed run's stale `running` row;
+      // the ledger does not exist before the first run); for a sub-task step (the ledger exists
+      // by then), its next ledger save after a batch of that step committed.
+      const gate: WriteGate = point.steps
+        ? await closeWriteGate(a.url, { table: 'migration_hooks.backfills', when: stepPartWay(point.name, point.steps) })
+        : await closeWriteGate(a.url, { when: backfillPartWay(point.name) })
+      const child = startScript('hooks/run.ts', [], env)
+      try {
+        // Fails if the run ends first: every kill point must really be hit.
+        await gate.waitUntilBlocked(child)
+        const hit = (await inDb(a.url, ledger)).find((e) => e.name === point.name)
+        expect(hit?.state, JSON.stringify(hit)).toBe('running')
+        expect(hit?.cursor, JSON.stringify(hit)).not.toBeNull()
+        if (point.steps) expect(point.steps, JSON.stringify(hit)).toContain(hit?.step)
+        killedAt.push(`${point.name}/${hit?.step}`)
+      } finally {
+        await child.kill('SIGKILL')
+        // The killed run's batch still waits at the gate: let it through (its client is gone, so
+        // it rolls back), then wait until its sessions (and the hooks lock) are gone.
+        await gate.remove()
       }
-      if (hit && !exited) {
-        process.kill(-child.pid!, 'SIGKILL')
-        killedAt.push(`${point.name}/${hit.step}`)
-      }
-      await child
+      await waitForNoSessions(a.url)
     }
-    await poller.end()
-    // Most kill points must really have interrupted a run part-way (timing may skip one).
     console.log(`SIGKILLed at: ${killedAt.join(', ')}`)
-    expect(killedAt.length, `killed at: ${killedAt.join(', ')}`).toBeGreaterThanOrEqual(5)
+    expect(killedAt.length, `killed at: ${killedAt.join(', ')}`).toBe(KILL_POINTS.length)
 
     // Let the last run finish (and pick up whatever the kills left), as `db:migrate` would.
     const final = await startHookProcess(env)

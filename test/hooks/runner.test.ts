@@ -11,6 +11,7 @@ import { keyWalkStep, rangeFilter } from '../../hooks/runner/key-walk.js'
 import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
 import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
+import { closeWriteGate, GATE_PATIENT } from '../helpers/drills.js'
 import { tsxScript } from '../helpers/project.js'
 import { freshDatabase, inDb } from './support/template-databases.js'
 import {
@@ -163,39 +164,52 @@ describe('dry run', () => {
       beforeInsert: 'alter table api_requests set (fillfactor = 10)',
     })
     onTestFinished(end)
-    // A dry run paced batch by batch; meanwhile another session updates a row an earlier batch
-    // changed (and so locked) — with a short lock_timeout, so waiting for the dry run fails.
+    // One page per batch, in page order. The rows on the pages up to those of req(1) and req(2)
+    // are written (and their savepoints rolled back) by the first batches; the first write to a
+    // later page waits at the gate. Then the dry run is provably past the batches that locked
+    // req(1) and req(2), and still running, when another session updates them — with a short
+    // lock_timeout, so waiting for the dry run fails.
+    const early = await inDb(url, async (c) => {
+      const { rows } = await c.query(
+        `select request_id::text as id from api_requests
+          where (ctid::text::point)[0] <= (select max((ctid::text::point)[0]) from api_requests where request_id = any($1::uuid[]))`,
+        [[req(1), req(2)]],
+      )
+      return rows.map((r) => r.id as string)
+    })
+    const gate = await closeWriteGate(url, { when: `not (old.request_id = any('{${early.join(',')}}'::uuid[]))` })
     let blockedWrites = 0
     let finished = false
     const dry = runQuiet(url, {
       dryRun: true,
       backfills: [systemHash],
-      env: { HOOKS_BATCH_SIZE: '2', HOOKS_BATCH_TARGET_MS: '0', HOOKS_BATCH_DELAY_MS: '300' },
+      env: { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', ...GATE_PATIENT },
     }).finally(() => {
       finished = true
     })
     let stillRunning = false
-    await inDb(url, async (c) => {
-      // Once the dry run has read its first batch (its transaction then holds ACCESS SHARE on
-      // api_requests until the end) and a batch pause has passed, update rows of that batch.
-      let reading = false
-      for (let i = 0; i < 500 && !reading; i++) {
+    try {
+      await gate.waitUntilBlocked()
+      await inDb(url, async (c) => {
+        // The dry run has read its first batches: its transaction holds ACCESS SHARE on
+        // api_requests until the end.
         const { rows } = await c.query(
           `select 1 from pg_locks l join pg_stat_activity s using (pid)
             where s.application_name = 'migration hooks (dry run)' and l.relation = 'api_requests'::regclass`,
         )
-        reading = rows.length > 0
-        if (!reading) await new Promise((r) => setTimeout(r, 20))
-      }
-      expect(reading).toBe(true)
-      await new Promise((r) => setTimeout(r, 400))
-      await c.query(`set lock_timeout = '300ms'`)
-      for (const n of [1, 2]) {
-        await c.query(`update api_requests set error = error where request_id = $1`, [req(n)]).catch(() => blockedWrites++)
-      }
-      stillRunning = !finished
-    })
+        const reading = rows.length > 0
+        expect(reading).toBe(true)
+        await c.query(`set lock_timeout = '300ms'`)
+        for (const n of [1, 2]) {
+          await c.query(`update api_requests set error = error where request_id = $1`, [req(n)]).catch(() => blockedWrites++)
+        }
+        stillRunning = !finished
+      })
+    } finally {
+      await gate.open()
+    }
     const result = await dry
+    await gate.remove()
     expect(stillRunning).toBe(true)
     expect(result.ok).toBe(true)
     expect(blockedWrites).toBe(0)
