@@ -6,21 +6,22 @@
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { z } from 'zod'
 import { UserError } from '../../lib/errors.js'
 import { findDuplicateKeys } from './json-duplicates.js'
 
-/** Both columns are varchar(255); surrounding spaces would silently never match a train. */
-const Identifier = (what: string) =>
-  z
-    .string({ error: `${what} must be a string` })
-    .min(1, `${what} must not be empty`)
-    .max(255, `${what} is longer than 255 characters`)
-    .refine((s) => s.trim() === s, `${what} has leading or trailing spaces`)
-
-const MappingSchema = z.record(Identifier('the train id'), Identifier('the account id'), {
-  error: 'the file must hold one JSON object of "train_id": "account_id" entries',
-})
+/**
+ * What is wrong with one identifier, or null. Both columns are varchar(255); surrounding
+ * spaces would silently never match a train. (Plain checks, not a schema library: this module
+ * loads with every hook run, and a validation library of ~100 modules cost each command a
+ * third of a second of start-up.)
+ */
+function identifierProblem(value: unknown, what: string): string | null {
+  if (typeof value !== 'string') return `${what} must be a string`
+  if (value.length === 0) return `${what} must not be empty`
+  if (value.length > 255) return `${what} is longer than 255 characters`
+  if (value.trim() !== value) return `${what} has leading or trailing spaces`
+  return null
+}
 
 export interface AccountMapping {
   file: string
@@ -44,15 +45,14 @@ export function parseAccountMapping(text: string, file: string): AccountMapping 
     const d = duplicates[0]
     throw fail(file, `entry "${d.key}"${d.path ? ` (in ${d.path})` : ''} appears more than once; keep exactly one.`)
   }
-  const parsed = MappingSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    if (issue.path.length === 0) throw fail(file, `${issue.message}.`)
-    const entry = String(issue.path[0])
-    const detail = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message
-    throw fail(file, `entry "${entry}": ${detail}.`)
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw fail(file, 'the file must hold one JSON object of "train_id": "account_id" entries.')
+  const entries: Record<string, string> = {}
+  for (const [train, account] of Object.entries(raw)) {
+    const problem = identifierProblem(train, 'the train id') ?? identifierProblem(account, 'the account id')
+    if (problem) throw fail(file, `entry "${train}": ${problem}.`)
+    entries[train] = account as string
   }
-  const entries = parsed.data
   const canonical = JSON.stringify(
     Object.keys(entries)
       .sort()

@@ -2,7 +2,6 @@
  * Every tunable of the hooks, read from the environment in one place so that a typo fails
  * before anything is written, with a message that names the variable.
  */
-import { z } from 'zod'
 import { UserError } from '../../lib/errors.js'
 import type { HookSettings } from './backfill.js'
 
@@ -11,11 +10,11 @@ function integer(name: string, fallback: number, min: number, max = Number.MAX_S
   return (env: NodeJS.ProcessEnv): number => {
     const raw = env[name]
     if (raw === undefined || raw.trim() === '') return fallback
-    const parsed = z.coerce.number().int().min(min).max(max).safeParse(raw.trim())
-    if (!parsed.success || !/^\d+$/.test(raw.trim())) {
+    const value = Number(raw.trim())
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
       throw new UserError(`${name} must be a whole number between ${min} and ${max} (got "${raw}").`)
     }
-    return parsed.data
+    return value
   }
 }
 

@@ -31,7 +31,6 @@ import { redactUrl } from '../../lib/redact.js'
 import { holdOnlineStep, withDeployLock } from '../deploy/deploy-lock.js'
 import { appliedMigrations, pendingMigrationCount } from '../verify/applied-migrations.js'
 import { repairInvalidIndexes } from '../deploy/repair-invalid-indexes.js'
-import { startWatchLoop } from '../graphile/watch-loop.js'
 import { completeOnlineSchema } from '../deploy/online-schema.js'
 import { migrationPlan } from '../deploy/migration-plan.js'
 import { assertResettable, assertShadowIsSafe } from '../guards/shadow-guard.js'
@@ -80,9 +79,10 @@ async function schemaStep(
   gmArgs: string[],
   lockSession: pg.ClientBase,
 ): Promise<{ exitCode: number; applied: number }> {
-  const before = new Set((await appliedMigrations(urls.databaseUrl)).map((m) => m.filename))
-  const pending = await pendingMigrationCount(urls.databaseUrl, folder)
-  await checkPrivileges(urls.databaseUrl, pending, PROJECT_DIR)
+  // Every question of this step goes through the deploy-lock session: one connection per deploy.
+  const before = new Set((await appliedMigrations(lockSession)).map((m) => m.filename))
+  const pending = await pendingMigrationCount(lockSession, folder)
+  await checkPrivileges(lockSession, pending, PROJECT_DIR)
   // Another deploy's online step may be building an index for hours (it holds no deploy
   // lock): a migration altering that table now would wait behind the build, and the proxy's
   // writes behind the migration. Pending migrations run only while no online step does.
@@ -91,15 +91,15 @@ async function schemaStep(
   // graphile-migrate's copies of them to do nothing (scripts/graphile/gm-action.mjs): the
   // INVALID-index repair before (graphile-migrate runs it only when something is pending, so
   // do we; the deploy lock keeps another deploy from building meanwhile), and the hooks after.
-  if (pending > 0) await repairInvalidIndexes(urls.databaseUrl)
+  if (pending > 0) await repairInvalidIndexes(lockSession)
   const result = await withLockRetries(() => gm(urls, ['migrate', ...gmArgs], { MIGRATION_HOOKS_DEFERRED: '1' }), {
     retries: lockRetries(),
     beforeRetry: async () => {
-      await repairInvalidIndexes(urls.databaseUrl)
+      await repairInvalidIndexes(lockSession)
     },
   })
   if (result.exitCode !== 0) return { exitCode: result.exitCode, applied: 0 }
-  const applied = (await appliedMigrations(urls.databaseUrl)).filter((m) => !before.has(m.filename))
+  const applied = (await appliedMigrations(lockSession)).filter((m) => !before.has(m.filename))
   if (applied.length) {
     // graphile-migrate records only the number; show the committed file's full name.
     const names = new Map(readCommittedChain(folder).map((m) => [m.filename.slice(0, 6), m.filename]))
@@ -189,6 +189,9 @@ const commands: Record<string, Command> = {
       await assertShadowIsSafe(urls, 'db:watch')
       return (await gm(urls, ['watch', ...args])).exitCode
     }
+    // Loaded here only: graphile-migrate's library (watch) is a large module tree that the
+    // other commands, which run graphile-migrate as a child process, never need.
+    const { startWatchLoop } = await import('../graphile/watch-loop.js')
     const loop = startWatchLoop(PROJECT_DIR, urls)
     await loop.ready
     // Runs until Ctrl-C / SIGTERM, like graphile-migrate's watch.

@@ -43,11 +43,11 @@ async function exists(client: pg.ClientBase, sql: string, params: unknown[]): Pr
 }
 
 export async function migrationPlan(databaseUrl: string, migrationsFolder: string, backfills: readonly Backfill[]): Promise<string[]> {
-  const applied = new Set((await appliedMigrations(databaseUrl)).map((m) => m.filename.slice(0, 6)))
-  const pending = readCommittedChain(migrationsFolder).filter((m) => !applied.has(m.filename.slice(0, 6)))
   return withClient(
     databaseUrl,
     async (client) => {
+      const applied = new Set((await appliedMigrations(client)).map((m) => m.filename.slice(0, 6)))
+      const pending = readCommittedChain(migrationsFolder).filter((m) => !applied.has(m.filename.slice(0, 6)))
       const lines = [`Plan for ${redactUrl(databaseUrl)} (read only: nothing was changed).`, '']
       lines.push(pending.length ? `Pending migrations (${pending.length}):` : 'Pending migrations: none.')
       for (const m of pending) lines.push(`  ${m.filename}`)

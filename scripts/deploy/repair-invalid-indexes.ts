@@ -13,17 +13,21 @@
  * invalid index serves no query, so nothing is lost — so the pending migration builds it anew.
  * Builds still in progress (pg_stat_progress_create_index) are left alone.
  */
+import type pg from 'pg'
 import { isMainModule } from '../../lib/entry-point.js'
 import { reportFatal } from '../../lib/errors.js'
-import { openClient } from '../../lib/connection.js'
+import { withClient } from '../../lib/connection.js'
 
-export async function repairInvalidIndexes(databaseUrl: string, log: (line: string) => void = console.log): Promise<string[]> {
-  const client = await openClient(databaseUrl, { applicationName: 'repair-invalid-indexes' })
+/** On `client`, a session the caller holds (db:migrate: its deploy-lock session); its settings are restored. */
+export async function repairInvalidIndexes(client: pg.ClientBase, log: (line: string) => void = console.log): Promise<string[]> {
+  const { rows: saved } = await client.query<{ lock: string; statement: string }>(
+    `select current_setting('lock_timeout') as lock, current_setting('statement_timeout') as statement`,
+  )
   try {
     // Waiting on a lock must not stall the deploy; the next deploy retries.
-    await client.query(`set lock_timeout = '10s'`)
+    await client.query(`select set_config('lock_timeout', '10s', false)`)
     // A concurrent drop waits for older transactions; the role's statement_timeout must not cancel it.
-    await client.query(`set statement_timeout = '1h'`)
+    await client.query(`select set_config('statement_timeout', '1h', false)`)
     const { rows } = await client.query<{ name: string }>(
       `select format('%I.%I', n.nspname, c.relname) as name
          from pg_index i
@@ -39,7 +43,12 @@ export async function repairInvalidIndexes(databaseUrl: string, log: (line: stri
     }
     return rows.map((r) => r.name)
   } finally {
-    await client.end()
+    await client
+      .query(`select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)`, [
+        saved[0]!.lock,
+        saved[0]!.statement,
+      ])
+      .catch(() => {})
   }
 }
 
@@ -49,7 +58,7 @@ if (isMainModule(import.meta.url)) {
     console.error('repair-invalid-indexes: no database (GM_DBURL is set by graphile-migrate).')
     process.exit(1)
   }
-  repairInvalidIndexes(url).then(
+  withClient(url, (client) => repairInvalidIndexes(client), { applicationName: 'repair-invalid-indexes' }).then(
     () => process.exit(0),
     (e) => process.exit(reportFatal(e, 'repairing INVALID indexes failed')),
   )

@@ -73,8 +73,11 @@ export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (lin
   async function applyOnce(): Promise<void> {
     const settings = await settingsPromise
     const before = await currentBody(urls.databaseUrl)
-    const pending = await pendingMigrationCount(urls.databaseUrl, folder)
-    if (pending > 0) await repairInvalidIndexes(urls.databaseUrl, log)
+    const pending = await withClient(urls.databaseUrl, async (client) => {
+      const count = await pendingMigrationCount(client, folder)
+      if (count > 0) await repairInvalidIndexes(client, log)
+      return count
+    })
     await graphileWatch(settings, true)
     // Also after a save: current.sql may queue an index build (ensure_index on a table with rows).
     await completeOnlineSchema(urls.databaseUrl, log)

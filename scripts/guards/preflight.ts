@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { UserError } from '../../lib/errors.js'
 import { chainProblems, COMMITTED_FILE, parseCommitted } from '../verify/chain.js'
 import { validateHookInputs } from '../../hooks/run.js'
-import { openClient } from '../../lib/connection.js'
+import type pg from 'pg'
 
 /**
  * The committed chain on disk must be intact: graphile-migrate checks a file only when it
@@ -88,51 +88,46 @@ function applicationRelations(projectDir: string): string[] {
  * Can this role apply the pending migrations and run the hooks? Checked up front so that a
  * wrong role fails before graphile-migrate has applied half of the chain.
  */
-export async function checkPrivileges(databaseUrl: string, pending: number, projectDir: string): Promise<void> {
-  const client = await openClient(databaseUrl, { applicationName: 'db:migrate preflight' })
-  try {
-    const { rows } = await client.query<{
-      role: string
-      db: string
-      superuser: boolean
-      db_create: boolean
-      public_create: boolean
-      missing_schemas: string[]
-      not_owned: string[]
-    }>(
-      `select current_user::text as role, current_database()::text as db,
-              coalesce((select rolsuper from pg_roles where rolname = current_user), false) as superuser,
-              has_database_privilege(current_database(), 'CREATE') as db_create,
-              case when to_regnamespace('public') is null then has_database_privilege(current_database(), 'CREATE')
-                   else has_schema_privilege('public', 'CREATE') end as public_create,
-              array(select s from unnest(array['graphile_migrate', 'migration_hooks']) s
-                    where to_regnamespace(s) is null order by 1)::text[] as missing_schemas,
-              array(select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm') and c.relname = any($1::text[])
-                      and not pg_has_role(c.relowner, 'USAGE') order by 1) as not_owned`,
-      [applicationRelations(projectDir)],
+export async function checkPrivileges(client: pg.ClientBase, pending: number, projectDir: string): Promise<void> {
+  const { rows } = await client.query<{
+    role: string
+    db: string
+    superuser: boolean
+    db_create: boolean
+    public_create: boolean
+    missing_schemas: string[]
+    not_owned: string[]
+  }>(
+    `select current_user::text as role, current_database()::text as db,
+            coalesce((select rolsuper from pg_roles where rolname = current_user), false) as superuser,
+            has_database_privilege(current_database(), 'CREATE') as db_create,
+            case when to_regnamespace('public') is null then has_database_privilege(current_database(), 'CREATE')
+                 else has_schema_privilege('public', 'CREATE') end as public_create,
+            array(select s from unnest(array['graphile_migrate', 'migration_hooks']) s
+                  where to_regnamespace(s) is null order by 1)::text[] as missing_schemas,
+            array(select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                  where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm') and c.relname = any($1::text[])
+                    and not pg_has_role(c.relowner, 'USAGE') order by 1) as not_owned`,
+    [applicationRelations(projectDir)],
+  )
+  const r = rows[0]!
+  if (r.superuser) return
+  const lacks: string[] = []
+  if (r.missing_schemas.length && !r.db_create) {
+    lacks.push(
+      `cannot create the schema${r.missing_schemas.length > 1 ? 's' : ''} ${r.missing_schemas.join(' and ')} (needs CREATE on database "${r.db}")`,
     )
-    const r = rows[0]!
-    if (r.superuser) return
-    const lacks: string[] = []
-    if (r.missing_schemas.length && !r.db_create) {
-      lacks.push(
-        `cannot create the schema${r.missing_schemas.length > 1 ? 's' : ''} ${r.missing_schemas.join(' and ')} (needs CREATE on database "${r.db}")`,
-      )
-    }
-    if (pending > 0 && !r.public_create) lacks.push('cannot create objects in schema public (needs CREATE on it)')
-    if (pending > 0 && r.not_owned.length) {
-      const shown = r.not_owned.slice(0, 5).join(', ') + (r.not_owned.length > 5 ? ` and ${r.not_owned.length - 5} more` : '')
-      lacks.push(`does not own ${shown} (migrations alter them, which only their owner may do)`)
-    }
-    if (!lacks.length) return
-    throw new UserError(
-      `The role "${r.role}" cannot run the migrations on database "${r.db}": it ${lacks.join('; it ')}. Nothing was changed. ` +
-        `Run db:migrate as the database owner (the role that owns the application's tables), or grant what is missing.`,
-    )
-  } finally {
-    await client.end().catch(() => {})
   }
+  if (pending > 0 && !r.public_create) lacks.push('cannot create objects in schema public (needs CREATE on it)')
+  if (pending > 0 && r.not_owned.length) {
+    const shown = r.not_owned.slice(0, 5).join(', ') + (r.not_owned.length > 5 ? ` and ${r.not_owned.length - 5} more` : '')
+    lacks.push(`does not own ${shown} (migrations alter them, which only their owner may do)`)
+  }
+  if (!lacks.length) return
+  throw new UserError(
+    `The role "${r.role}" cannot run the migrations on database "${r.db}": it ${lacks.join('; it ')}. Nothing was changed. ` +
+      `Run db:migrate as the database owner (the role that owns the application's tables), or grant what is missing.`,
+  )
 }
 
 const ADVICE: Array<[RegExp, string]> = [

@@ -1,7 +1,12 @@
-/** What graphile-migrate has recorded as applied in a database. */
+/**
+ * What graphile-migrate has recorded as applied in a database. On a session the caller holds
+ * (db:migrate's deploy-lock session): a deploy opens one connection for its schema step, not
+ * one per question.
+ */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { openClient } from '../../lib/connection.js'
+import type pg from 'pg'
+import { relationExists } from '../../lib/catalog-probe.js'
 import { readCommittedChain } from './chain.js'
 
 export interface AppliedMigration {
@@ -11,26 +16,20 @@ export interface AppliedMigration {
   date: Date
 }
 
-export async function appliedMigrations(databaseUrl: string): Promise<AppliedMigration[]> {
-  const client = await openClient(databaseUrl)
-  try {
-    const { rows: exists } = await client.query(`select to_regclass('graphile_migrate.migrations') is not null as ok`)
-    if (!exists[0].ok) return []
-    const { rows } = await client.query(
-      'select filename, hash, previous_hash as "previousHash", date from graphile_migrate.migrations order by filename',
-    )
-    return rows
-  } finally {
-    await client.end()
-  }
+export async function appliedMigrations(client: pg.ClientBase): Promise<AppliedMigration[]> {
+  if (!(await relationExists(client, 'graphile_migrate.migrations'))) return []
+  const { rows } = await client.query<AppliedMigration>(
+    'select filename, hash, previous_hash as "previousHash", date from graphile_migrate.migrations order by filename',
+  )
+  return rows
 }
 
 /**
  * How many committed migrations on disk the database has not applied. graphile-migrate
  * records only each file's number, so numbers are compared.
  */
-export async function pendingMigrationCount(databaseUrl: string, migrationsFolder: string): Promise<number> {
-  const applied = new Set((await appliedMigrations(databaseUrl)).map((m) => m.filename.slice(0, 6)))
+export async function pendingMigrationCount(client: pg.ClientBase, migrationsFolder: string): Promise<number> {
+  const applied = new Set((await appliedMigrations(client)).map((m) => m.filename.slice(0, 6)))
   const onDisk = existsSync(join(migrationsFolder, 'committed')) ? readCommittedChain(migrationsFolder) : []
   return onDisk.filter((m) => !applied.has(m.filename.slice(0, 6))).length
 }

@@ -15,6 +15,7 @@
 import { join } from 'node:path'
 import { readCommittedChain, chainProblems, type CommittedMigration } from './chain.js'
 import { appliedMigrations, type AppliedMigration } from './applied-migrations.js'
+import { withClient } from '../../lib/connection.js'
 
 export interface VerifyReport {
   problems: string[]
@@ -61,7 +62,8 @@ export function compareWithDatabase(chain: CommittedMigration[], applied: Applie
 }
 
 export async function verify(databaseUrl: string, migrationsFolder: string): Promise<VerifyReport> {
-  return compareWithDatabase(readCommittedChain(migrationsFolder), await appliedMigrations(databaseUrl))
+  const applied = await withClient(databaseUrl, (client) => appliedMigrations(client), { applicationName: 'db:verify' })
+  return compareWithDatabase(readCommittedChain(migrationsFolder), applied)
 }
 
 export function printVerifyReport(report: VerifyReport): number {

@@ -9,27 +9,14 @@
  * the tests use an external server (TEST_ROOT_DATABASE_URL).
  */
 import { readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { createTestDatabases, dropTestDatabases, useServer, withClient } from '../helpers/databases.js'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { loadFixture, runDb } from '../helpers/drills.js'
-import { PROJECT_ROOT } from '../helpers/project.js'
-import { ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
+import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
 
-const DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'drill-log-embedded')
-const LOG = join(DATA_ROOT, 'postgres.log')
-const enabled = inject('embeddedDataRoot') !== null
-
-if (enabled) {
-  beforeAll(async () => {
-    useServer((await ensureEmbeddedServer(DATA_ROOT)).url('postgres'))
-  }, 180_000)
-  afterAll(async () => {
-    await dropTestDatabases()
-    useServer(undefined)
-    stopEmbeddedServer(DATA_ROOT)
-  }, 180_000)
-}
+const { enabled, dataRoot } = usePrivateEmbeddedServer('drill-log-embedded')
+const LOG = join(dataRoot, 'postgres.log')
 
 describe.skipIf(!enabled)('the server log', () => {
   it('holds no ERROR after an adoption and the commands around it', { timeout: 600_000 }, async () => {

@@ -9,29 +9,16 @@
  * use an external server (TEST_ROOT_DATABASE_URL), where the embedded binaries may be absent.
  * The same failures without a restart (pg_terminate_backend) are in server-going-away.test.ts.
  */
-import { resolve } from 'node:path'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { createTestDatabases, dropTestDatabases, useServer } from '../helpers/databases.js'
+import { describe, expect, it } from 'vitest'
+import { createTestDatabases } from '../helpers/databases.js'
 import { expectCleanFailure, ledger, loadFixture, startDb, waitFor, waitForNoSessions } from '../helpers/drills.js'
-import { PROJECT_ROOT } from '../helpers/project.js'
-import { ensureEmbeddedServer, restartEmbeddedServer, stopEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
+import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
+import { restartEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 import { disruptBlockedMigration, expectConsistentPrefix, expectRerunCompletes, uninterrupted } from './support.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 600_000
-const DATA_ROOT = resolve(PROJECT_ROOT, '.data', 'drill-restart-embedded')
-const enabled = inject('embeddedDataRoot') !== null
-
-if (enabled) {
-  beforeAll(async () => {
-    useServer((await ensureEmbeddedServer(DATA_ROOT)).url('postgres'))
-  }, 180_000)
-  afterAll(async () => {
-    await dropTestDatabases()
-    useServer(undefined)
-    stopEmbeddedServer(DATA_ROOT)
-  }, 180_000)
-}
+const { enabled, dataRoot: DATA_ROOT } = usePrivateEmbeddedServer('drill-restart-embedded')
 
 describe.skipIf(!enabled)('restarting the server', () => {
   it.each(['immediate', 'fast'] as const)(

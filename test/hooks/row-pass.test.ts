@@ -12,6 +12,7 @@ import { sleep } from '../../lib/retry.js'
 import { generateDataset } from './support/dataset.js'
 import { hookEnv, insertRows, mappingFile, owned, runQuiet, startHookProcess } from './support/fixtures.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
+import { closeWriteGate, GATE_PATIENT, waitFor, waitForNoSessions } from '../helpers/drills.js'
 
 const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
 
@@ -168,15 +169,22 @@ describe('the row pass', () => {
 
   it('a runner killed mid-walk with two workers is resumed: every row once, same end state', async () => {
     const url = await copy('rowpass_kill')
-    const { child, poller } = await startWalking(url, { HOOKS_BATCH_DELAY_MS: '20', HOOKS_WORKERS: '2' })
+    // Held part-way by a write gate: the first write after a chunk is done waits, so the kill
+    // lands with the walk unfinished however fast it runs.
+    const gate = await closeWriteGate(url, { when: 'exists (select 1 from migration_hooks.row_pass_chunks where done)' })
+    const { child, poller } = await startWalking(url, { HOOKS_WORKERS: '2', ...GATE_PATIENT })
     try {
+      await gate.waitUntilBlocked()
       process.kill(-child.pid!, 'SIGKILL')
       await child
       const mid = await chunkState(poller)
+      expect(mid.done).toBeGreaterThanOrEqual(1)
       expect(mid.done).toBeLessThan(mid.total)
     } finally {
+      await gate.remove()
       await poller.end()
     }
+    await waitForNoSessions(url)
     const resumed = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_CLAIM_LEASE_SECONDS: '1' } })
     expect(resumed.ok, resumed.error).toBe(true)
     expect(await result(url)).toEqual(reference)
@@ -189,6 +197,11 @@ describe('the row pass', () => {
     try {
       // Freeze the owner (as a stalled VM would be): its claim's heartbeat goes stale.
       process.kill(-owner.pid!, 'SIGSTOP')
+      const { rows: frozen } = await poller.query<{ chunk: number; claimed_by: string }>(
+        `select chunk, claimed_by from migration_hooks.row_pass_chunks where claimed_by is not null and not done`,
+      )
+      expect(frozen.length, 'the owner held a chunk when it froze').toBeGreaterThan(0)
+      // Past the lease (2 s): the owner's heartbeat is stale, so its chunk may be taken over.
       await sleep(2500)
       const helper = runQuiet(url, {
         ifBusy: 'join',
@@ -200,7 +213,22 @@ describe('the row pass', () => {
           HOOKS_MAX_RETRIES: '20',
         },
       })
-      await sleep(1500)
+      // The owner resumes only once the helper has taken over a chunk the owner held (or has
+      // finished): not after a guess at how long that takes.
+      let settled = false
+      void helper.finally(() => (settled = true))
+      await waitFor(
+        async () =>
+          settled ||
+          (
+            await poller.query(
+              `select 1 from migration_hooks.row_pass_chunks c join unnest($1::int[], $2::text[]) f(chunk, owner) using (chunk)
+                where c.done or c.claimed_by is distinct from f.owner`,
+              [frozen.map((f) => f.chunk), frozen.map((f) => f.claimed_by)],
+            )
+          ).rowCount !== 0,
+        { what: 'the helper to take over a chunk of the frozen owner' },
+      )
       process.kill(-owner.pid!, 'SIGCONT')
       const helped = await helper
       expect(helped.ok, helped.error).toBe(true)
