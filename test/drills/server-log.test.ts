@@ -9,14 +9,16 @@
  * the tests use an external server (TEST_ROOT_DATABASE_URL).
  */
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { loadFixture, runDb } from '../helpers/drills.js'
 import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
+import { placementFor } from '../../scripts/embedded/embedded-placement.js'
 
 const { enabled, dataRoot } = usePrivateEmbeddedServer('drill-log-embedded')
-const LOG = join(dataRoot, 'postgres.log')
+// Where the server writes it: beside the data, or where the cluster was relocated to (as root
+// in a private folder the server runs as another user, outside that folder).
+const LOG = placementFor(dataRoot).logFile
 
 describe.skipIf(!enabled)('the server log', () => {
   it('holds no ERROR after an adoption and the commands around it', { timeout: 600_000 }, async () => {
