@@ -18,7 +18,13 @@ const pgpass = createRequire(import.meta.url)('pgpass') as (params: unknown, cb:
  * DeprecationWarning for it on every command, which no user can act on.
  */
 function passwordLookup(url: string): ((params: unknown) => Promise<string>) | undefined {
-  if (new URL(url).password || process.env.PGPASSWORD) return undefined
+  let hasPassword: boolean
+  try {
+    hasPassword = new URL(url).password !== ''
+  } catch {
+    return undefined // not a URL: pg reports it, as before (an error here could carry the text)
+  }
+  if (hasPassword || process.env.PGPASSWORD) return undefined
   // pg hands over the connection's parameters (host, port, database, user); no entry: undefined,
   // which pg takes as "no password", as it does for its own lookup.
   return (params) => new Promise((resolve) => pgpass(params, (password) => resolve(password as string)))
