@@ -10,7 +10,7 @@ import type { Backfill, HookSettings } from './backfill.js'
 import { connect } from './sessions.js'
 import { relationExists } from '../../lib/catalog-probe.js'
 import { HOOKS_LOCK_KEY } from './hooks-lock.js'
-import { LEDGER_TABLE, readLedger, type LedgerRow } from './ledger.js'
+import { ledgerExists, readLedger, type LedgerRow } from './ledger.js'
 import { formatDuration } from './progress.js'
 import { describePass } from './row-pass/state.js'
 import { loadSettings } from './settings.js'
@@ -76,7 +76,7 @@ export async function backfillStatus(
   const client = await connect(databaseUrl, 'migration hooks status')
   try {
     const hasTable = await relationExists(client, 'public.api_requests')
-    const ledger = (await relationExists(client, LEDGER_TABLE)) ? await readLedger(client) : new Map<string, LedgerRow>()
+    const ledger = (await ledgerExists(client)) ? await readLedger(client) : new Map<string, LedgerRow>()
     if (!hasTable && ledger.size === 0) {
       return { clean: true, lines: ['Backfills: nothing to do (api_requests does not exist yet).'] }
     }

@@ -11,6 +11,7 @@ import { redactUrl } from '../../lib/redact.js'
 import type { Backfill } from '../../hooks/runner/backfill.js'
 import { estimateRows } from '../../hooks/runner/key-walk.js'
 import { formatDuration } from '../../hooks/runner/progress.js'
+import { LEDGER_TABLE, ledgerExists } from '../../hooks/runner/ledger.js'
 import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from '../verify/applied-migrations.js'
 import { CHAIN_CONSTRAINTS, INDEX_WORK, VALIDATION_FAILURES } from './online-schema.js'
@@ -121,8 +122,8 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
 
       // Backfills: what the ledger says, and the rows they walk.
       const ledger = new Map<string, { state: string; version: number }>()
-      const recorded = (await relationExists(client, 'migration_hooks.backfills'))
-        ? await client.query<{ name: string; state: string; version: number }>(`select name, state, version from migration_hooks.backfills`)
+      const recorded = (await ledgerExists(client))
+        ? await client.query<{ name: string; state: string; version: number }>(`select name, state, version from ${LEDGER_TABLE}`)
         : { rows: [] as { name: string; state: string; version: number }[] }
       for (const r of recorded.rows) ledger.set(r.name, r)
       const todo = backfills.filter((b) => {

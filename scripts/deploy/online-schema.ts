@@ -55,7 +55,7 @@ export const CHAIN_CONSTRAINTS = [
 
 /** Where a validation that failed on the data is recorded, so that later deploys skip it. */
 export const VALIDATION_FAILURES = 'migration_hooks.online_validation_failures'
-/** The chain's queue of index builds for this step (migration_hooks.request_index). */
+/** The chain's queue for this step: what ensure_index() and drop_index() could not do at once. */
 export const INDEX_WORK = 'migration_hooks.online_index_work'
 
 export interface OnlineSchemaResult {

@@ -5,31 +5,21 @@
  * fresh build, db:drift exits 0, and every row and value is the one a database adopted
  * without the round trip has.
  */
-import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { checksums, loadFixture, runDb } from '../helpers/drills.js'
-import { ensureCommand } from '../helpers/system-commands.js'
+import { copyByPlainDump } from '../helpers/pg-copy.js'
 import { uninterrupted } from '../drills/support.js'
 
 const TIMEOUT = 600_000
-
-function dumpAndRestore(from: string, to: string): void {
-  ensureCommand('pg_dump', 'postgresql-client')
-  const dump = execFileSync('pg_dump', ['--no-owner', '--no-privileges', '--dbname', from], { maxBuffer: 512 * 1024 * 1024 })
-  execFileSync('psql', ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', '--dbname', to], {
-    input: dump,
-    stdio: ['pipe', 'ignore', 'pipe'],
-  })
-}
 
 describe.each(['script-chain.sql', 'docker-init.sql'])('a dump-restored %s database', (fixture) => {
   it('converges on the fresh build, drift-free, with every row and value kept', { timeout: TIMEOUT }, async () => {
     const source = await createTestDatabases('dump_source')
     await loadFixture(source.databaseUrl, fixture)
     const restored = await createTestDatabases('dump_restored')
-    dumpAndRestore(source.databaseUrl, restored.databaseUrl)
+    copyByPlainDump(source.databaseUrl, restored.databaseUrl, ['--no-owner', '--no-privileges'])
     // The round trip really changed how the role check reads.
     const roleCheck = await withClient(restored.databaseUrl, (c) =>
       c.query(`select pg_get_constraintdef(oid) as def from pg_constraint where conname = 'train_members_role_check'`),

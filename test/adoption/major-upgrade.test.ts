@@ -10,7 +10,6 @@
  * (.data/upgrade-source-15), started and stopped here. Not with an external server
  * (TEST_ROOT_DATABASE_URL), where the embedded binaries may be absent.
  */
-import { execFileSync } from 'node:child_process'
 import { resolve } from 'node:path'
 import pg from 'pg'
 import { afterAll, describe, expect, inject, it } from 'vitest'
@@ -18,7 +17,7 @@ import { catalogOf, committedSnapshot } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { appliedMigrations, checksums, loadFixture, runDb } from '../helpers/drills.js'
 import { PROJECT_ROOT } from '../helpers/project.js'
-import { ensureCommand } from '../helpers/system-commands.js'
+import { copyByPlainDump } from '../helpers/pg-copy.js'
 import { DEFAULT_MAJOR } from '../../scripts/embedded/embedded-placement.js'
 import { ensureEmbeddedServer, stopEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 
@@ -56,13 +55,8 @@ describe.runIf(onAnotherLine)(`upgrading by dump and restore, PostgreSQL ${DEFAU
       expect(built.exitCode, built.all).toBe(0)
 
       // pg_dump of the old line (Debian's client is 15's), restored with psql into the new one.
-      ensureCommand('pg_dump', 'postgresql-client')
       const target = await createTestDatabases('upgraded')
-      const dump = execFileSync('pg_dump', ['--dbname', sourceUrl], { maxBuffer: 512 * 1024 * 1024 })
-      execFileSync('psql', ['--quiet', '--no-psqlrc', '-v', 'ON_ERROR_STOP=1', '--dbname', target.databaseUrl], {
-        input: dump,
-        stdio: ['pipe', 'ignore', 'pipe'],
-      })
+      copyByPlainDump(sourceUrl, target.databaseUrl)
 
       expect(await catalogOf(target.databaseUrl)).toBe(committedSnapshot())
       expect(await checksums(target.databaseUrl)).toEqual(await checksums(sourceUrl))

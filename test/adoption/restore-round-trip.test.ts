@@ -6,31 +6,13 @@
  * application's writes work. A definition that PostgreSQL spells differently once re-parsed
  * would leave every restored copy drifting for good: nothing pending would rebuild it.
  */
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { catalogOf } from '../helpers/catalog-of.js'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { appliedMigrations, checksums, runDb } from '../helpers/drills.js'
-import { ensureCommand } from '../helpers/system-commands.js'
+import { copyByCustomDump } from '../helpers/pg-copy.js'
 
 const TIMEOUT = 600_000
-
-/** pg_dump -Fc of `from`, pg_restore into the empty database `to`. */
-function dumpAndRestoreCustom(from: string, to: string): void {
-  ensureCommand('pg_dump', 'postgresql-client')
-  ensureCommand('pg_restore', 'postgresql-client')
-  const dir = mkdtempSync(join(tmpdir(), 'round-trip-'))
-  try {
-    const file = join(dir, 'db.dump')
-    execFileSync('pg_dump', ['-Fc', '--file', file, '--dbname', from], { stdio: ['ignore', 'ignore', 'pipe'] })
-    execFileSync('pg_restore', ['--exit-on-error', '--dbname', to, file], { stdio: ['ignore', 'ignore', 'pipe'] })
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
 
 /** The definitions of the tools' own schema (renderSchema covers the application's). */
 async function toolDefinitions(url: string): Promise<string[]> {
@@ -62,7 +44,7 @@ describe('a chain-built database restored from pg_dump -Fc', () => {
     const built = await runDb(['migrate'], source.env)
     expect(built.exitCode, built.all).toBe(0)
     const copy = await createTestDatabases('round_trip_copy')
-    dumpAndRestoreCustom(source.databaseUrl, copy.databaseUrl)
+    copyByCustomDump(source.databaseUrl, copy.databaseUrl)
 
     expect(await catalogOf(copy.databaseUrl)).toBe(await catalogOf(source.databaseUrl))
     expect(await toolDefinitions(copy.databaseUrl)).toEqual(await toolDefinitions(source.databaseUrl))

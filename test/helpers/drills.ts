@@ -313,10 +313,24 @@ export interface GateOptions {
 /** The ledger's cursor holds a position: neither SQL NULL nor the JSON null a finished step saves. */
 const cursorSet = (row: string) => `coalesce(jsonb_typeof(${row}.cursor), 'null') <> 'null'`
 
+/** `steps` as an SQL text array (step names are the code's own constants). */
+const stepArray = (steps: string[]) => `array[${steps.map((s) => `'${s}'`).join(', ')}]`
+
 /** The ledger row of a step part-way: the step has committed a batch and is saving the next. */
 export const stepPartWay = (backfill: string, steps: string[]) =>
-  `old.name = '${backfill}' and old.step = any(array[${steps.map((s) => `'${s}'`).join(', ')}]) ` +
-  `and ${cursorSet('old')} and new.cursor is distinct from old.cursor`
+  `old.name = '${backfill}' and old.step = any(${stepArray(steps)}) ` + `and ${cursorSet('old')} and new.cursor is distinct from old.cursor`
+
+/**
+ * A `when` for an api_requests gate: `backfill` (in one of `steps`, if given) is part-way in
+ * the current runner's run — running, with a cursor, and a batch committed since this runner
+ * took it on (markRunning sets heartbeat_at = runner_started_at; every committed batch moves
+ * heartbeat_at on). So the `running` row a killed runner left behind does not match before
+ * the next runner has done anything.
+ */
+export const backfillPartWay = (backfill: string, steps?: string[]) =>
+  `exists (select 1 from migration_hooks.backfills b where b.name = '${backfill}' and b.state = 'running' ` +
+  `and ${cursorSet('b')} and b.heartbeat_at > b.runner_started_at` +
+  `${steps ? ` and b.step = any(${stepArray(steps)})` : ''})`
 
 let gates = 0
 
@@ -368,15 +382,3 @@ export async function closeWriteGate(url: string, opts: GateOptions = {}): Promi
     },
   }
 }
-
-/**
- * A `when` for an api_requests gate: `backfill` (in one of `steps`, if given) is part-way in
- * the current runner's run — running, with a cursor, and a batch committed since this runner
- * took it on (markRunning sets heartbeat_at = runner_started_at; every committed batch moves
- * heartbeat_at on). So the `running` row a killed runner left behind does not match before
- * the next runner has done anything.
- */
-export const backfillPartWay = (backfill: string, steps?: string[]) =>
-  `exists (select 1 from migration_hooks.backfills b where b.name = '${backfill}' and b.state = 'running' ` +
-  `and ${cursorSet('b')} and b.heartbeat_at > b.runner_started_at` +
-  `${steps ? ` and b.step = any(array[${steps.map((s) => `'${s}'`).join(', ')}])` : ''})`
