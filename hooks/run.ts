@@ -22,7 +22,8 @@ import type { Backfill, HookSettings } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
 import { joinRowPass, rowBackfills, type RowPassOptions, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
-import { connect, connectReader } from './runner/sessions.js'
+import { connect, connectHealth, connectReader } from './runner/sessions.js'
+import { createThrottle, type HealthGate, NO_THROTTLE } from './runner/health/throttle.js'
 import { relationExists } from '../lib/catalog-probe.js'
 import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
 import { tryAdvisoryLock } from '../lib/advisory-lock.js'
@@ -143,8 +144,10 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   const result: RunHooksResult = { ok: true, summaries: [], analyzed: [] }
   let client: Awaited<ReturnType<typeof connect>> | undefined
   let reader: Awaited<ReturnType<typeof connect>> | undefined
+  let health: HealthGate = NO_THROTTLE
   try {
     const settings = loadSettings(opts.env ?? process.env)
+    health = healthGate(opts, settings, dryRun, log)
     const backfills = select(opts.backfills ?? BACKFILLS, opts.only)
     const tty = opts.tty ?? (Boolean(process.stderr.isTTY) && !opts.shadow)
     client = await connect(opts.databaseUrl, dryRun ? 'migration hooks (dry run)' : 'migration hooks')
@@ -154,7 +157,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     if (opts.ifBusy === 'report' || opts.ifBusy === 'join') {
       if (!(await tryAdvisoryLock(client, HOOKS_LOCK_KEY))) {
         result.busy = true
-        if (opts.ifBusy === 'join' && !dryRun && (await joinBusyRun(client, opts, settings, backfills, log, tty, result))) return result
+        if (opts.ifBusy === 'join' && !dryRun && (await joinBusyRun(client, opts, settings, backfills, log, tty, result, health)))
+          return result
         const status = await hookStatus(opts.databaseUrl, { backfills: opts.backfills, env: opts.env })
         log('Migration hooks: another process is running the backfills; not waiting for it. Where they stand:')
         for (const line of status.lines) log(line)
@@ -180,7 +184,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       // The per-row backfills first, in one pass; then the others, one by one.
       const perRow = rowBackfills(backfills)
       const rowSummaries = perRow.length
-        ? await runRowPass(client, perRow, rowPassOptions(opts, settings, { dryRun, log, tty, reader }))
+        ? await runRowPass(client, perRow, rowPassOptions(opts, settings, { dryRun, log, tty, reader, health }))
         : []
       // Records one backfill's outcome; false when the run must end there (failed, stopped).
       const record = (backfill: Backfill, summary: BackfillSummary): boolean => {
@@ -200,7 +204,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       const rowsOk = perRow.map((b, i) => record(b, rowSummaries[i])).every(Boolean)
       if (rowsOk) {
         for (const backfill of backfills.filter((b) => !b.row)) {
-          const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop })
+          const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop, health })
           if (!record(backfill, summary)) break
         }
       }
@@ -212,6 +216,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
         if (dryRun) {
           result.refresh = refresh ? mode : 'skipped'
         } else {
+          // The refresh writes the whole view in one statement: it too waits for a healthy database.
+          if (refresh) await health.beforeBatch({ backfills: [] })
           result.refresh = refresh ? await refreshHourlyStats(client, settings) : 'skipped'
           await analyzeTables(client, settings, result.analyzed)
         }
@@ -235,6 +241,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     reportFatal(error, 'Migration hooks failed')
     return result
   } finally {
+    await health.close()
     await reader?.end().catch(() => {})
     if (client) {
       await releaseHooksLock(client).catch(() => {})
@@ -243,11 +250,26 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
   }
 }
 
+/**
+ * The throttle of this run (health/throttle.ts): every batch of every backfill and worker asks
+ * it first. None in a dry run (its one open transaction cannot wait without holding it; it is
+ * a forecast), on the shadow database (empty tables), or with HOOKS_THROTTLE=off.
+ */
+function healthGate(opts: RunHooksOptions, settings: HookSettings, dryRun: boolean, log: (line: string) => void): HealthGate {
+  if (dryRun || opts.shadow || !settings.health.enabled) return NO_THROTTLE
+  return createThrottle({
+    limits: settings.health,
+    openSession: () => connectHealth(opts.databaseUrl, settings),
+    log,
+    shouldStop: opts.shouldStop,
+  })
+}
+
 /** The row pass's options, the same for running a pass and for joining another process's. */
 function rowPassOptions(
   opts: RunHooksOptions,
   settings: HookSettings,
-  session: Pick<RowPassOptions, 'dryRun' | 'log' | 'tty' | 'reader'>,
+  session: Pick<RowPassOptions, 'dryRun' | 'log' | 'tty' | 'reader' | 'health'>,
 ): RowPassOptions {
   return {
     ...session,
@@ -273,12 +295,13 @@ async function joinBusyRun(
   log: (line: string) => void,
   tty: boolean,
   result: RunHooksResult,
+  health: HealthGate,
 ): Promise<boolean> {
   if (opts.only?.length || !(await relationExists(client, 'public.api_requests'))) return false
   let reader: pg.Client | undefined
   try {
     reader = await connectReader(opts.databaseUrl, settings)
-    const joined = await joinRowPass(client, backfills, rowPassOptions(opts, settings, { dryRun: false, log, tty, reader }))
+    const joined = await joinRowPass(client, backfills, rowPassOptions(opts, settings, { dryRun: false, log, tty, reader, health }))
     if (joined.refused) {
       log(`Migration hooks: another process is running the backfills, and this one cannot help: ${joined.refused}.`)
       return false

@@ -15,6 +15,7 @@
  * `migration_hooks` schema so that it survives a kill as well.
  */
 import type pg from 'pg'
+import type { HealthLimits } from './health/limits.js'
 import type { RowRule } from './row-rule.js'
 
 /** What a step stores between batches: JSON, persisted in the ledger's `cursor` column. */
@@ -58,6 +59,11 @@ export interface HookSettings {
    * by another runner (HOOKS_CLAIM_LEASE_SECONDS).
    */
   claimLeaseSeconds: number
+  /**
+   * When the batches wait for the database's health: standby lag, slots, the archiver,
+   * autovacuum (HOOKS_THROTTLE, HOOKS_MAX_*, HOOKS_HEALTH_CHECK_MS; health/limits.ts).
+   */
+  health: HealthLimits
   /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
   accountMappingFile?: string
 }

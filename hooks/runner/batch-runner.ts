@@ -19,6 +19,7 @@ import { batchSizer } from './batch-sizer.js'
 import { markDone, markFailed, markRunning, markStopped, saveProgress, startStep } from './ledger.js'
 import { resolveEntry } from './resolve-entry.js'
 import { ginMerger, NO_GIN_MERGES } from './gin-pending.js'
+import { type HealthGate, NO_THROTTLE } from './health/throttle.js'
 import { startProgress } from './progress.js'
 import { inBatchTransaction } from './transaction.js'
 
@@ -56,6 +57,8 @@ export interface RunOptions {
   reader?: pg.ClientBase
   /** Asked after every committed batch: true ends the run there (SIGTERM/SIGINT), resumable. */
   shouldStop?: () => string | undefined
+  /** Asked before every batch transaction: waits while the database is unhealthy (health/throttle.ts). */
+  health?: HealthGate
 }
 
 export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opts: RunOptions): Promise<BackfillSummary> {
@@ -105,6 +108,13 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       try {
         for (;;) {
           // One size for the whole batch: the step reads settings.batchSize of its context.
+          // Between batches, outside any transaction: the wait holds no lock but the hooks lock.
+          const gate = await (opts.health ?? NO_THROTTLE).beforeBatch({ backfills: [backfill.name] })
+          if (gate.stop) {
+            await gin.settled()
+            if (!opts.dryRun) await markStopped(client, backfill.name, gate.stop)
+            return finish('stopped', { note: gate.stop })
+          }
           const size = sizer.size()
           const batchCtx = size === ctx.settings.batchSize ? ctx : { ...ctx, settings: { ...ctx.settings, batchSize: size } }
           const result = await inBatchTransaction(

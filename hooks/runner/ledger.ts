@@ -42,6 +42,9 @@ export interface LedgerRow {
   stepTotal: number | null
   stepDone: number | null
   stepDoneAtStart: number | null
+  /** What the runner waits for before its next batch (health/throttle.ts), and since when; null when not waiting. */
+  throttled: string | null
+  throttledSince: Date | null
 }
 
 /** Columns added after the ledger's first release; a ledger made before gets them once. */
@@ -54,6 +57,8 @@ const ADDED_COLUMNS: Record<string, string> = {
   step_total: 'bigint',
   step_done: 'bigint',
   step_done_at_start: 'bigint',
+  throttled: 'text',
+  throttled_since: 'timestamptz',
 }
 
 /** Create the schema and table if missing, and add missing columns. Callers hold the hooks lock. */
@@ -123,6 +128,8 @@ function toRow(r: Record<string, any>): LedgerRow {
     stepTotal: r.step_total === null || r.step_total === undefined ? null : Number(r.step_total),
     stepDone: r.step_done === null || r.step_done === undefined ? null : Number(r.step_done),
     stepDoneAtStart: r.step_done_at_start === null || r.step_done_at_start === undefined ? null : Number(r.step_done_at_start),
+    throttled: r.throttled ?? null,
+    throttledSince: r.throttled_since ?? null,
   }
 }
 
@@ -155,7 +162,7 @@ export async function markRunning(client: pg.ClientBase, name: string): Promise<
   const { rows } = await client.query<{ high_water: string }>(
     `update ${LEDGER_TABLE} set state = 'running', started_at = coalesce(started_at, now()), finished_at = null,
        last_error = null, updated_at = now(), runner_host = $2, runner_pid = $3, runner_started_at = now(),
-       heartbeat_at = now(), high_water = coalesce(high_water, clock_timestamp())
+       heartbeat_at = now(), high_water = coalesce(high_water, clock_timestamp()), throttled = null, throttled_since = null
      where name = $1 returning high_water::text`,
     [name, hostname(), process.pid],
   )
@@ -164,7 +171,11 @@ export async function markRunning(client: pg.ClientBase, name: string): Promise<
 
 /** The runner stopped on request (SIGTERM/SIGINT): pending again, resumable from the cursor. */
 export async function markStopped(client: pg.ClientBase, name: string, note: string): Promise<void> {
-  await client.query(`update ${LEDGER_TABLE} set state = 'pending', note = $2, updated_at = now() where name = $1`, [name, note])
+  await client.query(
+    `update ${LEDGER_TABLE} set state = 'pending', note = $2, updated_at = now(), throttled = null, throttled_since = null
+     where name = $1`,
+    [name, note],
+  )
 }
 
 /**
@@ -198,12 +209,16 @@ export async function saveProgress(
 export async function markDone(client: pg.ClientBase, name: string, note: string | null = null): Promise<void> {
   await client.query(
     `update ${LEDGER_TABLE} set state = 'done', step = null, cursor = null, finished_at = now(), updated_at = now(),
-       last_error = null, note = $2, started_at = coalesce(started_at, now()) where name = $1`,
+       last_error = null, note = $2, started_at = coalesce(started_at, now()), throttled = null, throttled_since = null where name = $1`,
     [name, note],
   )
 }
 
 /** Record a failure. The cursor is kept, so the next run resumes after the last good batch. */
 export async function markFailed(client: pg.ClientBase, name: string, error: string): Promise<void> {
-  await client.query(`update ${LEDGER_TABLE} set state = 'failed', last_error = $2, updated_at = now() where name = $1`, [name, error])
+  await client.query(
+    `update ${LEDGER_TABLE} set state = 'failed', last_error = $2, updated_at = now(), throttled = null, throttled_since = null
+     where name = $1`,
+    [name, error],
+  )
 }

@@ -32,3 +32,14 @@ export async function connectReader(databaseUrl: string, settings: HookSettings)
   await setParameters(client, timeoutParameters(settings), 'session')
   return client
 }
+
+/**
+ * The health session (health/throttle.ts): reads the signals and records a wait on the
+ * ledger, always outside any transaction. Its ledger writes wait for a batch's row lock no
+ * longer than a batch would.
+ */
+export async function connectHealth(databaseUrl: string, settings: HookSettings): Promise<pg.Client> {
+  const client = await connect(databaseUrl, 'migration hooks health')
+  await setParameters(client, timeoutParameters(settings), 'session')
+  return client
+}

@@ -4,6 +4,7 @@
  */
 import { UserError } from '../../lib/errors.js'
 import type { HookSettings } from './backfill.js'
+import { loadHealthLimits } from './health/limits.js'
 
 /** Whole-number setting with bounds; the message says what was expected and what was given. */
 function integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -37,8 +38,8 @@ const readers = {
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): HookSettings {
   const settings = Object.fromEntries(Object.entries(readers).map(([key, read]) => [key, read(env)])) as Omit<
     HookSettings,
-    'accountMappingFile'
+    'accountMappingFile' | 'health'
   >
   const file = env.ACCOUNT_MAPPING_FILE?.trim()
-  return { ...settings, accountMappingFile: file ? file : undefined }
+  return { ...settings, health: loadHealthLimits(env), accountMappingFile: file ? file : undefined }
 }

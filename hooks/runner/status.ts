@@ -11,6 +11,7 @@ import { connect } from './sessions.js'
 import { relationExists } from '../../lib/catalog-probe.js'
 import { HOOKS_LOCK_KEY } from './hooks-lock.js'
 import { ledgerExists, readLedger, type LedgerRow } from './ledger.js'
+import { clockTime } from './health/throttle.js'
 import { formatDuration } from './progress.js'
 import { describePass } from './row-pass/state.js'
 import { loadSettings } from './settings.js'
@@ -59,6 +60,11 @@ function describe(entry: LedgerRow, live: LiveRunner | null = null): string {
     const progress = progressOf(entry)
     if (progress) parts.unshift(progress)
     parts.push(runnerOf(entry, live))
+    // Only a live runner waits; a dead one's leftover mark means nothing.
+    if (live && entry.throttled) {
+      const since = entry.throttledSince ? ` since ${clockTime(entry.throttledSince.getTime())}` : ''
+      parts.push(`throttled: ${entry.throttled}${since}`)
+    }
   }
   if (entry.state === 'done' && entry.finishedAt) parts.push(`finished ${entry.finishedAt.toISOString()}`)
   if (entry.state !== 'done' && entry.step) parts.push(`at step ${entry.step}`)

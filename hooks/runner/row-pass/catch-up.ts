@@ -27,7 +27,7 @@ import { computeBatch } from './compute.js'
 import { catchUpRead } from './sql.js'
 import { heapPages } from './state.js'
 import { saveBatchProgress } from './tally.js'
-import { type PassRun, writeRecords } from './walk.js'
+import { type PassRun, type WorkerEnd, writeRecords } from './walk.js'
 
 /** Pages per read: the filter reads no body, so many pages fit in one short statement. */
 const FIRST_PAGES = 512
@@ -35,11 +35,27 @@ const MAX_PAGES = 65_536
 /** Aimed duration of one read statement. */
 const READ_TARGET_MS = 200
 
-export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<void> {
+export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<WorkerEnd> {
+  // A wait for the database's health (a batch's throttle) ends the snapshot first: a waiting
+  // runner holds no transaction. The pass then starts again from the first page with a new
+  // one, as after an interruption — rows written before the wait are no longer pending.
+  for (;;) {
+    const end = await catchUpOnce(run, writer, reader)
+    if (end !== 'waited') return end
+  }
+}
+
+async function catchUpOnce(run: PassRun, writer: pg.ClientBase, reader: pg.ClientBase): Promise<WorkerEnd | 'waited'> {
   const { sql, params } = catchUpRead(run.participants)
   // A dry run reads in its own (already open) transaction.
   const snapshot = !run.dryRun
+  let open = snapshot
   if (snapshot) await reader.query('begin isolation level repeatable read read only')
+  const release = async () => {
+    if (!open) return
+    open = false
+    await reader.query('commit')
+  }
   try {
     // (The reader's session already carries the high-water mark, see run-pass.ts.)
     // Every page there is now, including those added since the walk began. A dry run wrote
@@ -55,17 +71,30 @@ export async function runCatchUp(run: PassRun, writer: pg.ClientBase, reader: pg
       const { rows } = await reader.query(sql, [from, to, run.pass.startSnapshot, ...params])
       const ms = performance.now() - started
       step = Math.min(MAX_PAGES, Math.max(1, Math.round(step * Math.min(2, Math.max(0.5, READ_TARGET_MS / Math.max(ms, 1))))))
-      if (rows.length) await writeCandidates(run, writer, rows, to)
+      if (rows.length) {
+        const end = await writeCandidates(run, writer, rows, to, release)
+        if (end !== 'finished') return end
+      }
       from = to
     }
+    return 'finished'
   } finally {
-    if (snapshot) await reader.query('commit').catch(() => {})
+    if (open) await reader.query('commit').catch(() => {})
   }
 }
 
 /** Handle the rows one read found, in batches of the shared batch size, by key. */
-async function writeCandidates(run: PassRun, writer: pg.ClientBase, rows: Record<string, unknown>[], page: number): Promise<void> {
+async function writeCandidates(
+  run: PassRun,
+  writer: pg.ClientBase,
+  rows: Record<string, unknown>[],
+  page: number,
+  release: () => Promise<void>,
+): Promise<WorkerEnd | 'waited'> {
   for (let i = 0; i < rows.length; ) {
+    const gate = await run.health.beforeBatch({ backfills: run.participants.map((p) => p.name), release })
+    if (gate.stop) return { stopped: gate.stop }
+    if (gate.waited) return 'waited'
     const size = run.sizer.size()
     const batch = rows.slice(i, i + size)
     i += batch.length
@@ -91,4 +120,5 @@ async function writeCandidates(run: PassRun, writer: pg.ClientBase, rows: Record
     )
     run.tally.add(counts, found)
   }
+  return 'finished'
 }

@@ -24,6 +24,7 @@ import type { Backfill, HookSettings } from '../backfill.js'
 import { batchSizer } from '../batch-sizer.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
+import { type HealthGate, NO_THROTTLE } from '../health/throttle.js'
 import { estimateRows } from '../key-walk.js'
 import { markDone, markFailed, markRunning, markStopped, startStep } from '../ledger.js'
 import { resolveEntry } from '../resolve-entry.js'
@@ -58,6 +59,11 @@ export interface RowPassOptions {
   /** Opens one more pair of sessions for another worker (HOOKS_WORKERS > 1). */
   openWorkerSessions?: () => Promise<{ writer: pg.Client; reader: pg.Client }>
   shouldStop?: () => string | undefined
+  /**
+   * Asked before every batch transaction by every worker of this process (the owner's and a
+   * joining runner's alike): waits while the database is unhealthy (health/throttle.ts).
+   */
+  health?: HealthGate
 }
 
 /** The per-row backfills among `backfills`, in their order. */
@@ -173,6 +179,7 @@ async function startPassRun(
       progress.update(walked, batchRows)
     },
     shouldStop: opts.shouldStop,
+    health: opts.health ?? NO_THROTTLE,
   }
   return { run, progress, total }
 }
@@ -236,7 +243,8 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
       // The walk's last GIN merges run on the reader, which the final pass is about to hold in
       // one read-only snapshot: they finish first.
       await timed('gin merges', () => gin.settled())
-      await timed('final pass', () => runCatchUp(run, client, reader))
+      const caughtUp = await timed('final pass', () => runCatchUp(run, client, reader))
+      if (caughtUp !== 'finished') return stopAt(caughtUp.stopped)
       if (!opts.dryRun) {
         await client.query('begin')
         try {

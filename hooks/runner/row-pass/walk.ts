@@ -10,9 +10,10 @@ import { sleep } from '../../../lib/retry.js'
 import type { HookSettings } from '../backfill.js'
 import type { BatchSizer } from '../batch-sizer.js'
 import type { GinMerger } from '../gin-pending.js'
+import type { HealthGate } from '../health/throttle.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
-import { advanceChunk, type Chunk, claimChunk, type PassState, recordOwnWrite, releaseChunk } from './state.js'
+import { advanceChunk, type Chunk, claimChunk, heartbeat, type PassState, recordOwnWrite, releaseChunk } from './state.js'
 import { batchWrite, type Participant, rulePrefix, walkRead } from './sql.js'
 import { type BatchCounts, saveBatchProgress, type Tally } from './tally.js'
 
@@ -30,6 +31,8 @@ export interface PassRun {
   /** Rows (estimated from pages) walked by this process, for the progress display. */
   onWalked: (rows: number, batchRows: number) => void
   shouldStop?: () => string | undefined
+  /** Asked before every batch transaction, by every worker: waits while the database is unhealthy. */
+  health: HealthGate
 }
 
 export type WorkerEnd = 'finished' | { stopped: string }
@@ -106,6 +109,17 @@ async function walkChunk(
       const computed = computeBatch(run.participants, batch.rows)
       // Read the next range while this one is written: the ranges are disjoint.
       if (pipelined && !last) ahead = readFrom(batch.to)
+      // Between batches, outside any transaction (the read-ahead is a plain read). While it
+      // waits the chunk's heartbeat goes on, so that no other runner takes the chunk over.
+      const gate = await run.health.beforeBatch({
+        backfills: run.participants.map((p) => p.name),
+        keepAlive: dryRun ? undefined : () => heartbeat(writer, runner),
+      })
+      if (gate.stop) {
+        await ahead?.catch(() => {})
+        await releaseChunk(writer, chunk.chunk, runner)
+        return { stopped: gate.stop }
+      }
       let counts: BatchCounts
       try {
         counts = await inBatchTransaction(
