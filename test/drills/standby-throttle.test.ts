@@ -1,0 +1,284 @@
+/**
+ * Drill: backfills wait for the database's health (hooks/runner/health/). A private embedded
+ * primary with a real streaming standby (pg_basebackup -R), a Docker-init database adopted by
+ * `db:migrate --schema-only`, then `db:backfill` as an operator runs it:
+ *
+ *  - the standby's replay is paused: the backfill stops writing within about one batch past
+ *    HOOKS_MAX_REPLICA_LAG_MB, db:status shows `throttled: …`, and after
+ *    pg_wal_replay_resume() it finishes with the end state of an unthrottled run, each row
+ *    written once;
+ *  - a physical replication slot with no consumer holds it; dropping the slot lets it go on;
+ *  - a standby that goes away while paused does not hold it: its walsender leaves
+ *    pg_stat_replication and the backfill finishes;
+ *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on.
+ *
+ * Outcomes are read from the database (ledger, audit rows per transaction, WAL positions).
+ * Skipped, like the other private-server drills, only when the tests use an external server
+ * (TEST_ROOT_DATABASE_URL), which this file cannot give a standby.
+ */
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openClient } from '../../lib/connection.js'
+import { createThrottle } from '../../hooks/runner/health/throttle.js'
+import { loadHealthLimits } from '../../hooks/runner/health/limits.js'
+import { createTestDatabases, dropDatabase, rootUrl, urlFor, withClient } from '../helpers/databases.js'
+import { checksums, fillProxyLikeRows, ledger, loadFixture, runDb, startDb, waitFor, type Background } from '../helpers/drills.js'
+import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
+import { type Standby, startStandby } from '../helpers/standby.js'
+
+const { enabled, dataRoot } = usePrivateEmbeddedServer('standby-throttle')
+const TIMEOUT = 180_000
+const ROWS = 4000
+/** Rows per batch: fixed (no adaptive sizing), so that "one batch" is a known amount. */
+const BATCH = 40
+
+// Test-only: every UPDATE of a per-row column by a hooks session, with its transaction.
+const AUDIT = `
+  create schema test_audit;
+  create table test_audit.row_writes (request_id uuid not null, txid bigint not null default txid_current(),
+                                      at timestamptz not null default clock_timestamp());
+  create function test_audit.record() returns trigger language plpgsql as $$
+  begin
+    if current_setting('application_name') like 'migration hooks%' then
+      insert into test_audit.row_writes (request_id) values (new.request_id);
+    end if;
+    return new;
+  end $$;
+  create trigger record_row_writes after update on public.api_requests for each row
+    when (old.task_tool_invocation is distinct from new.task_tool_invocation
+          or old.parent_request_id is distinct from new.parent_request_id
+          or old.account_id is distinct from new.account_id
+          or old.system_hash is distinct from new.system_hash)
+    execute function test_audit.record();`
+
+/** The runs' settings: small fixed batches, no autovacuum waits (not what these tests look at). */
+const RUN = {
+  HOOKS_BATCH_SIZE: String(BATCH),
+  HOOKS_BATCH_TARGET_MS: '0',
+  HOOKS_HEALTH_CHECK_MS: '0',
+  HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS: '0',
+}
+
+let standby: Standby
+let source: string
+let referenceSums: Awaited<ReturnType<typeof checksums>>
+let referenceWritten: number
+const copies: string[] = []
+
+/** A copy of the adopted, not yet backfilled database (with the audit trigger). */
+async function copy(label: string): Promise<{ url: string; env: NodeJS.ProcessEnv }> {
+  const name = `${label}_${randomBytes(4).toString('hex')}`
+  await withClient(rootUrl(), (c) => c.query(`create database ${pg.escapeIdentifier(name)} template ${pg.escapeIdentifier(source)}`))
+  copies.push(name)
+  const url = urlFor(name)
+  return { url, env: { DATABASE_URL: url, SHADOW_DATABASE_URL: urlFor(`${name}_shadow`), ROOT_DATABASE_URL: rootUrl() } }
+}
+
+const one = async <T>(url: string, sql: string, params: unknown[] = []): Promise<T> =>
+  withClient(url, async (c) => (await c.query(sql, params)).rows[0] as T)
+
+/** Rows the hooks wrote, how many of them more than once, and the largest transaction. */
+const writes = (url: string) =>
+  one<{ rows: number; twice: number; max_txn: number }>(
+    url,
+    `select count(*)::int as rows,
+            (select count(*)::int from (select 1 from test_audit.row_writes group by request_id having count(*) > 1) t) as twice,
+            coalesce((select max(n) from (select count(*)::int as n from test_audit.row_writes group by txid) t), 0) as max_txn
+       from test_audit.row_writes`,
+  )
+
+const throttledEntries = (url: string) =>
+  withClient(url, async (c) => {
+    // The runner creates the ledger when it starts.
+    if (!(await c.query(`select to_regclass('migration_hooks.backfills') is not null as ok`)).rows[0].ok) return []
+    const { rows } = await c.query<{ name: string; throttled: string; since: Date }>(
+      `select name, throttled, throttled_since as since from migration_hooks.backfills where throttled is not null order by name`,
+    )
+    return rows
+  })
+
+/** Waits until the runner records a wait whose text matches `what`; returns the entries. */
+const waitUntilThrottled = (url: string, what: RegExp, run: Background) =>
+  waitFor(async () => ((await throttledEntries(url)).some((e) => what.test(e.throttled)) ? throttledEntries(url) : null), {
+    what: `the backfill to wait (${what})`,
+    process: run,
+    timeoutMs: 60_000,
+  })
+
+/** Writes stay where they are for `ms` (several of the runner's looks at the signals). */
+async function expectNoWritesFor(url: string, ms: number): Promise<number> {
+  const before = (await writes(url)).rows
+  await new Promise((r) => setTimeout(r, ms))
+  expect((await writes(url)).rows, 'rows written while the backfill should be waiting').toBe(before)
+  return before
+}
+
+/** The run finished like the unthrottled one: same rows and values, each row written once, nothing left throttled. */
+async function expectSameEndState(url: string, run: Background): Promise<void> {
+  const r = await run.result
+  expect(r.exitCode, r.all).toBe(0)
+  expect((await ledger(url)).every((e) => e.state === 'done')).toBe(true)
+  expect(await throttledEntries(url)).toEqual([])
+  const w = await writes(url)
+  expect(w.twice).toBe(0)
+  expect(w.rows).toBe(referenceWritten)
+  expect(await checksums(url)).toEqual(referenceSums)
+}
+
+describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
+  beforeAll(async () => {
+    standby = await startStandby(dataRoot)
+    const db = await createTestDatabases('throttle_src')
+    await loadFixture(db.databaseUrl, 'docker-init.sql')
+    await fillProxyLikeRows(db.databaseUrl, ROWS, 3)
+    const schema = await runDb(['migrate', '--schema-only'], db.env)
+    expect(schema.exitCode, schema.all).toBe(0)
+    await withClient(db.databaseUrl, (c) => c.query(AUDIT))
+    source = db.name
+    // The reference: the same database backfilled with the throttle off.
+    const ref = await copy('throttle_ref')
+    const r = await runDb(['backfill'], { ...ref.env, ...RUN, HOOKS_THROTTLE: 'off' })
+    expect(r.exitCode, r.all).toBe(0)
+    referenceSums = await checksums(ref.url)
+    const w = await writes(ref.url)
+    expect(w.twice).toBe(0)
+    expect(w.rows).toBeGreaterThan(ROWS)
+    referenceWritten = w.rows
+  }, TIMEOUT)
+
+  afterAll(async () => {
+    standby?.remove()
+    if (process.env.KEEP_TEST_DATABASES) return
+    for (const name of copies.splice(0)) await dropDatabase(name)
+  }, TIMEOUT)
+
+  it('a paused standby: stops within about one batch past the limit, db:status shows it, and it finishes once replay resumes', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const db = await copy('throttle_paused')
+    const pausedAt = await standby.pauseReplay()
+    let run: Background | undefined
+    try {
+      run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+      const entries = await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind \(limit 1 MB\)/, run)
+      // Every backfill the row pass writes for is marked (account-ids, with no mapping file, is skipped).
+      expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'system-hash', 'task-invocations'])
+      const written = await expectNoWritesFor(db.url, 1500)
+      // How far past the limit it went: the WAL between where replay stopped and now, against
+      // 1 MB, in rows at this run's own WAL per row; at most about one batch (two, for WAL
+      // the runner's bookkeeping writes besides).
+      const { behind } = await one<{ behind: number }>(db.url, `select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::float8 as behind`, [
+        pausedAt,
+      ])
+      const limit = 1024 * 1024
+      expect(behind).toBeGreaterThan(limit)
+      expect(written).toBeGreaterThan(0)
+      const { max_txn: batchRows } = await writes(db.url)
+      const rowsPastLimit = (written * (behind - limit)) / behind
+      expect(rowsPastLimit, `${written} rows in ${behind} bytes of WAL; batches of up to ${batchRows} rows`).toBeLessThanOrEqual(
+        2 * batchRows,
+      )
+      // db:status, from any machine: unfinished (bit 4), and what the runner waits for.
+      const status = await runDb(['status'], db.env)
+      expect(status.exitCode & 4, status.all).toBe(4)
+      expect(status.all).toMatch(
+        /system-hash .*throttled: standby 127\.0\.0\.1 \(application_name \S+\) is [\d.]+ MB behind \(limit 1 MB\) since \d\d:\d\d:\d\d UTC/,
+      )
+      await standby.resumeReplay()
+      await expectSameEndState(db.url, run)
+      // It said once what it waited for, and that it went on.
+      expect(run.output().match(/^waiting: standby/gm)).toHaveLength(1)
+      expect(run.output()).toMatch(/health: going on after waiting/)
+    } finally {
+      await standby.resumeReplay()
+      if (run && !run.exited()) await run.kill('SIGKILL')
+    }
+  })
+
+  it('a replication slot with no consumer holds the backfill; dropping the slot lets it go on', { timeout: TIMEOUT }, async () => {
+    const db = await copy('throttle_slot')
+    await withClient(db.url, (c) => c.query(`select pg_create_physical_replication_slot('throttle_test_cdc', true)`))
+    let run: Background | undefined
+    try {
+      run = startDb(['backfill'], {
+        ...db.env,
+        ...RUN,
+        HOOKS_MAX_SLOT_RETAINED_MB: '1',
+        // The streaming standby is not what this test is about.
+        HOOKS_MAX_REPLICA_LAG_MB: '0',
+        HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
+      })
+      await waitUntilThrottled(db.url, /inactive physical replication slot throttle_test_cdc retains [\d.]+ MB of WAL \(limit 1 MB\)/, run)
+      await expectNoWritesFor(db.url, 1500)
+      expect(run.exited()).toBe(false)
+    } finally {
+      await withClient(db.url, (c) =>
+        c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'throttle_test_cdc'`),
+      )
+    }
+    try {
+      await expectSameEndState(db.url, run)
+    } finally {
+      if (!run.exited()) await run.kill('SIGKILL')
+    }
+  })
+
+  it('a role without pg_monitor cannot read the standbys’ lag: it says so once and does not wait; with pg_monitor it waits', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const db = await copy('throttle_roles')
+    const role = `throttle_reader_${randomBytes(3).toString('hex')}`
+    const password = randomBytes(12).toString('hex')
+    await withClient(db.url, (c) => c.query(`create role ${role} login password '${password}'`))
+    const url = new URL(db.url)
+    url.username = role
+    url.password = password
+    const limits = { ...loadHealthLimits({}), maxReplicaLagMb: 1, checkIntervalMs: 0, maxAutovacuumWaitSeconds: 0 }
+    await standby.pauseReplay()
+    try {
+      // WAL past the limit for the paused standby to be behind by.
+      await withClient(db.url, (c) => c.query(`create table public.throttle_filler as select g, repeat('x', 500) as t from generate_series(1, 5000) g`))
+      const lines: string[] = []
+      const plain = createThrottle({ limits, log: (l) => lines.push(l), openSession: () => openClient(url.toString(), {}) })
+      try {
+        expect(await plain.beforeBatch({ backfills: [] })).toEqual({ waited: false })
+        expect(await plain.beforeBatch({ backfills: [] })).toEqual({ waited: false })
+      } finally {
+        await plain.close()
+      }
+      expect(lines.filter((l) => /cannot read the standby signal .*pg_monitor/.test(l))).toHaveLength(1)
+      // With pg_monitor the same role sees the paused standby, and waits (stopped on its first look).
+      await withClient(db.url, (c) => c.query(`grant pg_monitor to ${role}`))
+      const monitor = createThrottle({
+        limits,
+        log: (l) => lines.push(l),
+        openSession: () => openClient(url.toString(), {}),
+        shouldStop: () => 'test',
+      })
+      try {
+        expect(await monitor.beforeBatch({ backfills: [] })).toEqual({ waited: false, stop: 'test' })
+      } finally {
+        await monitor.close()
+      }
+    } finally {
+      await standby.resumeReplay()
+      await withClient(db.url, (c) => c.query(`drop owned by ${role}; drop role ${role}`)).catch(() => {})
+    }
+  })
+
+  // Last: it stops the standby.
+  it('a standby that goes away while paused does not hold the backfill', { timeout: TIMEOUT }, async () => {
+    const db = await copy('throttle_gone')
+    await standby.pauseReplay()
+    const run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+    try {
+      await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind/, run)
+      await expectNoWritesFor(db.url, 1000)
+      await standby.stop()
+      await expectSameEndState(db.url, run)
+    } finally {
+      if (!run.exited()) await run.kill('SIGKILL')
+    }
+  })
+})
