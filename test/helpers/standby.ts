@@ -104,10 +104,12 @@ export async function startStandby(dataRoot: string): Promise<Standby> {
     applicationName,
     async pauseReplay() {
       // Caught up first: WAL written before (a database copied from a template) is not the test's.
-      const target = await withClient(primary.url('postgres'), async (c) => (await c.query('select pg_current_wal_lsn()::text as l')).rows[0].l)
+      const target = await withClient(
+        primary.url('postgres'),
+        async (c) => (await c.query('select pg_current_wal_lsn()::text as l')).rows[0].l,
+      )
       await waitFor(
-        () =>
-          withClient(url, async (c) => (await c.query('select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok', [target])).rows[0].ok),
+        () => withClient(url, async (c) => (await c.query('select pg_last_wal_replay_lsn() >= $1::pg_lsn as ok', [target])).rows[0].ok),
         { what: 'the standby to replay what the primary wrote', timeoutMs: 60_000 },
       )
       await withClient(url, (c) => c.query('select pg_wal_replay_pause()'))
