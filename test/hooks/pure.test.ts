@@ -180,8 +180,37 @@ describe('loadSettings', () => {
       inlineMaxRows: 10000,
       workers: 1,
       claimLeaseSeconds: 60,
+      health: {
+        enabled: true,
+        maxReplicaLagSeconds: 1,
+        maxReplicaLagMb: 64,
+        maxSlotRetainedMb: 1024,
+        maxArchiveBacklogSegments: 42,
+        maxAutovacuumWaitSeconds: 600,
+        maxThrottleWaitSeconds: 0,
+        checkIntervalMs: 1000,
+      },
       accountMappingFile: undefined,
     })
+  })
+
+  it('reads the throttle settings, and names the one that is wrong', () => {
+    const health = loadSettings({ HOOKS_THROTTLE: 'OFF', HOOKS_MAX_REPLICA_LAG_SECONDS: '0.5', HOOKS_MAX_REPLICA_LAG_MB: '0' }).health
+    expect(health).toMatchObject({ enabled: false, maxReplicaLagSeconds: 0.5, maxReplicaLagMb: 0 })
+    expect(() => loadSettings({ HOOKS_THROTTLE: 'no' })).toThrow(/^HOOKS_THROTTLE must be "on" or "off" \(got "no"\)/)
+    expect(() => loadSettings({ HOOKS_MAX_REPLICA_LAG_SECONDS: '1s' })).toThrow(
+      /^HOOKS_MAX_REPLICA_LAG_SECONDS must be a number of seconds/,
+    )
+    for (const name of [
+      'HOOKS_MAX_REPLICA_LAG_MB',
+      'HOOKS_MAX_SLOT_RETAINED_MB',
+      'HOOKS_MAX_ARCHIVE_BACKLOG_SEGMENTS',
+      'HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS',
+      'HOOKS_MAX_THROTTLE_WAIT_SECONDS',
+      'HOOKS_HEALTH_CHECK_MS',
+    ]) {
+      expect(() => loadSettings({ [name]: '-1' })).toThrow(new RegExp(`^${name} must be a whole number`))
+    }
   })
 
   it.each([
