@@ -127,6 +127,8 @@ describe('ledger', () => {
       'step_total',
       'step_done',
       'step_done_at_start',
+      'throttled',
+      'throttled_since',
     ])
     await expect(inDb(url, (c) => c.query(`update migration_hooks.backfills set state = 'bogus'`))).rejects.toThrow(/check/)
   })
