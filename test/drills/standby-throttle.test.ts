@@ -7,7 +7,8 @@
  *    HOOKS_MAX_REPLICA_LAG_MB, db:status shows `throttled: …`, and after
  *    pg_wal_replay_resume() it finishes with the end state of an unthrottled run, each row
  *    written once;
- *  - a physical replication slot with no consumer holds it; dropping the slot lets it go on;
+ *  - a physical replication slot with no consumer holds it — both of its workers, and a
+ *    second db:backfill that joins its walk; dropping the slot lets them go on;
  *  - a standby that goes away while paused does not hold it: its walsender leaves
  *    pg_stat_replication and the backfill finishes;
  *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on.
@@ -198,31 +199,50 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
     }
   })
 
-  it('a replication slot with no consumer holds the backfill; dropping the slot lets it go on', { timeout: TIMEOUT }, async () => {
+  it('a replication slot with no consumer holds both workers and a joining runner; dropping the slot lets them go on', {
+    timeout: TIMEOUT,
+  }, async () => {
     const db = await copy('throttle_slot')
     await withClient(db.url, (c) => c.query(`select pg_create_physical_replication_slot('throttle_test_cdc', true)`))
-    let run: Background | undefined
+    const env = {
+      ...db.env,
+      ...RUN,
+      HOOKS_MAX_SLOT_RETAINED_MB: '1',
+      // The streaming standby is not what this test is about.
+      HOOKS_MAX_REPLICA_LAG_MB: '0',
+      HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
+    }
+    const runs: Background[] = []
     try {
-      run = startDb(['backfill'], {
-        ...db.env,
-        ...RUN,
-        HOOKS_MAX_SLOT_RETAINED_MB: '1',
-        // The streaming standby is not what this test is about.
-        HOOKS_MAX_REPLICA_LAG_MB: '0',
-        HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
-      })
-      await waitUntilThrottled(db.url, /inactive physical replication slot throttle_test_cdc retains [\d.]+ MB of WAL \(limit 1 MB\)/, run)
+      runs.push(startDb(['backfill'], { ...env, HOOKS_WORKERS: '2' }))
+      await waitUntilThrottled(
+        db.url,
+        /inactive physical replication slot throttle_test_cdc retains [\d.]+ MB of WAL \(limit 1 MB\)/,
+        runs[0],
+      )
+      // A second db:backfill joins the walk: it claims a chunk, and waits before its first batch too.
+      runs.push(startDb(['backfill'], env))
+      const holders = () =>
+        one<{ processes: number }>(
+          db.url,
+          `select count(distinct split_part(claimed_by, ':', 2))::int as processes from migration_hooks.row_pass_chunks
+            where claimed_by is not null and not done`,
+        )
+      await waitFor(async () => (await holders()).processes === 2, { what: 'the joining runner to claim a chunk', process: runs[1] })
       await expectNoWritesFor(db.url, 1500)
-      expect(run.exited()).toBe(false)
+      expect(runs.map((r) => r.exited())).toEqual([false, false])
     } finally {
       await withClient(db.url, (c) =>
         c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'throttle_test_cdc'`),
       )
     }
     try {
-      await expectSameEndState(db.url, run)
+      const joined = await runs[1].result
+      expect(joined.exitCode, joined.all).toBe(0)
+      expect(joined.all).toMatch(/helped the row pass/)
+      await expectSameEndState(db.url, runs[0])
     } finally {
-      if (!run.exited()) await run.kill('SIGKILL')
+      for (const r of runs) if (!r.exited()) await r.kill('SIGKILL')
     }
   })
 
