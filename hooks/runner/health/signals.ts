@@ -49,7 +49,8 @@ export interface SignalLimits {
 }
 
 const MB = 1024 * 1024
-const mb = (bytes: number) => (bytes >= 10 * MB ? String(Math.round(bytes / MB)) : (bytes / MB).toFixed(1))
+// Whole MB from 10 MB on; below, two decimals, so that a reading just over a small limit does not print as equal to it.
+const mb = (bytes: number) => (bytes >= 10 * MB ? String(Math.round(bytes / MB)) : (bytes / MB).toFixed(2))
 const secondsText = (s: number) => (s >= 10 ? String(Math.round(s)) : s.toFixed(1))
 
 const NEEDS_MONITOR = 'needs the pg_monitor role (or pg_read_all_stats)'
