@@ -61,6 +61,15 @@ describe('the throttle', () => {
     expect(s.queries()).toBe(after)
   })
 
+  it('past half a limit, it reads again before every batch', async () => {
+    const s = scriptedSession({ standbys: [behind(40)], slots: [], vacuums: [] })
+    const gate = createThrottle({ limits: loadHealthLimits({}), log: () => {}, openSession: async () => s.client })
+    expect(await gate.beforeBatch({ backfills: ['a'] })).toEqual({ waited: false })
+    const after = s.queries()
+    expect(await gate.beforeBatch({ backfills: ['a'] })).toEqual({ waited: false })
+    expect(s.queries()).toBe(2 * after)
+  })
+
   it('waits for a standby over the limit: says so once, records it on the ledger rows, clears it when healthy', async () => {
     const script: Script = { standbys: [behind(212)], slots: [], vacuums: [] }
     let looks = 0

@@ -36,6 +36,11 @@ export interface Unreadable {
 
 export interface Reading {
   breaches: Breach[]
+  /**
+   * Some value is past half its limit: the next batches may cross it, so a healthy reading
+   * is not trusted for HOOKS_HEALTH_CHECK_MS but read again before the next batch.
+   */
+  near: boolean
   unreadable: Unreadable[]
 }
 
@@ -74,7 +79,7 @@ interface StandbyRow {
   lag_s: number | null
 }
 
-async function standbys(client: pg.ClientBase, limits: SignalLimits): Promise<Breach[] | Unreadable> {
+async function standbys(client: pg.ClientBase, limits: SignalLimits, near: () => void): Promise<Breach[] | Unreadable> {
   const { rows } = await client.query<StandbyRow>(
     `select r.pid, r.application_name, host(r.client_addr) as addr, r.state,
             pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn)::float8 as behind,
@@ -91,6 +96,11 @@ async function standbys(client: pg.ClientBase, limits: SignalLimits): Promise<Br
     const who = `standby ${r.addr ?? 'local'} (application_name ${r.application_name || '-'})`
     const key = `standby:${r.pid}`
     const behind = r.behind ?? 0
+    if (
+      (limits.maxReplicaLagMb > 0 && behind > (limits.maxReplicaLagMb * MB) / 2) ||
+      (limits.maxReplicaLagSeconds > 0 && behind > 0 && (r.lag_s ?? 0) > limits.maxReplicaLagSeconds / 2)
+    )
+      near()
     if (limits.maxReplicaLagMb > 0 && behind > limits.maxReplicaLagMb * MB) {
       breaches.push({ kind: 'standby', key, text: `${who} is ${mb(behind)} MB behind (limit ${limits.maxReplicaLagMb} MB)` })
     } else if (limits.maxReplicaLagSeconds > 0 && behind > 0 && (r.lag_s ?? 0) > limits.maxReplicaLagSeconds) {
@@ -106,13 +116,14 @@ async function standbys(client: pg.ClientBase, limits: SignalLimits): Promise<Br
   return breaches
 }
 
-async function slots(client: pg.ClientBase, limits: SignalLimits): Promise<Breach[]> {
+async function slots(client: pg.ClientBase, limits: SignalLimits, near: () => void): Promise<Breach[]> {
   const { rows } = await client.query<{ slot_name: string; slot_type: string; active: boolean; retained: number }>(
     `select slot_name, slot_type, active,
             pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::float8 as retained
        from pg_catalog.pg_replication_slots
       where restart_lsn is not null and wal_status is distinct from 'lost'`,
   )
+  if (rows.some((r) => r.retained > (limits.maxSlotRetainedMb * MB) / 2)) near()
   return rows
     .filter((r) => r.retained > limits.maxSlotRetainedMb * MB)
     .map((r) => ({
@@ -124,13 +135,14 @@ async function slots(client: pg.ClientBase, limits: SignalLimits): Promise<Breac
     }))
 }
 
-async function archiver(client: pg.ClientBase, limits: SignalLimits): Promise<Breach[]> {
+async function archiver(client: pg.ClientBase, limits: SignalLimits, near: () => void): Promise<Breach[]> {
   const { rows: mode } = await client.query<{ on: boolean }>(`select current_setting('archive_mode') <> 'off' as on`)
   if (!mode[0].on) return []
   const { rows } = await client.query<{ ready: number }>(
     `select count(*)::int as ready from pg_catalog.pg_ls_archive_statusdir() where name like '%.ready'`,
   )
   const ready = rows[0].ready
+  if (ready > limits.maxArchiveBacklogSegments / 2) near()
   if (ready <= limits.maxArchiveBacklogSegments) return []
   return [
     {
@@ -170,11 +182,14 @@ function unreadableError(error: unknown): string | null {
 
 /** Read every signal of `kinds`; a signal this role may not read comes back as unreadable. */
 export async function readSignals(client: pg.ClientBase, limits: SignalLimits, kinds: readonly SignalKind[]): Promise<Reading> {
-  const reading: Reading = { breaches: [], unreadable: [] }
+  const reading: Reading = { breaches: [], unreadable: [], near: false }
+  const near = () => {
+    reading.near = true
+  }
   const read: Record<SignalKind, () => Promise<Breach[] | Unreadable>> = {
-    standby: () => standbys(client, limits),
-    slot: () => slots(client, limits),
-    archiver: () => archiver(client, limits),
+    standby: () => standbys(client, limits, near),
+    slot: () => slots(client, limits, near),
+    archiver: () => archiver(client, limits, near),
     autovacuum: () => autovacuum(client),
   }
   for (const kind of kinds) {

@@ -1,7 +1,8 @@
 /**
  * The throttle: before each batch transaction, the runner asks `beforeBatch()`. While every
  * signal (signals.ts) is under its limit it returns at once — a healthy reading is trusted for
- * HOOKS_HEALTH_CHECK_MS, so tiny batches do not query every time. Over a limit it waits: it
+ * HOOKS_HEALTH_CHECK_MS, so tiny batches do not query every time (unless some value is past
+ * half its limit: then every batch asks, so none begins far past it). Over a limit it waits: it
  * prints once what it waits for and since when, records the same on the ledger rows of the
  * waiting backfills (db:status shows `throttled: …` from any machine), looks again every
  * interval, and returns once the database is healthy. It never fails a backfill.
@@ -86,7 +87,7 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
   /** Breaches waited for up to their cap: not waited for again until they are healthy. */
   const exempt = new Set<string>()
   let session: Promise<pg.Client> | null = null
-  let reading: Promise<Breach[]> | null = null
+  let reading: Promise<{ waiting: Breach[]; near: boolean }> | null = null
   let healthyAt = Number.NEGATIVE_INFINITY
   let episode: Episode | null = null
   let ledgerBroken = false
@@ -116,9 +117,9 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
       since,
     ])
 
-  async function readOnce(): Promise<Breach[]> {
+  async function readOnce(): Promise<{ waiting: Breach[]; near: boolean }> {
     const kinds = activeKinds(limits).filter((k) => !unreadable.has(k))
-    if (kinds.length === 0) return []
+    if (kinds.length === 0) return { waiting: [], near: false }
     const result = await readSignals(await client(), limits, kinds)
     for (const u of result.unreadable) {
       if (unreadable.has(u.kind)) continue
@@ -146,7 +147,7 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
       }
       waiting.push(b)
     }
-    return waiting
+    return { waiting, near: result.near }
   }
 
   /** One reading at a time: workers asking together share it. */
@@ -194,9 +195,10 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
       if (now() - healthyAt < limits.checkIntervalMs) return { waited: false }
       let waited = false
       for (;;) {
-        const breaches = await check()
+        const { waiting: breaches, near } = await check()
         if (breaches.length === 0) {
-          healthyAt = now()
+          // Close to a limit, the next batch asks again: it stops within about one batch past it.
+          healthyAt = near ? Number.NEGATIVE_INFINITY : now()
           if (waited || episode) await healthyAgain()
           return { waited }
         }
