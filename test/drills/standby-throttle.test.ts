@@ -9,6 +9,7 @@
  *    written once;
  *  - a physical replication slot with no consumer holds it — both of its workers, and a
  *    second db:backfill that joins its walk; dropping the slot lets them go on;
+ *  - a staged backfill (subtask-links, batch-runner.ts) waits before its batches too;
  *  - a standby that goes away while paused does not hold it: its walsender leaves
  *    pg_stat_replication and the backfill finishes;
  *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on.
@@ -30,7 +31,7 @@ import { type Standby, startStandby } from '../helpers/standby.js'
 
 const { enabled, dataRoot } = usePrivateEmbeddedServer('standby-throttle')
 const TIMEOUT = 180_000
-const ROWS = 4000
+const ROWS = 2500
 /** Rows per batch: fixed (no adaptive sizing), so that "one batch" is a known amount. */
 const BATCH = 40
 
@@ -168,7 +169,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       const entries = await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind \(limit 1 MB\)/, run)
       // Every backfill the row pass writes for is marked (account-ids, with no mapping file, is skipped).
       expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'system-hash', 'task-invocations'])
-      const written = await expectNoWritesFor(db.url, 1500)
+      const written = await expectNoWritesFor(db.url, 1000)
       expect(written).toBeGreaterThan(0)
       // How far past the limit it went: batch transactions that began writing once the WAL
       // was more than 1 MB past where replay stopped. The runner looks before every batch
@@ -229,7 +230,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
             where claimed_by is not null and not done`,
         )
       await waitFor(async () => (await holders()).processes === 2, { what: 'the joining runner to claim a chunk', process: runs[1] })
-      await expectNoWritesFor(db.url, 1500)
+      await expectNoWritesFor(db.url, 1000)
       expect(runs.map((r) => r.exited())).toEqual([false, false])
     } finally {
       await withClient(db.url, (c) =>
@@ -243,6 +244,46 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       await expectSameEndState(db.url, runs[0])
     } finally {
       for (const r of runs) if (!r.exited()) await r.kill('SIGKILL')
+    }
+  })
+
+  it('a staged backfill (subtask-links) waits before its batches the same way', { timeout: TIMEOUT }, async () => {
+    const db = await copy('throttle_staged')
+    // The row pass first, unthrottled: only subtask-links is left.
+    const perRow = await runDb(['backfill', '--only=task-invocations,parent-request-ids,account-ids,system-hash'], {
+      ...db.env,
+      ...RUN,
+      HOOKS_THROTTLE: 'off',
+    })
+    expect(perRow.exitCode, perRow.all).toBe(0)
+    // A slot with no consumer, already retaining more than the limit.
+    await withClient(db.url, async (c) => {
+      await c.query(`select pg_create_physical_replication_slot('throttle_test_staged', true)`)
+      await c.query(`create table test_audit.filler as select g, repeat('x', 500) as t from generate_series(1, 5000) g`)
+    })
+    let run: Background | undefined
+    try {
+      run = startDb(['backfill'], {
+        ...db.env,
+        ...RUN,
+        HOOKS_MAX_SLOT_RETAINED_MB: '1',
+        HOOKS_MAX_REPLICA_LAG_MB: '0',
+        HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
+      })
+      const entries = await waitUntilThrottled(db.url, /replication slot throttle_test_staged retains/, run)
+      expect(entries.map((e) => e.name)).toEqual(['subtask-links'])
+      await expectNoWritesFor(db.url, 1000)
+      const staged = (await ledger(db.url)).find((e) => e.name === 'subtask-links')
+      expect(staged).toMatchObject({ state: 'running', rows_changed: 0 })
+    } finally {
+      await withClient(db.url, (c) =>
+        c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'throttle_test_staged'`),
+      )
+    }
+    try {
+      await expectSameEndState(db.url, run)
+    } finally {
+      if (!run.exited()) await run.kill('SIGKILL')
     }
   })
 
