@@ -1,0 +1,85 @@
+/**
+ * `npm run db:trace [file]`, and the check `db:commit` runs first: trace a migration file
+ * (default: migrations/current.sql) on the scratch database and judge it.
+ */
+import { readFileSync } from 'node:fs'
+import { relative, resolve } from 'node:path'
+import { withClient } from '../../lib/connection.js'
+import { UserError } from '../../lib/errors.js'
+import type { DatabaseUrls } from '../graphile/connection-settings.js'
+import { buildScratchDatabase, requireShadow, SAMPLE_ROWS, scratchIsCurrent } from './scratch-database.js'
+import { judge, type Verdict } from './stall-rules.js'
+import { traceReport, traceSummary } from './report.js'
+import { type Trace, traceSql } from './trace.js'
+import { parseWaivers } from './waivers.js'
+
+/** As .gmrc's pgSettings: graphile-migrate runs every migration with this search_path. */
+const MIGRATION_SETTINGS = { search_path: 'public' }
+
+export interface FileTrace {
+  trace: Trace
+  verdict: Verdict
+  lines: string[]
+  /** Nothing to run: the file holds only comments and blank lines. */
+  empty: boolean
+}
+
+/** Whether `sql` holds a statement at all (graphile-migrate's commit refuses an empty current.sql). */
+const hasStatements = (sql: string): boolean => sql.replace(/--.*$/gm, '').trim().length > 0
+
+/** graphile-migrate runs a file starting with this header outside a transaction. */
+const NO_TRANSACTION = /^--!\s*no-transaction\b/m
+
+/** Trace `sql` (named `label`) on a scratch database that already has the chain and the rows. */
+export async function traceOnScratch(shadowUrl: string, sql: string, label: string): Promise<FileTrace> {
+  const waivers = parseWaivers(sql, label)
+  if (!hasStatements(sql)) {
+    const trace: Trace = { tables: [], queued: [], notValid: [] }
+    return { trace, verdict: judge(trace), lines: [`Trace of ${label}: nothing to run.`], empty: true }
+  }
+  if (NO_TRANSACTION.test(sql))
+    throw new UserError(
+      `${label} is a --! no-transaction migration, which cannot be traced inside a transaction (nor rolled back). ` +
+        'Index builds belong in migration_hooks.ensure_index(), which queues them for the online schema step.',
+    )
+  const trace = await withClient(shadowUrl, (c) => traceSql(c, sql, { settings: MIGRATION_SETTINGS }), {
+    applicationName: 'migration trace',
+  })
+  const verdict = judge(trace, waivers)
+  return { trace, verdict, lines: traceReport(label, trace, verdict, SAMPLE_ROWS), empty: false }
+}
+
+/** Build the scratch database, then trace `file`. */
+export async function traceFile(urls: DatabaseUrls, projectDir: string, file: string, command: string): Promise<FileTrace> {
+  const { shadowUrl } = requireShadow(urls, command)
+  const path = resolve(projectDir, file)
+  let sql: string
+  try {
+    sql = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UserError(`${command}: cannot read ${file}: ${(error as Error).message}`)
+  }
+  const inProject = relative(projectDir, path)
+  const label = inProject && !inProject.startsWith('..') ? inProject : path
+  // Checked before the rebuild: a malformed waiver is the author's to fix, and fast.
+  parseWaivers(sql, label)
+  if (!hasStatements(sql)) return traceOnScratch(shadowUrl, sql, label)
+  await buildScratchDatabase(urls, projectDir, command)
+  return traceOnScratch(shadowUrl, sql, label)
+}
+
+/**
+ * For db:watch: a tracer that keeps the scratch database between saves, rebuilding it only
+ * when it is no longer current (a new committed migration, a commit that rebuilt the shadow).
+ * It returns the one-line summary, or null when current.sql holds nothing to run.
+ */
+export function watchTracer(urls: DatabaseUrls, projectDir: string, migrationsFolder: string): () => Promise<string | null> {
+  return async () => {
+    const sql = readFileSync(resolve(migrationsFolder, 'current.sql'), 'utf8')
+    if (!hasStatements(sql)) return null
+    const { shadowUrl } = requireShadow(urls, 'db:watch')
+    if (!(await scratchIsCurrent(shadowUrl, migrationsFolder))) await buildScratchDatabase(urls, projectDir, 'db:watch')
+    const result = await traceOnScratch(shadowUrl, sql, 'current.sql')
+    return traceSummary(result.trace, result.verdict)
+  }
+}
