@@ -30,6 +30,11 @@ function workText(t: TableTrace): string {
 export function traceReport(label: string, trace: Trace, verdict: Verdict, rowsPerTable: number): string[] {
   const lines = [`Trace of ${label} (in a transaction on the shadow database: committed chain + ${rowsPerTable} rows per hot table; rolled back):`]
   if (trace.error) return [...lines, `  the SQL failed: ${trace.error}`]
+  if (trace.concurrent)
+    return [
+      `Trace of ${label} (--! no-transaction: checked by its text, not run):`,
+      `  ${trace.concurrent} — SHARE UPDATE EXCLUSIVE on its table (blocks neither the proxy's reads nor its writes); waits for older transactions.`,
+    ]
   if (!trace.tables.length && !trace.queued.length) return [...lines, '  touches no table.']
   for (const t of trace.tables) lines.push(`  ${t.table}${t.hot ? ' [hot]' : ''}: ${lockText(t)}; ${workText(t)}`)
   for (const q of trace.queued) lines.push(`  queued for the online schema step: ${q.statement}`)
@@ -48,6 +53,7 @@ export function traceReport(label: string, trace: Trace, verdict: Verdict, rowsP
 /** One line for `db:watch`: the hot tables' locks and work, and the verdict. */
 export function traceSummary(trace: Trace, verdict: Verdict): string {
   if (trace.error) return `trace: the SQL failed on the scratch database: ${trace.error}`
+  if (trace.concurrent) return 'trace: one CONCURRENTLY index statement outside a transaction (blocks neither reads nor writes) — ok'
   const hot = trace.tables.filter((t) => t.hot && !t.created)
   const parts = hot.map((t) => `${t.table.replace(/^public\./, '')} ${t.lock ? lockName(t.lock) : 'no lock'} (${workText(t)})`)
   if (trace.queued.length) parts.push(`${trace.queued.length} queued for the online step`)

@@ -3,6 +3,7 @@
  * (default: migrations/current.sql) on the scratch database and judge it.
  */
 import { readFileSync } from 'node:fs'
+import type pg from 'pg'
 import { relative, resolve } from 'node:path'
 import { withClient } from '../../lib/connection.js'
 import { UserError } from '../../lib/errors.js'
@@ -30,23 +31,47 @@ const hasStatements = (sql: string): boolean => sql.replace(/--.*$/gm, '').trim(
 /** graphile-migrate runs a file starting with this header outside a transaction. */
 const NO_TRANSACTION = /^--!\s*no-transaction\b/m
 
-/** Trace `sql` (named `label`) on a scratch database that already has the chain and the rows. */
-export async function traceOnScratch(shadowUrl: string, sql: string, label: string): Promise<FileTrace> {
+/**
+ * A `--! no-transaction` migration cannot run in a transaction, so it cannot be traced and
+ * rolled back. It is checked by its text instead: graphile-migrate sends it as one statement,
+ * and the one statement that belongs there is a CONCURRENTLY index build, drop or reindex —
+ * SHARE UPDATE EXCLUSIVE on its table, which blocks neither the proxy's reads nor its writes.
+ * Anything else in such a file is refused: put it in an ordinary migration, where it is traced.
+ */
+const CONCURRENT_INDEX = /^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\s+(index|table)\s+concurrently)\s[^;]*;?$/i
+
+function concurrentIndexStatement(sql: string, label: string): Trace {
+  const statement = sql
+    .replace(/--.*$/gm, '')
+    .trim()
+    .replace(/\s+/g, ' ')
+  if (!CONCURRENT_INDEX.test(statement))
+    throw new UserError(
+      `${label} is a --! no-transaction migration, which runs outside a transaction and so cannot be traced and rolled back. ` +
+        'Such a file may hold one CONCURRENTLY index statement (create/drop/reindex … concurrently) and nothing else; ' +
+        'put other work in an ordinary migration, where the trace sees it.',
+    )
+  return { tables: [], queued: [], notValid: [], concurrent: statement }
+}
+
+/** Trace `sql` (named `label`) on `client`, a scratch database with the chain and rows. */
+export async function traceMigrationText(client: pg.ClientBase, sql: string, label: string): Promise<FileTrace> {
   const waivers = parseWaivers(sql, label)
+  const finish = (trace: Trace): FileTrace => {
+    const verdict = judge(trace, waivers)
+    return { trace, verdict, lines: traceReport(label, trace, verdict, SAMPLE_ROWS), empty: false }
+  }
   if (!hasStatements(sql)) {
     const trace: Trace = { tables: [], queued: [], notValid: [] }
     return { trace, verdict: judge(trace), lines: [`Trace of ${label}: nothing to run.`], empty: true }
   }
-  if (NO_TRANSACTION.test(sql))
-    throw new UserError(
-      `${label} is a --! no-transaction migration, which cannot be traced inside a transaction (nor rolled back). ` +
-        'Index builds belong in migration_hooks.ensure_index(), which queues them for the online schema step.',
-    )
-  const trace = await withClient(shadowUrl, (c) => traceSql(c, sql, { settings: MIGRATION_SETTINGS }), {
-    applicationName: 'migration trace',
-  })
-  const verdict = judge(trace, waivers)
-  return { trace, verdict, lines: traceReport(label, trace, verdict, SAMPLE_ROWS), empty: false }
+  if (NO_TRANSACTION.test(sql)) return finish(concurrentIndexStatement(sql, label))
+  return finish(await traceSql(client, sql, { settings: MIGRATION_SETTINGS }))
+}
+
+/** Trace `sql` on the scratch database at `shadowUrl`. */
+export function traceOnScratch(shadowUrl: string, sql: string, label: string): Promise<FileTrace> {
+  return withClient(shadowUrl, (c) => traceMigrationText(c, sql, label), { applicationName: 'migration trace' })
 }
 
 /** Build the scratch database, then trace `file`. */

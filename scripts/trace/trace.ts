@@ -51,6 +51,8 @@ export interface Trace {
   notValid: string[]
   /** The SQL failed: its message; nothing else is reported. */
   error?: string
+  /** A `--! no-transaction` file's one CONCURRENTLY statement, checked by its text (trace-file.ts). */
+  concurrent?: string
 }
 
 interface Relation {
