@@ -57,7 +57,7 @@ export interface WatchOptions {
    * nothing to trace. Run after every apply that changed what current.sql does; the line is
    * printed when it differs from the last one printed.
    */
-  trace?: () => Promise<string | null>
+  trace?: (sql: string) => Promise<string | null>
 }
 
 export function startWatchLoop(
@@ -84,11 +84,14 @@ export function startWatchLoop(
   let again = false
   let lastTrace: string | null = null
 
-  async function printTrace(): Promise<void> {
-    if (!opts.trace) return
+  /** Trace `sql`: what was applied, not the file, which may have been saved again meanwhile. */
+  async function printTrace(sql: string | null): Promise<void> {
+    if (!opts.trace || sql === null) return
     try {
-      const line = await opts.trace()
-      if (line !== null && line !== lastTrace) log(line)
+      const started = performance.now()
+      const line = await opts.trace(sql)
+      // What it costs the loop, on the line itself (the first save also builds the scratch database).
+      if (line !== null && line !== lastTrace) log(`${line} [${Math.round(performance.now() - started)} ms]`)
       lastTrace = line
     } catch (error) {
       // The trace is advice: the loop goes on without it.
@@ -110,7 +113,7 @@ export function startWatchLoop(
     await completeOnlineSchema(urls.databaseUrl, log)
     const after = await currentBody(urls.databaseUrl)
     if (pending === 0 && before !== null && before === after) return
-    await printTrace()
+    await printTrace(after)
     const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
     if (!hooks.ok) log('Watching on; the hooks run again after the next save.')
   }

@@ -96,11 +96,11 @@ export async function traceFile(urls: DatabaseUrls, projectDir: string, file: st
 /**
  * For db:watch: a tracer that keeps the scratch database between saves, rebuilding it only
  * when it is no longer current (a new committed migration, a commit that rebuilt the shadow).
- * It returns the one-line summary, or null when current.sql holds nothing to run.
+ * Given the current.sql just applied, it returns the one-line summary, or null when it holds
+ * nothing to run.
  */
-export function watchTracer(urls: DatabaseUrls, projectDir: string, migrationsFolder: string): () => Promise<string | null> {
-  return async () => {
-    const sql = readFileSync(resolve(migrationsFolder, 'current.sql'), 'utf8')
+export function watchTracer(urls: DatabaseUrls, projectDir: string, migrationsFolder: string): (sql: string) => Promise<string | null> {
+  return async (sql) => {
     if (!hasStatements(sql)) return null
     const { shadowUrl } = requireShadow(urls, 'db:watch')
     if (!(await scratchIsCurrent(shadowUrl, migrationsFolder))) await buildScratchDatabase(urls, projectDir, 'db:watch')
