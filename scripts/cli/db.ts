@@ -226,7 +226,9 @@ const commands: Record<string, Command> = {
     const checked = await traceFile(urls, PROJECT_DIR, join(migrationsFolderOf(PROJECT_DIR), 'current.sql'), 'db:commit')
     if (!checked.empty) for (const line of checked.lines) console.log(line)
     if (checked.trace.error) {
-      console.error('Not committed: current.sql fails on the committed chain with rows in the hot tables (above); a deploy would fail the same way.')
+      console.error(
+        'Not committed: current.sql fails on the committed chain with rows in the hot tables (above); a deploy would fail the same way.',
+      )
       return 1
     }
     if (checked.verdict.stalls.length) {

@@ -28,7 +28,9 @@ function workText(t: TableTrace): string {
 }
 
 export function traceReport(label: string, trace: Trace, verdict: Verdict, rowsPerTable: number): string[] {
-  const lines = [`Trace of ${label} (in a transaction on the shadow database: committed chain + ${rowsPerTable} rows per hot table; rolled back):`]
+  const lines = [
+    `Trace of ${label} (in a transaction on the shadow database: committed chain + ${rowsPerTable} rows per hot table; rolled back):`,
+  ]
   if (trace.error) return [...lines, `  the SQL failed: ${trace.error}`]
   if (trace.concurrent)
     return [

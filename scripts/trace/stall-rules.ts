@@ -40,7 +40,8 @@ const FIX: Record<Check, string> = {
     "build it with migration_hooks.ensure_index('<name>', 'public.<table>', '<spec>'): on a table with rows it is queued for the online schema step, which builds it CONCURRENTLY",
   'scan-under-lock':
     'add the constraint NOT VALID (migration_hooks.ensure_check(), or `… not valid`): the online schema step validates it without blocking writes; move data changes to a backfill',
-  'row-updates': 'updating or deleting rows of a hot table is a backfill\'s job (hooks/backfills, README "Writing a backfill"): batches, resumable, throttled',
+  'row-updates':
+    'updating or deleting rows of a hot table is a backfill\'s job (hooks/backfills, README "Writing a backfill"): batches, resumable, throttled',
 }
 
 function stallsOf(t: TableTrace): Omit<Stall, 'table' | 'lock' | 'blocks'>[] {
@@ -57,7 +58,8 @@ function stallsOf(t: TableTrace): Omit<Stall, 'table' | 'lock' | 'blocks'>[] {
       what: `${t.rowsRead} rows read, ${touched} updated or deleted, holding the lock`,
       fix: FIX['scan-under-lock'],
     })
-  if (touched > FEW_ROWS) found.push({ check: 'row-updates', what: `${t.rowsUpdated} rows updated, ${t.rowsDeleted} deleted`, fix: FIX['row-updates'] })
+  if (touched > FEW_ROWS)
+    found.push({ check: 'row-updates', what: `${t.rowsUpdated} rows updated, ${t.rowsDeleted} deleted`, fix: FIX['row-updates'] })
   return found
 }
 

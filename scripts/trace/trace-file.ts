@@ -38,13 +38,11 @@ const NO_TRANSACTION = /^--!\s*no-transaction\b/m
  * SHARE UPDATE EXCLUSIVE on its table, which blocks neither the proxy's reads nor its writes.
  * Anything else in such a file is refused: put it in an ordinary migration, where it is traced.
  */
-const CONCURRENT_INDEX = /^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\s+(index|table)\s+concurrently)\s[^;]*;?$/i
+const CONCURRENT_INDEX =
+  /^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\s+(index|table)\s+concurrently)\s[^;]*;?$/i
 
 function concurrentIndexStatement(sql: string, label: string): Trace {
-  const statement = sql
-    .replace(/--.*$/gm, '')
-    .trim()
-    .replace(/\s+/g, ' ')
+  const statement = sql.replace(/--.*$/gm, '').trim().replace(/\s+/g, ' ')
   if (!CONCURRENT_INDEX.test(statement))
     throw new UserError(
       `${label} is a --! no-transaction migration, which runs outside a transaction and so cannot be traced and rolled back. ` +

@@ -171,7 +171,9 @@ function tableTraces(before: Snapshot, after: Snapshot, locks: { oid: number; mo
     return t
   }
   // The table's own locks first: an index's lock is named only when it is the stronger one.
-  const tablesFirst = [...locks].sort((a, b) => Number(after.relations.get(a.oid)?.kind === 'i') - Number(after.relations.get(b.oid)?.kind === 'i'))
+  const tablesFirst = [...locks].sort(
+    (a, b) => Number(after.relations.get(a.oid)?.kind === 'i') - Number(after.relations.get(b.oid)?.kind === 'i'),
+  )
   for (const { oid, mode } of tablesFirst) {
     if (!isLockMode(mode)) continue
     const rel = after.relations.get(oid)
@@ -217,7 +219,8 @@ export interface TraceSettings {
 export async function traceSql(client: pg.ClientBase, sql: string, opts: TraceSettings = {}): Promise<Trace> {
   await client.query('begin')
   try {
-    for (const [name, value] of Object.entries(opts.settings ?? {})) await client.query('select pg_catalog.set_config($1, $2, true)', [name, value])
+    for (const [name, value] of Object.entries(opts.settings ?? {}))
+      await client.query('select pg_catalog.set_config($1, $2, true)', [name, value])
     await client.query(`select pg_catalog.set_config('${OPEN_MARK}', 'yes', true)`)
     const before = await snapshot(client)
     try {
@@ -231,14 +234,17 @@ export async function traceSql(client: pg.ClientBase, sql: string, opts: TraceSe
         tables: [],
         queued: [],
         notValid: [],
-        error: 'the SQL ended its own transaction (COMMIT or ROLLBACK): graphile-migrate runs each migration in one transaction; remove them',
+        error:
+          'the SQL ended its own transaction (COMMIT or ROLLBACK): graphile-migrate runs each migration in one transaction; remove them',
       }
     }
     const locks = (await client.query<{ oid: number; mode: string }>(LOCKS_SQL)).rows
     const after = await snapshot(client)
     return {
       tables: tableTraces(before, after, locks),
-      queued: [...after.queued].filter(([name, statement]) => before.queued.get(name) !== statement).map(([name, statement]) => ({ name, statement })),
+      queued: [...after.queued]
+        .filter(([name, statement]) => before.queued.get(name) !== statement)
+        .map(([name, statement]) => ({ name, statement })),
       notValid: [...after.notValid].filter((c) => !before.notValid.has(c)).sort(),
     }
   } finally {

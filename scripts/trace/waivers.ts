@@ -37,9 +37,11 @@ export function parseWaivers(sql: string, file: string): Waiver[] {
     if (!body) throw new UserError(`${where}: this trace waiver cannot be read; ${usage}.`)
     const [, tableName, check, reason] = body as unknown as [string, string, string, string]
     const table = hotTableNamed(tableName)
-    if (!table) throw new UserError(`${where}: "${tableName}" is not a hot table (${HOT_TABLES.join(', ')}); only their checks can be waived.`)
+    if (!table)
+      throw new UserError(`${where}: "${tableName}" is not a hot table (${HOT_TABLES.join(', ')}); only their checks can be waived.`)
     if (!(CHECKS as readonly string[]).includes(check)) throw new UserError(`${where}: unknown check "${check}"; ${usage}.`)
-    if (reason.length < MIN_REASON) throw new UserError(`${where}: the waiver needs its reason (at least ${MIN_REASON} characters), for the reviewer.`)
+    if (reason.length < MIN_REASON)
+      throw new UserError(`${where}: the waiver needs its reason (at least ${MIN_REASON} characters), for the reviewer.`)
     waivers.push({ table, check: check as Check, reason, line: i + 1 })
   })
   return waivers

@@ -146,10 +146,12 @@ describe('npm run db:watch (in-process watch loop)', () => {
         process: watch,
         timeoutMs: 60_000,
       })
-      expect(watch.output()).toMatch(/trace: api_requests ROW EXCLUSIVE \(1 seq scan\(s\), 200 rows read, 200 updated\) — WOULD STALL THE PROXY: api_requests row-updates/)
+      expect(watch.output()).toMatch(
+        /trace: api_requests ROW EXCLUSIVE \(1 seq scan\(s\), 200 rows read, 200 updated\) — WOULD STALL THE PROXY: api_requests row-updates/,
+      )
       // The trace ran on the scratch database and was rolled back there; watch applied the save here.
       const models = await withClient(db.databaseUrl, (c) => c.query(`select model from api_requests`))
-      expect(models.rows, watch.output()).toEqual([{ model: "watched" }])
+      expect(models.rows, watch.output()).toEqual([{ model: 'watched' }])
     } finally {
       const ended = await watch.kill('SIGINT')
       expect(ended.all).not.toMatch(/not applied/)

@@ -21,7 +21,9 @@ const ROWS = 300
 
 /** Rows in whatever shape the legacy database's hot tables have (`domain` before legacy 012). */
 async function insertRows(c: pg.ClientBase): Promise<void> {
-  const { rows } = await c.query(`select column_name from information_schema.columns where table_schema = 'public' and table_name = 'api_requests'`)
+  const { rows } = await c.query(
+    `select column_name from information_schema.columns where table_schema = 'public' and table_name = 'api_requests'`,
+  )
   const train = rows.some((r) => r.column_name === 'train_id') ? 'train_id' : 'domain'
   await c.query(`
     insert into public.api_requests (request_id, ${train}, method, path, "timestamp", headers, body, response_body)

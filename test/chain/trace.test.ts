@@ -52,10 +52,15 @@ describe('the trace sees what the server does', () => {
     const rewrite = await traceOnScratch(shadowUrl, ALTER_TYPE_IN_DO, 'alter-type.sql')
     const requests = rewrite.trace.tables.find((t) => t.table === 'public.api_requests')!
     expect(requests).toMatchObject({ hot: true, lock: 'AccessExclusiveLock', rewritten: true })
-    expect(rewrite.verdict.stalls.map((s) => [s.table, s.check, s.blocks])).toEqual([['public.api_requests', 'rewrite', 'reads and writes']])
+    expect(rewrite.verdict.stalls.map((s) => [s.table, s.check, s.blocks])).toEqual([
+      ['public.api_requests', 'rewrite', 'reads and writes'],
+    ])
 
     const update = await traceOnScratch(shadowUrl, UPDATE_ALL, 'update.sql')
-    expect(update.trace.tables.find((t) => t.table === 'public.api_requests')).toMatchObject({ lock: 'RowExclusiveLock', rowsUpdated: SAMPLE_ROWS })
+    expect(update.trace.tables.find((t) => t.table === 'public.api_requests')).toMatchObject({
+      lock: 'RowExclusiveLock',
+      rowsUpdated: SAMPLE_ROWS,
+    })
     expect(update.verdict.stalls.map((s) => s.check)).toEqual(['row-updates'])
 
     const check = await traceOnScratch(shadowUrl, CHECK_IN_DO, 'check.sql')
@@ -86,7 +91,9 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
       'create index concurrently if not exists idx_api_requests_trace_note on public.api_requests (trace_note)',
     ])
     expect(result.trace.notValid).toEqual(['public.api_requests chk_trace_note_short'])
-    const columns = await withClient(shadowUrl, (c) => c.query(`select 1 from pg_attribute where attrelid = 'public.api_requests'::regclass and attname = 'trace_note'`))
+    const columns = await withClient(shadowUrl, (c) =>
+      c.query(`select 1 from pg_attribute where attrelid = 'public.api_requests'::regclass and attname = 'trace_note'`),
+    )
     expect(columns.rowCount).toBe(0)
   })
 
@@ -98,11 +105,19 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
       ['public.api_requests', 'row-updates', 'renames the sample model, a bounded data fix'],
     ])
     // The waiver covers that check only.
-    const other = await traceOnScratch(shadowUrl, `-- trace-waiver: api_requests row-updates: not for rewrites at all\n${ALTER_TYPE_IN_DO}`, 'x.sql')
+    const other = await traceOnScratch(
+      shadowUrl,
+      `-- trace-waiver: api_requests row-updates: not for rewrites at all\n${ALTER_TYPE_IN_DO}`,
+      'x.sql',
+    )
     expect(other.verdict.stalls.map((s) => s.check)).toEqual(['rewrite'])
 
-    expect(() => parseWaivers('-- trace-waiver: conversation_analyses rewrite: small table', 'a.sql')).toThrow(/a\.sql:1: "conversation_analyses" is not a hot table/)
-    expect(() => parseWaivers('\n-- trace-waiver: api_requests rewrites: typo in the check', 'b.sql')).toThrow(/b\.sql:2: unknown check "rewrites"/)
+    expect(() => parseWaivers('-- trace-waiver: conversation_analyses rewrite: small table', 'a.sql')).toThrow(
+      /a\.sql:1: "conversation_analyses" is not a hot table/,
+    )
+    expect(() => parseWaivers('\n-- trace-waiver: api_requests rewrites: typo in the check', 'b.sql')).toThrow(
+      /b\.sql:2: unknown check "rewrites"/,
+    )
     expect(() => parseWaivers('-- trace-waiver: api_requests rewrite: ok', 'c.sql')).toThrow(/c\.sql:1: the waiver needs its reason/)
   })
 })
