@@ -265,6 +265,7 @@ function rowPassOptions(
       writer: await connect(opts.databaseUrl, 'migration hooks worker'),
       reader: await connectReader(opts.databaseUrl, settings),
     }),
+    openMaintenanceSession: () => connect(opts.databaseUrl, 'migration hooks vacuum'),
   }
 }
 

@@ -58,6 +58,12 @@ export interface HookSettings {
    * by another runner (HOOKS_CLAIM_LEASE_SECONDS).
    */
   claimLeaseSeconds: number
+  /**
+   * The row pass vacuums the part of api_requests it has walked every this many percent of
+   * the heap, so that later row versions reuse the space of the old ones (0 = never;
+   * HOOKS_RECLAIM_EVERY_PERCENT; row-pass/reclaim.ts).
+   */
+  reclaimEveryPercent: number
   /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
   accountMappingFile?: string
 }

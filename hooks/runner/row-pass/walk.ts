@@ -10,6 +10,7 @@ import { sleep } from '../../../lib/retry.js'
 import type { HookSettings } from '../backfill.js'
 import type { BatchSizer } from '../batch-sizer.js'
 import type { GinMerger } from '../gin-pending.js'
+import type { HeapReclaimer } from './reclaim.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { advanceChunk, type Chunk, claimChunk, type PassState, recordOwnWrite, releaseChunk } from './state.js'
@@ -25,6 +26,8 @@ export interface PassRun {
   /** Adaptive batch size, fed by every worker's transactions (all workers counted together). */
   sizer: BatchSizer
   gin: GinMerger
+  /** Vacuums the walked part of the heap now and then (reclaim.ts). */
+  reclaim: HeapReclaimer
   tally: Tally
   log: (line: string) => void
   /** Rows (estimated from pages) walked by this process, for the progress display. */
@@ -141,6 +144,7 @@ async function walkChunk(
       if (dryRun) await advanceChunk(writer, chunk.chunk, runner, batch.to, last)
       run.tally.add(counts, computed.counts)
       run.gin.afterBatch(counts.rows, last)
+      if (!dryRun) run.reclaim.walked(batch.to - batch.from)
       run.onWalked(batch.rowsEstimate, batch.rowsEstimate)
       if (last) break
       const stop = run.shouldStop?.()
