@@ -25,7 +25,8 @@ import { startBenchServer, type BenchServer } from './server.js'
 import { buildTemplate } from './setup.js'
 import { costOf, type RunCost, toMb } from './server-cost.js'
 
-const costText = (c: RunCost) => `WAL ${toMb(c.walBytes)} MB, api_requests heap ${toMb(c.heapBefore)} → ${toMb(c.heapAfter)} MB`
+const costText = (c: RunCost) =>
+  `WAL ${toMb(c.walBytes)} MB, api_requests heap ${toMb(c.heapBefore)} → ${toMb(c.heapAfter)} MB, indexes ${toMb(c.indexesBefore)} → ${toMb(c.indexesAfter)} MB`
 
 interface Args {
   rows: number

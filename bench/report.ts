@@ -82,6 +82,8 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     rewrite_floor_wal_mb: toMb(t.rewriteFloorCost.walBytes),
     heap_before_mb: toMb(t.oursCost.heapBefore),
     heap_after_mb: toMb(t.oursCost.heapAfter),
+    indexes_before_mb: toMb(t.oursCost.indexesBefore),
+    indexes_after_mb: toMb(t.oursCost.indexesAfter),
     wal_per_row_kb: t.oursCost.walBytes === null ? null : round(t.oursCost.walBytes / 1024 / rows, 2),
   }
 }

@@ -14,24 +14,29 @@ export interface CostMark {
   lsn: string | null
   /** api_requests' main fork, bytes (pg_relation_size), or null. */
   heapBytes: number | null
+  /** All of api_requests' indexes, bytes (pg_indexes_size), or null. */
+  indexBytes: number | null
 }
 
 export interface RunCost {
   walBytes: number | null
   heapBefore: number | null
   heapAfter: number | null
+  indexesBefore: number | null
+  indexesAfter: number | null
 }
 
 export async function costMark(client: pg.ClientBase, table = 'public.api_requests'): Promise<CostMark> {
   try {
     const { rows } = await client.query(
       `select case when pg_catalog.pg_is_in_recovery() then null else pg_catalog.pg_current_wal_lsn()::text end as lsn,
-              pg_catalog.pg_relation_size(pg_catalog.to_regclass($1))::float8 as heap`,
+              pg_catalog.pg_relation_size(pg_catalog.to_regclass($1))::float8 as heap,
+              pg_catalog.pg_indexes_size(pg_catalog.to_regclass($1))::float8 as indexes`,
       [table],
     )
-    return { lsn: rows[0].lsn, heapBytes: rows[0].heap }
+    return { lsn: rows[0].lsn, heapBytes: rows[0].heap, indexBytes: rows[0].indexes }
   } catch {
-    return { lsn: null, heapBytes: null }
+    return { lsn: null, heapBytes: null, indexBytes: null }
   }
 }
 
@@ -42,7 +47,7 @@ export async function costSince(client: pg.ClientBase, mark: CostMark, table = '
     const { rows } = await client.query('select pg_catalog.pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::float8 as bytes', [now.lsn, mark.lsn])
     walBytes = rows[0].bytes
   }
-  return { walBytes, heapBefore: mark.heapBytes, heapAfter: now.heapBytes }
+  return { walBytes, heapBefore: mark.heapBytes, heapAfter: now.heapBytes, indexesBefore: mark.indexBytes, indexesAfter: now.indexBytes }
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
