@@ -23,6 +23,10 @@ import { renderTable, renderThroughput, type Results, type Throughput, throughpu
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
 import { buildTemplate } from './setup.js'
+import { costOf, type RunCost, toMb } from './server-cost.js'
+
+const costText = (c: RunCost) =>
+  `WAL ${toMb(c.walBytes)} MB, api_requests heap ${toMb(c.heapBefore)} → ${toMb(c.heapAfter)} MB, indexes ${toMb(c.indexesBefore)} → ${toMb(c.indexesAfter)} MB`
 
 interface Args {
   rows: number
@@ -91,18 +95,30 @@ async function onClone<T>(server: BenchServer, template: string, label: string, 
 }
 
 /** Every backfill (one worker, then two), the read and rewrite floors, the insert cost. */
-async function measureThroughput(server: BenchServer, template: string): Promise<Throughput> {
+async function measureThroughput(server: BenchServer, template: string, legacyTimeoutMs: number): Promise<Throughput> {
   log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
-  const all = await onClone(server, template, 'all_ours', (url) => measureAllBackfills(url))
-  log(`  ours ${all.s.toFixed(1)} s (longest txn ${all.maxTxnMs.toFixed(0)} ms)`)
+  const all = await onClone(server, template, 'all_ours', (url) => costOf(url, () => measureAllBackfills(url)))
+  log(`  ours ${all.result.s.toFixed(1)} s (longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`)
   const twoWorkers = await onClone(server, template, 'all_two', (url) => measureAllBackfills(url, { HOOKS_WORKERS: '2' }))
-  log(`  two workers ${twoWorkers.s.toFixed(1)} s`)
+  log(`  two workers ${twoWorkers.s.toFixed(1)} s (longest txn ${twoWorkers.maxTxnMs.toFixed(0)} ms)`)
   const readFloor = await onClone(server, template, 'read_floor', (url) => measureReadFloor(url))
-  const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => measureRewriteFloor(url))
-  log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.s.toFixed(1)} s`)
+  const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => costOf(url, () => measureRewriteFloor(url)))
+  log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.result.s.toFixed(1)} s, ${costText(rewriteFloor.cost)}`)
+  const legacy = await onClone(server, template, 'legacy_linking', (url) => costOf(url, () => measureLegacyLinking(url, legacyTimeoutMs)))
+  log(`  legacy linking ${legacy.result.s.toFixed(1)} s, ${costText(legacy.cost)}`)
   const insert = await onClone(server, template, 'insert_cost', (url) => measureInsertCost(url))
   log(`  proxy write ${insert.withMs.toFixed(2)} ms with the retired indexes, ${insert.withoutMs.toFixed(2)} ms without`)
-  return { ours: all, twoWorkers, readFloorS: readFloor.s, rewriteFloorS: rewriteFloor.s, insert }
+  return {
+    ours: all.result,
+    oursCost: all.cost,
+    twoWorkers,
+    readFloorS: readFloor.s,
+    rewriteFloorS: rewriteFloor.result.s,
+    rewriteFloorCost: rewriteFloor.cost,
+    legacyLinkingS: legacy.result.s,
+    legacyCost: legacy.cost,
+    insert,
+  }
 }
 
 async function measureMigrateLogged(server: BenchServer) {
@@ -131,7 +147,7 @@ async function main(argv: string[]): Promise<number> {
     const template = await buildTemplate(server, args.rows, log)
     const g = template.generated
     log(`Generated ${g.rows} rows in ${(g.ms / 1000).toFixed(0)} s (avg body ${(g.avgBodyBytes / 1024).toFixed(1)} KB).`)
-    const throughput = await measureThroughput(server, template.name)
+    const throughput = await measureThroughput(server, template.name, args.legacyTimeoutS * 1000)
     if (args.throughputOnly || !migrate) {
       process.stdout.write(renderThroughput(args.rows, g, throughput) + '\n')
       if (args.json) process.stdout.write(JSON.stringify({ rows: args.rows, adoption: throughputJson(args.rows, throughput) }) + '\n')

@@ -3,7 +3,7 @@
  * INSERT + response UPDATE at a fixed rate, in its own process) runs twice on the same fresh
  * copy of the data, whose backfill columns are all NULL (so every backfill has its full work):
  *
- *  baseline  alone, for `idleSeconds`;
+ *  baseline  alone, for `idleSeconds`, on the copy settled first (bench/server-cost.ts);
  *  during    from just before the hook runner starts (all backfills, default settings,
  *            system_hash first) for `duringSeconds`, or until the runner has finished if
  *            that is sooner. A runner still going at the end of the window is stopped
@@ -14,6 +14,7 @@
 import { cleanEnv, startTsx } from './processes.js'
 import { startHooks, type HookRun } from './hooks.js'
 import { sleep } from '../lib/retry.js'
+import { settle } from './server-cost.js'
 
 export interface WriterStats {
   seconds: number
@@ -55,6 +56,10 @@ export async function measureWriter(
   url: string,
   opts: { rate: number; idleSeconds: number; duringSeconds: number },
 ): Promise<WriterResult> {
+  // The baseline on a settled database: vacuumed, checkpointed, no autovacuum working in it.
+  // Otherwise the earlier phases' dead rows get vacuumed during the "idle" window, and the
+  // ratio compares the backfills with autovacuum instead of with an idle server.
+  await settle(url)
   // tsx needs a moment to start; the writer's clock starts when its pool is connected.
   const idle = startWriter(url, opts.rate)
   await sleep(opts.idleSeconds * 1000 + 1500)

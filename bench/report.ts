@@ -11,13 +11,20 @@ import type { FloorResult, LegacyResult, OursResult } from './measure-system-has
 import type { WriterResult } from './measure-writer.js'
 import type { AdoptionResult } from './measure-adoption.js'
 import type { InsertCost, RunSide } from './measure-throughput.js'
+import { type RunCost, toMb } from './server-cost.js'
 
 /** Every backfill on the legacy-shaped data, against what reading and writing alone cost. */
 export interface Throughput {
   ours: RunSide
+  /** WAL and heap growth of `ours`, on a settled copy (bench/server-cost.ts). */
+  oursCost: RunCost
   twoWorkers: RunSide
   readFloorS: number
   rewriteFloorS: number
+  rewriteFloorCost: RunCost
+  /** The legacy linking SQL (003/007/008) on its own copy, in the same run. */
+  legacyLinkingS: number
+  legacyCost: RunCost
   insert: InsertCost
 }
 
@@ -68,6 +75,16 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     peak_rss_mb: round(t.ours.peakRssMb, 1),
     insert_ms_with_retired_indexes: round(t.insert.withMs, 3),
     insert_ms: round(t.insert.withoutMs, 3),
+    two_workers_max_txn_ms: round(t.twoWorkers.maxTxnMs, 1),
+    legacy_linking_s: round(t.legacyLinkingS, 2),
+    wal_mb: toMb(t.oursCost.walBytes),
+    legacy_wal_mb: toMb(t.legacyCost.walBytes),
+    rewrite_floor_wal_mb: toMb(t.rewriteFloorCost.walBytes),
+    heap_before_mb: toMb(t.oursCost.heapBefore),
+    heap_after_mb: toMb(t.oursCost.heapAfter),
+    indexes_before_mb: toMb(t.oursCost.indexesBefore),
+    indexes_after_mb: toMb(t.oursCost.indexesAfter),
+    wal_per_row_kb: t.oursCost.walBytes === null ? null : round(t.oursCost.walBytes / 1024 / rows, 2),
   }
 }
 
@@ -213,6 +230,9 @@ function topStatements(list: Array<{ sql: string; ms: number; calls: number }>):
   ].join('\n')
 }
 
+const mbText = (bytes: number | null) => (bytes === null ? '?' : `${fmt(bytes / 2 ** 20, 1)} MB`)
+const ratioText = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? '?' : fmt(a / b, 2))
+
 /** The throughput figures as a table (the full report's section, or a --throughput-only run). */
 function throughputTable(rows: number, t: Throughput, legacyS: number | null): string {
   const out: string[] = []
@@ -235,8 +255,20 @@ function throughputTable(rows: number, t: Throughput, legacyS: number | null): s
         `longest txn ${fmt(t.twoWorkers.maxTxnMs, 0)} ms`,
       ],
       ...(legacyS === null ? [] : [['legacy (003/007/008 + system_hash extrapolated)', `${fmt(legacyS, 1)} s`]]),
+      ['legacy linking SQL (003/007/008), this run', `${fmt(t.legacyLinkingS, 1)} s`, `WAL ${mbText(t.legacyCost.walBytes)}`],
+      [
+        'server cost of ours (settled copy)',
+        `WAL ${mbText(t.oursCost.walBytes)}`,
+        `${t.oursCost.walBytes === null ? '?' : fmt(t.oursCost.walBytes / 1024 / rows, 2)} KB/row`,
+        `api_requests heap ${mbText(t.oursCost.heapBefore)} → ${mbText(t.oursCost.heapAfter)} (${ratioText(t.oursCost.heapAfter, t.oursCost.heapBefore)}×, target <= 1.25)`,
+        `WAL / rewrite floor's ${ratioText(t.oursCost.walBytes, t.rewriteFloorCost.walBytes)}× (target <= 1.25)`,
+      ],
       ['read floor (physical order, compute, no writes)', `${fmt(t.readFloorS, 1)} s`],
-      ['rewrite floor (one indexed column, every row, batched)', `${fmt(t.rewriteFloorS, 1)} s`],
+      [
+        'rewrite floor (one indexed column, every row, batched)',
+        `${fmt(t.rewriteFloorS, 1)} s`,
+        `WAL ${mbText(t.rewriteFloorCost.walBytes)}`,
+      ],
       ['proxy insert + update, with the 3 retired indexes', `${fmt(t.insert.withMs, 2)} ms`],
       [
         'proxy insert + update, converged schema',

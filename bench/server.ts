@@ -46,10 +46,16 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
     // The server is "ours" to stop at the end only if it was not already running.
     const wasRunning = embeddedServerRunning(BENCH_DATA_ROOT)
     log(`Starting the benchmark's embedded PostgreSQL in ${BENCH_DATA_ROOT} …`)
-    const server = await ensureEmbeddedServer(BENCH_DATA_ROOT)
+    // full_page_writes as production has it: the WAL figures include the full-page images.
+    const server = await ensureEmbeddedServer(BENCH_DATA_ROOT, undefined, { fullPageWrites: true })
     rootUrl = server.url('postgres')
     startedHere = !wasRunning
     description = `embedded PostgreSQL (.data/bench-embedded, port ${server.port}${startedHere ? '' : ', already running'})`
+  }
+  const { rows } = await withClient(rootUrl, (c) => c.query(`select current_setting('full_page_writes') as fpw`))
+  description += `, full_page_writes=${rows[0].fpw}`
+  if (rows[0].fpw !== 'on') {
+    log("full_page_writes is off on this server: WAL figures will be lower than production's (no full-page images).")
   }
 
   const urlFor = (database: string) => {

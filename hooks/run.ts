@@ -30,6 +30,7 @@ import { tryAdvisoryLock } from '../lib/advisory-lock.js'
 import { acquireHooksLock, HOOKS_LOCK_KEY, releaseHooksLock } from './runner/hooks-lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './runner/maintenance.js'
 import { formatDuration } from './runner/progress.js'
+import { costLine, costMark, costSince, type RunCost } from './runner/server-cost.js'
 import { loadSettings } from './runner/settings.js'
 import { backfillStatus, type HookStatus } from './runner/status.js'
 
@@ -175,6 +176,9 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       log('Migration hooks: DRY RUN — every batch is rolled back as soon as it has run; nothing is written.')
       await client.query('begin')
     }
+    // What the run costs the server (WAL, heap growth): printed with the summary.
+    const costStart = await costMark(client)
+    let cost: RunCost | undefined
     try {
       await ensureLedger(client)
       const changedTables = new Set<string>()
@@ -222,6 +226,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
           await analyzeTables(client, settings, result.analyzed)
         }
       }
+      if (!dryRun && result.summaries.some((s) => s.changed > 0)) cost = await costSince(client, costStart)
     } finally {
       if (dryRun) await client.query('rollback').catch(() => {})
     }
@@ -234,6 +239,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       else if (result.refresh && result.refresh !== 'missing') log(`  hourly_stats ${verb} refreshed (${result.refresh})`)
       if (result.analyzed.length) log(`  ANALYZE ${verb === 'was' ? 'ran on' : 'would run on'}: ${result.analyzed.join(', ')}`)
     }
+    const costText = cost && costLine(cost)
+    if (costText) log(costText)
     return result
   } catch (error) {
     result.ok = false
@@ -280,6 +287,7 @@ function rowPassOptions(
       writer: await connect(opts.databaseUrl, 'migration hooks worker'),
       reader: await connectReader(opts.databaseUrl, settings),
     }),
+    openMaintenanceSession: () => connect(opts.databaseUrl, 'migration hooks vacuum'),
   }
 }
 

@@ -64,6 +64,12 @@ export interface HookSettings {
    * autovacuum (HOOKS_THROTTLE, HOOKS_MAX_*, HOOKS_HEALTH_CHECK_MS; health/limits.ts).
    */
   health: HealthLimits
+  /**
+   * The row pass vacuums the part of api_requests it has walked every this many percent of
+   * the heap, so that later row versions reuse the space of the old ones (0 = never;
+   * HOOKS_RECLAIM_EVERY_PERCENT; row-pass/reclaim.ts).
+   */
+  reclaimEveryPercent: number
   /** Path of the train → account mapping file, if configured (ACCOUNT_MAPPING_FILE). */
   accountMappingFile?: string
 }

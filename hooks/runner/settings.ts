@@ -32,6 +32,7 @@ const readers = {
   inlineMaxRows: integer('HOOKS_INLINE_MAX_ROWS', 10_000, 0, Number.MAX_SAFE_INTEGER),
   workers: integer('HOOKS_WORKERS', 1, 1, 64),
   claimLeaseSeconds: integer('HOOKS_CLAIM_LEASE_SECONDS', 60, 1, 86_400),
+  reclaimEveryPercent: integer('HOOKS_RECLAIM_EVERY_PERCENT', 10, 0, 100),
 }
 
 /** Parse and validate all hook settings from `env`. Throws a UserError naming the bad variable. */

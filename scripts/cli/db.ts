@@ -10,7 +10,10 @@
  *             role cannot create/alter what the pending migrations need (guards/preflight.ts)
  *   backfill  run/resume every unfinished backfill to completion; SIGTERM stops after a batch
  *   watch     re-apply migrations/current.sql on every save
- *   commit    move current.sql into the committed chain (args passed through, e.g. --message)
+ *   commit    move current.sql into the committed chain (args passed through, e.g. --message),
+             after tracing it: refused when it would stall the proxy on the hot tables
+  trace     run a migration (default current.sql) in a rolled-back transaction on the shadow
+             database with the chain and sample rows; per table: lock, rewrite, rows, queued work
  *   uncommit  move the last committed migration back into current.sql
  *   reset     drop and rebuild the database from the chain (development only; --drop-data when
  *             it holds application rows)
@@ -22,6 +25,7 @@
  *   env       export lines for `eval "$(npm run -s db:env)"`: plain graphile-migrate uses the same databases
  *   stop      stop the embedded server
  */
+import { join } from 'node:path'
 import type pg from 'pg'
 import { resolveDatabaseUrls, childEnv, EMBEDDED_DATA_ROOT, type DatabaseUrls } from '../graphile/connection-settings.js'
 import { stopEmbeddedServer } from '../embedded/embedded-server.js'
@@ -43,6 +47,7 @@ import { readCommittedChain } from '../verify/chain.js'
 import { lockRetries, withLockRetries } from '../deploy/lock-retries.js'
 import { checkCommittedChain, checkHookInputs, checkPrivileges, graphileFailureAdvice } from '../guards/preflight.js'
 import { redact } from '../../lib/redact.js'
+import { traceFile, watchTracer } from '../trace/trace-file.js'
 
 /**
  * The project graphile-migrate works in: the folder holding .gmrc and migrations/. npm runs
@@ -192,7 +197,10 @@ const commands: Record<string, Command> = {
     // Loaded here only: graphile-migrate's library (watch) is a large module tree that the
     // other commands, which run graphile-migrate as a child process, never need.
     const { startWatchLoop } = await import('../graphile/watch-loop.js')
-    const loop = startWatchLoop(PROJECT_DIR, urls)
+    // After a save that changes what current.sql does: one line on what it does to the hot
+    // tables (scripts/trace), when there is a shadow database to trace on.
+    const trace = urls.shadowUrl && urls.rootUrl ? watchTracer(urls, PROJECT_DIR, migrationsFolderOf(PROJECT_DIR)) : undefined
+    const loop = startWatchLoop(PROJECT_DIR, urls, console.log, { trace })
     await loop.ready
     // Runs until Ctrl-C / SIGTERM, like graphile-migrate's watch.
     return new Promise<number>((resolveExit) => {
@@ -213,7 +221,27 @@ const commands: Record<string, Command> = {
   },
   async commit(urls, args) {
     await assertShadowIsSafe(urls, 'db:commit')
+    // Before it joins the chain: what current.sql does to the hot tables on a database with
+    // rows. A migration that would stall the proxy is refused, with nothing committed.
+    const checked = await traceFile(urls, PROJECT_DIR, join(migrationsFolderOf(PROJECT_DIR), 'current.sql'), 'db:commit')
+    if (!checked.empty) for (const line of checked.lines) console.log(line)
+    if (checked.trace.error) {
+      console.error(
+        'Not committed: current.sql fails on the committed chain with rows in the hot tables (above); a deploy would fail the same way.',
+      )
+      return 1
+    }
+    if (checked.verdict.stalls.length) {
+      console.error('Not committed: current.sql would stall the proxy on production-sized tables (STALL lines above, each with its fix).')
+      return 1
+    }
     return (await gm(urls, ['commit', ...args])).exitCode
+  },
+  async trace(urls, args) {
+    const file = args.find((a) => !a.startsWith('-')) ?? join(migrationsFolderOf(PROJECT_DIR), 'current.sql')
+    const result = await traceFile(urls, PROJECT_DIR, file, 'db:trace')
+    for (const line of result.lines) console.log(line)
+    return result.trace.error || result.verdict.stalls.length ? 1 : 0
   },
   async uncommit(urls, args) {
     await assertShadowIsSafe(urls, 'db:uncommit')

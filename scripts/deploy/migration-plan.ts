@@ -16,6 +16,7 @@ import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from '../verify/applied-migrations.js'
 import { CHAIN_CONSTRAINTS, INDEX_WORK, VALIDATION_FAILURES } from './online-schema.js'
 import { relationExists } from '../../lib/catalog-probe.js'
+import { costEstimateLines, estimateAdoptionCost } from './adoption-cost.js'
 
 /**
  * Rough cost of all backfills per api_requests row, from `npm run bench` on the 2-core
@@ -140,6 +141,7 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
         )
         for (const b of todo)
           lines.push(`  ${b.name}: ${ledger.get(b.name)?.state ?? 'never run'}, walks ~${Math.round(apiRows).toLocaleString('en-US')} rows`)
+        lines.push('', ...costEstimateLines(await estimateAdoptionCost(client)))
       }
       lines.push('', 'Next: `db:migrate -- --schema-only` in the deploy job, then `db:backfill` (see the README runbook).')
       return lines

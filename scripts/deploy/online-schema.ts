@@ -35,9 +35,6 @@ import { relationExists } from '../../lib/catalog-probe.js'
 import { isMainModule } from '../../lib/entry-point.js'
 import { reportFatal, UserError } from '../../lib/errors.js'
 
-/** The tables the proxy writes all the time; the chain never blocks their writes for long. */
-export const ONLINE_TABLES = ['api_requests', 'streaming_chunks'] as const
-
 /** An arbitrary constant: "APT ONLINE SCHEMA" — distinct from the deploy and hooks locks. */
 export const ONLINE_SCHEMA_LOCK_KEY = '2780337569003'
 

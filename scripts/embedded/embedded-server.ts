@@ -111,7 +111,16 @@ function describe(dataRoot: string, server: ServerFile): EmbeddedServer {
  * Start the embedded server in `dataRoot` (creating the cluster on first use), or reuse it
  * if it is already running. Listens on 127.0.0.1 only, no Unix socket.
  */
-export async function ensureEmbeddedServer(dataRoot: string, major?: number): Promise<EmbeddedServer> {
+export interface ServerOptions {
+  /**
+   * Keep full_page_writes on, as production does (the benchmark measures WAL: the first change
+   * of each page after a checkpoint logs the whole page). Off by default: a development or
+   * test server needs no protection against torn pages, and writes less.
+   */
+  fullPageWrites?: boolean
+}
+
+export async function ensureEmbeddedServer(dataRoot: string, major?: number, opts: ServerOptions = {}): Promise<EmbeddedServer> {
   dataRoot = resolve(dataRoot)
   const place = placementFor(dataRoot, major)
   const serverFile = join(dataRoot, 'server.json')
@@ -140,7 +149,7 @@ export async function ensureEmbeddedServer(dataRoot: string, major?: number): Pr
     "-c unix_socket_directories=''",
     '-c max_connections=200',
     '-c fsync=off', // a development/test server: durability across OS crashes is not needed
-    '-c full_page_writes=off',
+    ...(opts.fullPageWrites ? [] : ['-c full_page_writes=off']),
   ].join(' ')
   runServerBinary(place, 'pg_ctl', ['start', '-D', place.pgdata, '-l', place.logFile, '-w', '-t', '60', '-o', options])
   if (!(await canConnect(server))) {

@@ -51,7 +51,21 @@ async function currentBody(databaseUrl: string): Promise<string | null> {
   })
 }
 
-export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (line: string) => void = console.log): WatchLoop {
+export interface WatchOptions {
+  /**
+   * Traces current.sql (scripts/trace) and returns a one-line summary, or null when there is
+   * nothing to trace. Run after every apply that changed what current.sql does; the line is
+   * printed when it differs from the last one printed.
+   */
+  trace?: (sql: string) => Promise<string | null>
+}
+
+export function startWatchLoop(
+  projectDir: string,
+  urls: DatabaseUrls,
+  log: (line: string) => void = console.log,
+  opts: WatchOptions = {},
+): WatchLoop {
   const folder = join(projectDir, 'migrations')
   const settingsPromise = getSettings({ configFile: join(projectDir, '.gmrc') }).then((s) => ({
     ...s,
@@ -68,6 +82,22 @@ export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (lin
 
   let running = false
   let again = false
+  let lastTrace: string | null = null
+
+  /** Trace `sql`: what was applied, not the file, which may have been saved again meanwhile. */
+  async function printTrace(sql: string | null): Promise<void> {
+    if (!opts.trace || sql === null) return
+    try {
+      const started = performance.now()
+      const line = await opts.trace(sql)
+      // What it costs the loop, on the line itself (the first save also builds the scratch database).
+      if (line !== null && line !== lastTrace) log(`${line} [${Math.round(performance.now() - started)} ms]`)
+      lastTrace = line
+    } catch (error) {
+      // The trace is advice: the loop goes on without it.
+      log(redact(`trace: not available (${explain(error)})`))
+    }
+  }
   let timer: NodeJS.Timeout | undefined
 
   async function applyOnce(): Promise<void> {
@@ -83,6 +113,7 @@ export function startWatchLoop(projectDir: string, urls: DatabaseUrls, log: (lin
     await completeOnlineSchema(urls.databaseUrl, log)
     const after = await currentBody(urls.databaseUrl)
     if (pending === 0 && before !== null && before === after) return
+    await printTrace(after)
     const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
     if (!hooks.ok) log('Watching on; the hooks run again after the next save.')
   }

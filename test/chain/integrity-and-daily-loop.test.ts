@@ -139,6 +139,19 @@ describe('npm run db:watch (in-process watch loop)', () => {
         async () => (await withClient(db.databaseUrl, (c) => c.query(`select to_regclass('public.gizmos') is not null as ok`))).rows[0].ok,
         { what: 'the second save to be applied', process: watch, timeoutMs: 60_000 },
       )
+      // A save that changes what current.sql does to a hot table gets its one-line trace.
+      writeFileSync(join(dir, 'migrations', 'current.sql'), `update public.api_requests set model = 'watched';\n`)
+      await waitFor(async () => /trace: api_requests ROW EXCLUSIVE/.test(watch.output()), {
+        what: 'the trace line after the third save',
+        process: watch,
+        timeoutMs: 60_000,
+      })
+      expect(watch.output()).toMatch(
+        /trace: api_requests ROW EXCLUSIVE \(1 seq scan\(s\), 200 rows read, 200 updated\) — WOULD STALL THE PROXY: api_requests row-updates/,
+      )
+      // The trace ran on the scratch database and was rolled back there; watch applied the save here.
+      const models = await withClient(db.databaseUrl, (c) => c.query(`select model from api_requests`))
+      expect(models.rows, watch.output()).toEqual([{ model: 'watched' }])
     } finally {
       const ended = await watch.kill('SIGINT')
       expect(ended.all).not.toMatch(/not applied/)

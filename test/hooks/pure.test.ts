@@ -180,6 +180,7 @@ describe('loadSettings', () => {
       inlineMaxRows: 10000,
       workers: 1,
       claimLeaseSeconds: 60,
+      reclaimEveryPercent: 10,
       health: {
         enabled: true,
         maxReplicaLagSeconds: 1,

@@ -25,6 +25,7 @@ import { batchSizer } from '../batch-sizer.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
 import { type HealthGate, NO_THROTTLE } from '../health/throttle.js'
+import { type HeapReclaimer, heapReclaimer, NO_RECLAIM } from './reclaim.js'
 import { estimateRows } from '../key-walk.js'
 import { markDone, markFailed, markRunning, markStopped, startStep } from '../ledger.js'
 import { resolveEntry } from '../resolve-entry.js'
@@ -58,6 +59,8 @@ export interface RowPassOptions {
   reader?: pg.ClientBase
   /** Opens one more pair of sessions for another worker (HOOKS_WORKERS > 1). */
   openWorkerSessions?: () => Promise<{ writer: pg.Client; reader: pg.Client }>
+  /** Opens the session that vacuums the walked part of the heap (reclaim.ts); none: no vacuum. */
+  openMaintenanceSession?: () => Promise<pg.Client>
   shouldStop?: () => string | undefined
   /**
    * Asked before every batch transaction by every worker of this process (the owner's and a
@@ -164,6 +167,10 @@ async function startPassRun(
   await setParameters(reader, { [HIGH_WATER_SETTING]: pass.highWater }, 'session')
   const gin = reader !== client ? await ginMerger(client, reader, ['api_requests'], (line) => opts.log(`row pass: ${line}`)) : NO_GIN_MERGES
   const total = await estimateRows(client)
+  const reclaim =
+    opts.openMaintenanceSession && !opts.dryRun
+      ? heapReclaimer(opts.openMaintenanceSession, pass.totalPages, opts.settings.reclaimEveryPercent, opts.log)
+      : NO_RECLAIM
   const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
   const run: PassRun = {
     participants,
@@ -172,6 +179,7 @@ async function startPassRun(
     dryRun: opts.dryRun,
     sizer: batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs),
     gin,
+    reclaim,
     tally,
     log: opts.log,
     onWalked: (rows, batchRows) => {
@@ -210,6 +218,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
     }
   }
   let gin: GinMerger = NO_GIN_MERGES
+  let reclaim: HeapReclaimer = NO_RECLAIM
   const tally = new Tally(resolved.participants)
   try {
     const pass = await passFor(client, resolved, opts)
@@ -217,11 +226,13 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
     const label = `row pass (${names.join(', ')})`
     const { run, progress, total } = await startPassRun(client, reader, resolved.participants, pass, opts, tally, label, 0)
     gin = run.gin
+    reclaim = run.reclaim
     if (!opts.dryRun) for (const name of names) await startStep(client, name, total, pass.phase === 'catch-up')
     try {
       // Stopped on request: pending again, resumable by any runner.
       const stopAt = async (note: string) => {
         await gin.settled()
+        await reclaim.settled()
         if (!opts.dryRun) for (const name of names) await markStopped(client, name, note)
         return finish('stopped', { note }, tally)
       }
@@ -240,6 +251,9 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         }
         await setPhase(client, 'catch-up')
       }
+      // The walk's last stretch vacuumed too, so that the backfills after the pass (sub-task
+      // linking rewrites many rows again) reuse the space of every version the walk replaced.
+      await timed('vacuum', () => reclaim.finish())
       // The walk's last GIN merges run on the reader, which the final pass is about to hold in
       // one read-only snapshot: they finish first.
       await timed('gin merges', () => gin.settled())
@@ -262,6 +276,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
     }
   } catch (error) {
     await gin.settled()
+    await reclaim.settled()
     const message = redact(explain(error))
     let failureRecorded = false
     if (!opts.dryRun) {
@@ -321,6 +336,7 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
     }
     await gin.settled()
   } finally {
+    await run.reclaim.settled()
     progress.stop()
     await closeWorkers(extra)
   }

@@ -11,6 +11,7 @@ import type { HookSettings } from '../backfill.js'
 import type { BatchSizer } from '../batch-sizer.js'
 import type { GinMerger } from '../gin-pending.js'
 import type { HealthGate } from '../health/throttle.js'
+import type { HeapReclaimer } from './reclaim.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { advanceChunk, type Chunk, claimChunk, heartbeat, type PassState, recordOwnWrite, releaseChunk } from './state.js'
@@ -26,6 +27,8 @@ export interface PassRun {
   /** Adaptive batch size, fed by every worker's transactions (all workers counted together). */
   sizer: BatchSizer
   gin: GinMerger
+  /** Vacuums the walked part of the heap now and then (reclaim.ts). */
+  reclaim: HeapReclaimer
   tally: Tally
   log: (line: string) => void
   /** Rows (estimated from pages) walked by this process, for the progress display. */
@@ -155,6 +158,7 @@ async function walkChunk(
       if (dryRun) await advanceChunk(writer, chunk.chunk, runner, batch.to, last)
       run.tally.add(counts, computed.counts)
       run.gin.afterBatch(counts.rows, last)
+      if (!dryRun) run.reclaim.walked(batch.to - batch.from)
       run.onWalked(batch.rowsEstimate, batch.rowsEstimate)
       if (last) break
       const stop = run.shouldStop?.()
