@@ -57,10 +57,7 @@ export function costLine(cost: RunCost): string | null {
   const parts: string[] = []
   if (cost.walBytes !== null) parts.push(`WAL written meanwhile: ${mb(cost.walBytes)} (the whole server's, the application's included)`)
   if (cost.heapBefore !== null && cost.heapAfter !== null) {
-    const growth =
-      cost.heapBefore > 0
-        ? ` (${cost.heapAfter >= cost.heapBefore ? '+' : ''}${(((cost.heapAfter - cost.heapBefore) / cost.heapBefore) * 100).toFixed(0)} %)`
-        : ''
+    const growth = cost.heapBefore > 0 ? ` (${cost.heapAfter >= cost.heapBefore ? '+' : ''}${(((cost.heapAfter - cost.heapBefore) / cost.heapBefore) * 100).toFixed(0)} %)` : ''
     parts.push(`api_requests heap ${mb(cost.heapBefore)} → ${mb(cost.heapAfter)}${growth}`)
   }
   return parts.length ? `  server: ${parts.join('; ')}` : null
