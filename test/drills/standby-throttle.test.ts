@@ -12,7 +12,9 @@
  *  - a staged backfill (subtask-links, batch-runner.ts) waits before its batches too;
  *  - a standby that goes away while paused does not hold it: its walsender leaves
  *    pg_stat_replication and the backfill finishes;
- *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on.
+ *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on;
+ *  - WAL segments the archiver has not archived (archive_command failing) hold it; once the
+ *    archive works again it goes on.
  *
  * Outcomes are read from the database (ledger, audit rows per transaction, WAL positions).
  * Skipped, like the other private-server drills, only when the tests use an external server
@@ -27,6 +29,7 @@ import { loadHealthLimits } from '../../hooks/runner/health/limits.js'
 import { createTestDatabases, dropDatabase, rootUrl, urlFor, withClient } from '../helpers/databases.js'
 import { checksums, fillProxyLikeRows, ledger, loadFixture, runDb, startDb, waitFor, type Background } from '../helpers/drills.js'
 import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
+import { restartEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 import { type Standby, startStandby } from '../helpers/standby.js'
 
 const { enabled, dataRoot } = usePrivateEmbeddedServer('standby-throttle')
@@ -344,6 +347,52 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       await expectSameEndState(db.url, run)
     } finally {
       if (!run.exited()) await run.kill('SIGKILL')
+    }
+  })
+
+  // After the standby's: it restarts the server, with archive_mode on.
+  it('WAL segments the archiver has not archived hold the backfill; once they are archived it goes on', { timeout: TIMEOUT }, async () => {
+    const ready = (url: string) =>
+      one<{ n: number }>(url, `select count(*)::int as n from pg_ls_archive_statusdir() where name like '%.ready'`)
+    // An archive_command that fails: finished segments stay .ready, as behind a broken archive.
+    await withClient(rootUrl(), async (c) => {
+      await c.query(`alter system set archive_mode = 'on'`)
+      await c.query(`alter system set archive_command = 'false'`)
+    })
+    let run: Background | undefined
+    try {
+      restartEmbeddedServer(dataRoot)
+      const db = await copy('throttle_archive')
+      await withClient(db.url, async (c) => {
+        for (let i = 0; i < 3; i++) {
+          await c.query(`create table test_audit.segment_${i} as select ${i} as i`)
+          await c.query('select pg_switch_wal()')
+        }
+      })
+      expect((await ready(db.url)).n).toBeGreaterThanOrEqual(3)
+      run = startDb(['backfill'], {
+        ...db.env,
+        ...RUN,
+        HOOKS_MAX_ARCHIVE_BACKLOG_SEGMENTS: '1',
+        HOOKS_MAX_REPLICA_LAG_MB: '0',
+        HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
+      })
+      await waitUntilThrottled(db.url, /^\d+ WAL segments wait for the archiver \(limit 1\)$/, run)
+      await expectNoWritesFor(db.url, 1000)
+      // The archive works again: the backlog goes, and the backfill with it.
+      await withClient(db.url, async (c) => {
+        await c.query(`alter system set archive_command = 'true'`)
+        await c.query('select pg_reload_conf()')
+      })
+      await expectSameEndState(db.url, run)
+      expect((await ready(db.url)).n).toBeLessThanOrEqual(1)
+    } finally {
+      if (run && !run.exited()) await run.kill('SIGKILL')
+      // Back to the default at the server's next start.
+      await withClient(rootUrl(), async (c) => {
+        await c.query('alter system reset archive_mode')
+        await c.query('alter system reset archive_command')
+      })
     }
   })
 })
