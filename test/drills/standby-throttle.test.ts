@@ -10,6 +10,7 @@
  *  - a physical replication slot with no consumer holds it — both of its workers, and a
  *    second db:backfill that joins its walk; dropping the slot lets them go on;
  *  - a staged backfill (subtask-links, batch-runner.ts) waits before its batches too;
+ *  - SIGTERM while it waits stops it at once, resumable;
  *  - a standby that goes away while paused does not hold it: its walsender leaves
  *    pg_stat_replication and the backfill finishes;
  *  - a role without pg_monitor cannot read the standbys' positions: said once, not waited on;
@@ -96,8 +97,11 @@ const writes = (url: string) =>
 
 const throttledEntries = (url: string) =>
   withClient(url, async (c) => {
-    // The runner creates the ledger when it starts.
-    if (!(await c.query(`select to_regclass('migration_hooks.backfills') is not null as ok`)).rows[0].ok) return []
+    // The runner creates the ledger when it starts, and then adds the later columns.
+    const { rows: ready } = await c.query(
+      `select 1 from pg_attribute where attrelid = to_regclass('migration_hooks.backfills') and attname = 'throttled_since'`,
+    )
+    if (ready.length === 0) return []
     const { rows } = await c.query<{ name: string; throttled: string; since: Date }>(
       `select name, throttled, throttled_since as since from migration_hooks.backfills where throttled is not null order by name`,
     )
@@ -333,6 +337,34 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       await standby.resumeReplay()
       await withClient(db.url, (c) => c.query(`drop owned by ${role}; drop role ${role}`)).catch(() => {})
     }
+  })
+
+  it('SIGTERM while it waits stops the runner at once: exit 0, resumable, nothing left marked throttled', {
+    timeout: TIMEOUT,
+  }, async () => {
+    const db = await copy('throttle_term')
+    await standby.pauseReplay()
+    const run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+    try {
+      await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind/, run)
+      const ended = await run.kill('SIGTERM')
+      expect(ended.exitCode, ended.all).toBe(0)
+      const entries = await ledger(db.url)
+      expect(entries.filter((e) => e.state === 'running')).toEqual([])
+      expect(entries.find((e) => e.name === 'system-hash')).toMatchObject({ state: 'pending' })
+      expect(await throttledEntries(db.url)).toEqual([])
+      // No chunk is left claimed: the next runner resumes at once.
+      const claimed = await one<{ n: number }>(
+        db.url,
+        `select count(*)::int as n from migration_hooks.row_pass_chunks where claimed_by is not null`,
+      )
+      expect(claimed.n).toBe(0)
+    } finally {
+      await standby.resumeReplay()
+      if (!run.exited()) await run.kill('SIGKILL')
+    }
+    const rest = startDb(['backfill'], { ...db.env, ...RUN })
+    await expectSameEndState(db.url, rest)
   })
 
   // Last: it stops the standby.
