@@ -10,24 +10,33 @@ import { loadHealthLimits } from '../../hooks/runner/health/limits.js'
 import { createThrottle } from '../../hooks/runner/health/throttle.js'
 
 interface Script {
-  standbys: Record<string, unknown>[]
+  standbys: Array<Record<string, unknown> & { stuck?: boolean }>
   slots: Record<string, unknown>[]
   vacuums: Record<string, unknown>[]
 }
 
 /** A health session answering each signal's query from `script`, recording the ledger writes. */
-function scriptedSession(script: Script, onQuery: () => void = () => {}) {
+function scriptedSession(script: Script, onQuery: (sql: string) => void = () => {}) {
   const ledger: Array<{ name: string; values: unknown[] }> = []
   let queries = 0
   const client = {
     async query(sql: string, params: unknown[] = []) {
       queries++
-      onQuery()
+      onQuery(sql)
       if (sql.includes('update migration_hooks.backfills')) {
         ledger.push({ name: params[0] as string, values: params.slice(1) })
         return { rows: [], rowCount: 1 }
       }
-      if (sql.includes('pg_stat_replication')) return { rows: script.standbys }
+      if (sql.includes('pg_stat_replication')) {
+        // A `stuck` standby has not replayed any earlier position the throttle asks about.
+        const rows = script.standbys.map(({ stuck, ...r }) => ({
+          current: '0/1',
+          ...r,
+          behind_past: stuck === true && params[0] !== null,
+          behind_half: stuck === true && params[1] !== null,
+        }))
+        return { rows: rows.length ? rows : [{ current: '0/1', pid: null }] }
+      }
       if (sql.includes('pg_replication_slots')) return { rows: script.slots }
       if (sql.includes('archive_mode')) return { rows: [{ on: false }] }
       if (sql.includes('pg_stat_progress_vacuum')) return { rows: script.vacuums }
@@ -97,20 +106,38 @@ describe('the throttle', () => {
     await gate.close()
   })
 
-  it('replay_lag over its limit counts only while the standby has WAL left to replay', async () => {
-    const lagging = { ...behind(0.5), lag_s: 4 }
-    const s = scriptedSession({ standbys: [{ ...lagging, behind: 0 }], slots: [], vacuums: [] })
-    const gate = createThrottle({ limits: limits(), log: () => {}, openSession: async () => s.client, shouldStop: () => 'stop' })
-    expect(await gate.beforeBatch({ backfills: [] })).toEqual({ waited: false })
-    const t = scriptedSession({ standbys: [lagging], slots: [], vacuums: [] })
+  it('replay_lag counts only while the standby has not replayed what the primary wrote that long ago', async () => {
+    let clock = 0
+    // replay_lag still shows 4 s, an old measurement: the standby replays as it goes.
+    const stale = { ...behind(0.5), lag_s: 4 }
+    // The clock moves 400 ms per look at the standbys.
+    const tick = (sql: string) => {
+      if (sql.includes('pg_stat_replication')) clock += 400
+    }
+    const s = scriptedSession({ standbys: [stale], slots: [], vacuums: [] }, tick)
+    const gate = createThrottle({
+      limits: limits(),
+      log: () => {},
+      openSession: async () => s.client,
+      now: () => clock,
+      shouldStop: () => 'stop',
+    })
+    for (let i = 0; i < 8; i++) expect(await gate.beforeBatch({ backfills: [] })).toEqual({ waited: false })
+    // Stuck: once the throttle's own readings are a second old, it is a second behind.
+    const t = scriptedSession({ standbys: [{ ...stale, stuck: true }], slots: [], vacuums: [] }, tick)
     const lines: string[] = []
     const gate2 = createThrottle({
       limits: limits(),
       log: (l) => lines.push(l),
       openSession: async () => t.client,
+      now: () => clock,
       shouldStop: () => 'stop',
     })
-    expect(await gate2.beforeBatch({ backfills: [] })).toEqual({ waited: false, stop: 'stop' })
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await gate2.beforeBatch({ backfills: [] }))
+    // No reading a second old yet at the first looks; then a breach (and the stop it asks for).
+    expect(results[0]).toEqual({ waited: false })
+    expect(results.at(-1)).toEqual({ waited: false, stop: 'stop' })
   })
 
   it('waits for one autovacuum run at most HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS, then writes beside it with a warning', async () => {

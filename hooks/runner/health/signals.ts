@@ -6,7 +6,7 @@
  *
  *  - standby: every physical standby streaming from this server (pg_stat_replication): bytes
  *    between the primary's current WAL position and what the standby has replayed, and
- *    replay_lag. Logical walsenders (CDC consumers) are left to the slot check: their lag is
+ *    replay_lag (confirmed by the runner's own earlier readings of the WAL position). Logical walsenders (CDC consumers) are left to the slot check: their lag is
  *    the consumer's business, the WAL they keep is ours. A standby that disconnects leaves
  *    pg_stat_replication, so it holds nothing here; a slot it leaves behind is the slot check's.
  *    Without pg_read_all_stats (pg_monitor has it) every column but the pid is NULL.
@@ -71,46 +71,75 @@ export function activeKinds(limits: SignalLimits): SignalKind[] {
 }
 
 interface StandbyRow {
-  pid: number
+  current: string
+  pid: number | null
   application_name: string | null
   addr: string | null
   state: string | null
   behind: number | null
   lag_s: number | null
+  behind_past: boolean | null
+  behind_half: boolean | null
 }
 
-async function standbys(client: pg.ClientBase, limits: SignalLimits, near: () => void): Promise<Breach[] | Unreadable> {
+/**
+ * The primary's WAL position some time ago, from the throttle's own earlier readings: a
+ * standby that has not replayed it yet is at least that many seconds behind.
+ */
+export interface PastPosition {
+  lsn: string
+  ageSeconds: number
+}
+
+export interface StandbyHistory {
+  /** The newest earlier reading at least HOOKS_MAX_REPLICA_LAG_SECONDS old, and at least half that old. */
+  past: PastPosition | null
+  half: PastPosition | null
+  /** Told the primary's current position at this reading. */
+  record(lsn: string): void
+}
+
+async function standbys(
+  client: pg.ClientBase,
+  limits: SignalLimits,
+  near: () => void,
+  history: StandbyHistory,
+): Promise<Breach[] | Unreadable> {
   const { rows } = await client.query<StandbyRow>(
-    `select r.pid, r.application_name, host(r.client_addr) as addr, r.state,
-            pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn)::float8 as behind,
-            extract(epoch from r.replay_lag)::float8 as lag_s
-       from pg_catalog.pg_stat_replication r
-       left join pg_catalog.pg_replication_slots s on s.active_pid = r.pid
-      where s.slot_type is distinct from 'logical'`,
+    `select w.lsn::text as current, r.pid, r.application_name, r.addr, r.state,
+            pg_catalog.pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8 as behind,
+            extract(epoch from r.replay_lag)::float8 as lag_s,
+            r.replay_lsn < $1::pg_lsn as behind_past, r.replay_lsn < $2::pg_lsn as behind_half
+       from (select pg_catalog.pg_current_wal_lsn() as lsn) w
+       left join lateral (
+         select r.pid, r.application_name, host(r.client_addr) as addr, r.state, r.replay_lsn, r.replay_lag
+           from pg_catalog.pg_stat_replication r
+           left join pg_catalog.pg_replication_slots s on s.active_pid = r.pid
+          where s.slot_type is distinct from 'logical') r on true`,
+    [history.past?.lsn ?? null, history.half?.lsn ?? null],
   )
+  history.record(rows[0].current)
+  const senders = rows.filter((r) => r.pid !== null)
   // Only the pid is visible without pg_read_all_stats: a standby is there, its lag is not.
-  if (rows.some((r) => r.state === null)) return { kind: 'standby', why: `pg_stat_replication's positions are hidden: ${NEEDS_MONITOR}` }
+  if (senders.some((r) => r.state === null)) return { kind: 'standby', why: `pg_stat_replication's positions are hidden: ${NEEDS_MONITOR}` }
   const breaches: Breach[] = []
   // A base backup's walsender ('backup') and one still starting are no standby to wait for.
-  for (const r of rows.filter((s) => s.state === 'streaming' || s.state === 'catchup')) {
+  for (const r of senders.filter((s) => s.state === 'streaming' || s.state === 'catchup')) {
     const who = `standby ${r.addr ?? 'local'} (application_name ${r.application_name || '-'})`
     const key = `standby:${r.pid}`
     const behind = r.behind ?? 0
-    if (
-      (limits.maxReplicaLagMb > 0 && behind > (limits.maxReplicaLagMb * MB) / 2) ||
-      (limits.maxReplicaLagSeconds > 0 && behind > 0 && (r.lag_s ?? 0) > limits.maxReplicaLagSeconds / 2)
-    )
-      near()
+    // Seconds behind: replay_lag, but only while the standby has not replayed what this
+    // primary had written that long ago (the runner's own earlier readings). replay_lag
+    // alone keeps its last measurement after the standby caught up — after a pause, the
+    // pause's length — until the standby's next status message, up to 10 s later.
+    const seconds = limits.maxReplicaLagSeconds
+    const lagging = seconds > 0 && r.behind_past === true
+    if ((limits.maxReplicaLagMb > 0 && behind > (limits.maxReplicaLagMb * MB) / 2) || (seconds > 0 && r.behind_half === true)) near()
     if (limits.maxReplicaLagMb > 0 && behind > limits.maxReplicaLagMb * MB) {
       breaches.push({ kind: 'standby', key, text: `${who} is ${mb(behind)} MB behind (limit ${limits.maxReplicaLagMb} MB)` })
-    } else if (limits.maxReplicaLagSeconds > 0 && behind > 0 && (r.lag_s ?? 0) > limits.maxReplicaLagSeconds) {
-      // replay_lag keeps its last measurement for a while after the standby caught up
-      // (until its next status message): a standby that has replayed everything is not behind.
-      breaches.push({
-        kind: 'standby',
-        key,
-        text: `${who} is ${secondsText(r.lag_s!)} s behind (limit ${limits.maxReplicaLagSeconds} s)`,
-      })
+    } else if (lagging) {
+      const lag = Math.max(r.lag_s ?? 0, history.past!.ageSeconds)
+      breaches.push({ kind: 'standby', key, text: `${who} is ${secondsText(lag)} s behind (limit ${seconds} s)` })
     }
   }
   return breaches
@@ -181,13 +210,18 @@ function unreadableError(error: unknown): string | null {
 }
 
 /** Read every signal of `kinds`; a signal this role may not read comes back as unreadable. */
-export async function readSignals(client: pg.ClientBase, limits: SignalLimits, kinds: readonly SignalKind[]): Promise<Reading> {
+export async function readSignals(
+  client: pg.ClientBase,
+  limits: SignalLimits,
+  kinds: readonly SignalKind[],
+  history: StandbyHistory,
+): Promise<Reading> {
   const reading: Reading = { breaches: [], unreadable: [], near: false }
   const near = () => {
     reading.near = true
   }
   const read: Record<SignalKind, () => Promise<Breach[] | Unreadable>> = {
-    standby: () => standbys(client, limits, near),
+    standby: () => standbys(client, limits, near, history),
     slot: () => slots(client, limits, near),
     archiver: () => archiver(client, limits, near),
     autovacuum: () => autovacuum(client),

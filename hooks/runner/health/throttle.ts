@@ -24,7 +24,7 @@ import { sleep } from '../../../lib/retry.js'
 import { LEDGER_TABLE } from '../ledger.js'
 import { formatDuration } from '../progress.js'
 import type { HealthLimits } from './limits.js'
-import { activeKinds, type Breach, readSignals, type SignalKind } from './signals.js'
+import { activeKinds, type Breach, type PastPosition, readSignals, type SignalKind, type StandbyHistory } from './signals.js'
 
 export interface BeforeBatch {
   /** The backfills (ledger rows) this caller writes for: marked throttled while it waits. */
@@ -91,6 +91,25 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
   let healthyAt = Number.NEGATIVE_INFINITY
   let episode: Episode | null = null
   let ledgerBroken = false
+  /** The primary's WAL position at earlier readings, oldest first (the standby check's clock). */
+  const positions: Array<{ t: number; lsn: string }> = []
+
+  /** The newest reading at least `seconds` old. */
+  const positionAgo = (seconds: number, t: number): PastPosition | null => {
+    let found: { t: number; lsn: string } | undefined
+    for (const p of positions) if (t - p.t >= seconds * 1000) found = p
+    return found ? { lsn: found.lsn, ageSeconds: (t - found.t) / 1000 } : null
+  }
+  const history = (t: number): StandbyHistory => ({
+    past: positionAgo(limits.maxReplicaLagSeconds, t),
+    half: positionAgo(limits.maxReplicaLagSeconds / 2, t),
+    record(lsn) {
+      positions.push({ t, lsn })
+      // Keep only the newest reading older than the limit, and those after it.
+      while (positions.length > 1 && t - positions[1].t >= limits.maxReplicaLagSeconds * 1000) positions.shift()
+      if (positions.length > 10_000) positions.splice(0, positions.length - 10_000)
+    },
+  })
 
   const client = () => {
     session ??= opts.openSession()
@@ -122,7 +141,7 @@ export function createThrottle(opts: ThrottleOptions): HealthGate {
   async function readOnce(): Promise<{ waiting: Breach[]; near: boolean }> {
     const kinds = activeKinds(limits).filter((k) => !unreadable.has(k))
     if (kinds.length === 0) return { waiting: [], near: false }
-    const result = await readSignals(await client(), limits, kinds)
+    const result = await readSignals(await client(), limits, kinds, history(now()))
     for (const u of result.unreadable) {
       if (unreadable.has(u.kind)) continue
       unreadable.add(u.kind)
