@@ -107,7 +107,6 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       let examined = 0
       try {
         for (;;) {
-          // One size for the whole batch: the step reads settings.batchSize of its context.
           // Between batches, outside any transaction: the wait holds no lock but the hooks lock.
           const gate = await (opts.health ?? NO_THROTTLE).beforeBatch({ backfills: [backfill.name] })
           if (gate.stop) {
@@ -115,6 +114,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
             if (!opts.dryRun) await markStopped(client, backfill.name, gate.stop)
             return finish('stopped', { note: gate.stop })
           }
+          // One size for the whole batch: the step reads settings.batchSize of its context.
           const size = sizer.size()
           const batchCtx = size === ctx.settings.batchSize ? ctx : { ...ctx, settings: { ...ctx.settings, batchSize: size } }
           const result = await inBatchTransaction(
