@@ -35,7 +35,7 @@ import { type Standby, startStandby } from '../helpers/standby.js'
 
 const { enabled, dataRoot } = usePrivateEmbeddedServer('standby-throttle')
 const TIMEOUT = 180_000
-const ROWS = 2500
+const ROWS = 1500
 /** Rows per batch: fixed (no adaptive sizing), so that "one batch" is a known amount. */
 const BATCH = 40
 
@@ -176,7 +176,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       const entries = await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind \(limit 1 MB\)/, run)
       // Every backfill the row pass writes for is marked (account-ids, with no mapping file, is skipped).
       expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'system-hash', 'task-invocations'])
-      const written = await expectNoWritesFor(db.url, 1000)
+      const written = await expectNoWritesFor(db.url, 600)
       expect(written).toBeGreaterThan(0)
       // How far past the limit it went: batch transactions that began writing once the WAL
       // was more than 1 MB past where replay stopped. The runner looks before every batch
@@ -237,7 +237,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
             where claimed_by is not null and not done`,
         )
       await waitFor(async () => (await holders()).processes === 2, { what: 'the joining runner to claim a chunk', process: runs[1] })
-      await expectNoWritesFor(db.url, 1000)
+      await expectNoWritesFor(db.url, 600)
       expect(runs.map((r) => r.exited())).toEqual([false, false])
     } finally {
       await withClient(db.url, (c) =>
@@ -279,7 +279,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       })
       const entries = await waitUntilThrottled(db.url, /replication slot throttle_test_staged retains/, run)
       expect(entries.map((e) => e.name)).toEqual(['subtask-links'])
-      await expectNoWritesFor(db.url, 1000)
+      await expectNoWritesFor(db.url, 600)
       const staged = (await ledger(db.url)).find((e) => e.name === 'subtask-links')
       expect(staged).toMatchObject({ state: 'running', rows_changed: 0 })
     } finally {
@@ -374,7 +374,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
     const run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
     try {
       await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind/, run)
-      await expectNoWritesFor(db.url, 1000)
+      await expectNoWritesFor(db.url, 600)
       await standby.stop()
       await expectSameEndState(db.url, run)
     } finally {
@@ -410,7 +410,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
         HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
       })
       await waitUntilThrottled(db.url, /^\d+ WAL segments wait for the archiver \(limit 1\)$/, run)
-      await expectNoWritesFor(db.url, 1000)
+      await expectNoWritesFor(db.url, 600)
       // The archive works again: the backlog goes, and the backfill with it.
       await withClient(db.url, async (c) => {
         await c.query(`alter system set archive_command = 'true'`)
