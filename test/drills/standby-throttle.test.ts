@@ -178,9 +178,23 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'system-hash', 'task-invocations'])
       const written = await expectNoWritesFor(db.url, 600)
       expect(written).toBeGreaterThan(0)
-      // How far past the limit it went: batch transactions that began writing once the WAL
-      // was more than 1 MB past where replay stopped. The runner looks before every batch
-      // (HOOKS_HEALTH_CHECK_MS=0), so at most the one batch that began just under the limit.
+      // While it waits the runner holds no transaction, and no lock but the session-level
+      // hooks lock (a statement of the health session in flight aside).
+      const held = await withClient(db.url, async (c) => {
+        const { rows } = await c.query(
+          `select a.application_name, a.state, l.locktype, l.mode
+             from pg_stat_activity a left join pg_locks l on l.pid = a.pid
+            where a.datname = current_database() and a.application_name like 'migration hooks%' and a.state <> 'active'`,
+        )
+        return rows
+      })
+      expect(held.filter((r) => r.state !== 'idle')).toEqual([])
+      expect(held.filter((r) => r.locktype !== null && r.locktype !== 'advisory')).toEqual([])
+      expect(held.filter((r) => r.locktype === 'advisory' && r.application_name === 'migration hooks')).toHaveLength(1)
+      // How far past the limit it went: batch transactions whose writes landed more than 1 MB
+      // past where replay stopped (the audit rows come at the end of a batch's UPDATE). The
+      // runner looks before every batch (HOOKS_HEALTH_CHECK_MS=0), so only the batch that
+      // began just under the limit may.
       const past = await one<{ batches: number; behind: number }>(
         db.url,
         `select (select count(*)::int from (select min(lsn) as first from test_audit.row_writes group by txid) t

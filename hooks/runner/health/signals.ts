@@ -19,6 +19,10 @@
  */
 import type pg from 'pg'
 
+// "The primary's current WAL position" is its insert position: the batches commit with
+// synchronous_commit off, so pg_current_wal_lsn() (what is written out) trails what they
+// wrote by up to wal_writer_delay, and a check right after a batch would not see that batch.
+
 export type SignalKind = 'standby' | 'slot' | 'archiver' | 'autovacuum'
 
 export interface Breach {
@@ -110,7 +114,7 @@ async function standbys(
             pg_catalog.pg_wal_lsn_diff(w.lsn, r.replay_lsn)::float8 as behind,
             extract(epoch from r.replay_lag)::float8 as lag_s,
             r.replay_lsn < $1::pg_lsn as behind_past, r.replay_lsn < $2::pg_lsn as behind_half
-       from (select pg_catalog.pg_current_wal_lsn() as lsn) w
+       from (select pg_catalog.pg_current_wal_insert_lsn() as lsn) w
        left join lateral (
          select r.pid, r.application_name, host(r.client_addr) as addr, r.state, r.replay_lsn, r.replay_lag
            from pg_catalog.pg_stat_replication r
@@ -148,7 +152,7 @@ async function standbys(
 async function slots(client: pg.ClientBase, limits: SignalLimits, near: () => void): Promise<Breach[]> {
   const { rows } = await client.query<{ slot_name: string; slot_type: string; active: boolean; retained: number }>(
     `select slot_name, slot_type, active,
-            pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::float8 as retained
+            pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), restart_lsn)::float8 as retained
        from pg_catalog.pg_replication_slots
       where restart_lsn is not null and wal_status is distinct from 'lost'`,
   )
