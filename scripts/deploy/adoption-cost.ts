@@ -47,7 +47,14 @@ export async function estimateAdoptionCost(client: pg.ClientBase, env: NodeJS.Pr
   // WAL stays on the primary's disk until a checkpoint has passed it (max_wal_size) and, with
   // archiving, until the archiver has shipped it: if the archiver stalls, all of it.
   const walKept = archiving ? Math.max(maxWal, walBytes) : maxWal
-  return { walBytes, heapGrowthBytes, indexGrowthBytes, maxWalBytes: maxWal, archiving, freeDiskBytes: heapGrowthBytes + indexGrowthBytes + walKept }
+  return {
+    walBytes,
+    heapGrowthBytes,
+    indexGrowthBytes,
+    maxWalBytes: maxWal,
+    archiving,
+    freeDiskBytes: heapGrowthBytes + indexGrowthBytes + walKept,
+  }
 }
 
 const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GB` : `${(bytes / 2 ** 20).toFixed(0)} MB`)
