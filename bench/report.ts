@@ -264,7 +264,11 @@ function throughputTable(rows: number, t: Throughput, legacyS: number | null): s
         `WAL / rewrite floor's ${ratioText(t.oursCost.walBytes, t.rewriteFloorCost.walBytes)}× (target <= 1.25)`,
       ],
       ['read floor (physical order, compute, no writes)', `${fmt(t.readFloorS, 1)} s`],
-      ['rewrite floor (one indexed column, every row, batched)', `${fmt(t.rewriteFloorS, 1)} s`, `WAL ${mbText(t.rewriteFloorCost.walBytes)}`],
+      [
+        'rewrite floor (one indexed column, every row, batched)',
+        `${fmt(t.rewriteFloorS, 1)} s`,
+        `WAL ${mbText(t.rewriteFloorCost.walBytes)}`,
+      ],
       ['proxy insert + update, with the 3 retired indexes', `${fmt(t.insert.withMs, 2)} ms`],
       [
         'proxy insert + update, converged schema',

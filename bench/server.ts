@@ -55,7 +55,7 @@ export async function startBenchServer(log: (line: string) => void): Promise<Ben
   const { rows } = await withClient(rootUrl, (c) => c.query(`select current_setting('full_page_writes') as fpw`))
   description += `, full_page_writes=${rows[0].fpw}`
   if (rows[0].fpw !== 'on') {
-    log('full_page_writes is off on this server: WAL figures will be lower than production\'s (no full-page images).')
+    log("full_page_writes is off on this server: WAL figures will be lower than production's (no full-page images).")
   }
 
   const urlFor = (database: string) => {

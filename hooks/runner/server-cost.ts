@@ -50,14 +50,17 @@ export async function costSince(client: pg.ClientBase, mark: CostMark, table = '
   return { walBytes, heapBefore: mark.heapBytes, heapAfter: now.heapBytes, indexesBefore: mark.indexBytes, indexesAfter: now.indexBytes }
 }
 
-const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`
+const mb = (bytes: number) => (bytes < 2 ** 20 ? `${Math.round(bytes / 1024)} kB` : `${(bytes / 2 ** 20).toFixed(1)} MB`)
 
 /** "WAL written: 612.0 MB …; api_requests heap 19.5 MB → 21.0 MB (+8 %)", or null with nothing to say. */
 export function costLine(cost: RunCost): string | null {
   const parts: string[] = []
   if (cost.walBytes !== null) parts.push(`WAL written meanwhile: ${mb(cost.walBytes)} (the whole server's, the application's included)`)
   if (cost.heapBefore !== null && cost.heapAfter !== null) {
-    const growth = cost.heapBefore > 0 ? ` (${cost.heapAfter >= cost.heapBefore ? '+' : ''}${(((cost.heapAfter - cost.heapBefore) / cost.heapBefore) * 100).toFixed(0)} %)` : ''
+    const growth =
+      cost.heapBefore > 0
+        ? ` (${cost.heapAfter >= cost.heapBefore ? '+' : ''}${(((cost.heapAfter - cost.heapBefore) / cost.heapBefore) * 100).toFixed(0)} %)`
+        : ''
     parts.push(`api_requests heap ${mb(cost.heapBefore)} → ${mb(cost.heapAfter)}${growth}`)
   }
   return parts.length ? `  server: ${parts.join('; ')}` : null

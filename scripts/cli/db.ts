@@ -199,7 +199,7 @@ const commands: Record<string, Command> = {
     const { startWatchLoop } = await import('../graphile/watch-loop.js')
     // After a save that changes what current.sql does: one line on what it does to the hot
     // tables (scripts/trace), when there is a shadow database to trace on.
-    const trace = urls.shadowUrl && urls.rootUrl ? watchTracer(urls, PROJECT_DIR, migrationsFolderOf(PROJECT_DIR)) : undefined
+    const trace = urls.shadowUrl && urls.rootUrl ? watchTracer(urls, PROJECT_DIR) : undefined
     const loop = startWatchLoop(PROJECT_DIR, urls, console.log, { trace })
     await loop.ready
     // Runs until Ctrl-C / SIGTERM, like graphile-migrate's watch.

@@ -9,17 +9,18 @@ import type pg from 'pg'
 import { loadSettings } from '../../hooks/runner/settings.js'
 
 /**
- * Measured by `npm run bench -- --throughput-only` (100,000 rows, 24 indexes, full_page_writes
- * on, default settings), all backfills together:
- *  - WAL_PER_BYTE: WAL written per byte of api_requests' heap + indexes before the run;
+ * Measured by `npm run bench -- --rows 100000 --throughput-only` on 2026-12-02 (heap 106.8 MB,
+ * 24 indexes 112.4 MB, bodies in TOAST, full_page_writes on), all backfills together:
+ *  - WAL_PER_BYTE: WAL written per byte of api_requests' heap + indexes before the run
+ *    (1,345 MB / 219.2 MB);
  *  - HEAP_GROWTH: the heap's growth, as a share of its size, with the walk's vacuum on
- *    (HOOKS_RECLAIM_EVERY_PERCENT=10) and off (0);
- *  - INDEX_GROWTH: the indexes' growth until the next vacuum with index cleanup.
+ *    (HOOKS_RECLAIM_EVERY_PERCENT=10: 106.8 → 148.8 MB) and off (0: 106.7 → 255.0 MB);
+ *  - INDEX_GROWTH: the indexes' growth until a vacuum with index cleanup (112.4 → 166.9 MB).
  */
 export const MEASURED = {
-  WAL_PER_BYTE: 1.0,
-  HEAP_GROWTH_WITH_RECLAIM: 0.25,
-  HEAP_GROWTH_WITHOUT_RECLAIM: 1.2,
+  WAL_PER_BYTE: 6.1,
+  HEAP_GROWTH_WITH_RECLAIM: 0.4,
+  HEAP_GROWTH_WITHOUT_RECLAIM: 1.4,
   INDEX_GROWTH: 0.5,
 } as const
 
@@ -47,7 +48,14 @@ export async function estimateAdoptionCost(client: pg.ClientBase, env: NodeJS.Pr
   // WAL stays on the primary's disk until a checkpoint has passed it (max_wal_size) and, with
   // archiving, until the archiver has shipped it: if the archiver stalls, all of it.
   const walKept = archiving ? Math.max(maxWal, walBytes) : maxWal
-  return { walBytes, heapGrowthBytes, indexGrowthBytes, maxWalBytes: maxWal, archiving, freeDiskBytes: heapGrowthBytes + indexGrowthBytes + walKept }
+  return {
+    walBytes,
+    heapGrowthBytes,
+    indexGrowthBytes,
+    maxWalBytes: maxWal,
+    archiving,
+    freeDiskBytes: heapGrowthBytes + indexGrowthBytes + walKept,
+  }
 }
 
 const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GB` : `${(bytes / 2 ** 20).toFixed(0)} MB`)

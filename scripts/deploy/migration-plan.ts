@@ -16,6 +16,7 @@ import { readCommittedChain } from '../verify/chain.js'
 import { appliedMigrations } from '../verify/applied-migrations.js'
 import { CHAIN_CONSTRAINTS, INDEX_WORK, VALIDATION_FAILURES } from './online-schema.js'
 import { relationExists } from '../../lib/catalog-probe.js'
+import { HOT_TABLES } from '../../lib/hot-tables.js'
 import { costEstimateLines, estimateAdoptionCost } from './adoption-cost.js'
 
 /**
@@ -97,8 +98,8 @@ export async function migrationPlan(databaseUrl: string, migrationsFolder: strin
           await client.query<{ name: string }>(
             `select conname as name from pg_catalog.pg_constraint
               where not convalidated and conname = any($1::text[])
-                and conrelid in (to_regclass('public.api_requests'), to_regclass('public.streaming_chunks'))`,
-            [CHAIN_CONSTRAINTS],
+                and conrelid = any (select to_regclass(t) from unnest($2::text[]) t)`,
+            [CHAIN_CONSTRAINTS, HOT_TABLES],
           )
         ).rows.map((r) => r.name),
       )

@@ -113,9 +113,10 @@ export function startWatchLoop(
     await completeOnlineSchema(urls.databaseUrl, log)
     const after = await currentBody(urls.databaseUrl)
     if (pending === 0 && before !== null && before === after) return
-    await printTrace(after)
     const hooks = await runHooks({ databaseUrl: urls.databaseUrl, shadow: false })
     if (!hooks.ok) log('Watching on; the hooks run again after the next save.')
+    // Last: the save is applied and the hooks have run before the trace costs anything.
+    await printTrace(after)
   }
 
   async function drain(): Promise<void> {

@@ -18,6 +18,8 @@ function lockText(t: TableTrace): string {
 function workText(t: TableTrace): string {
   const parts: string[] = []
   if (t.created) parts.push('created here')
+  if (t.dropped) parts.push('DROPPED')
+  if (t.renamedFrom) parts.push(`renamed from ${t.renamedFrom}`)
   if (t.rewritten) parts.push(`REWRITTEN with its ${t.indexesBuilt.length} indexes`)
   else if (t.indexesBuilt.length) parts.push(`index built in place: ${t.indexesBuilt.join(', ')}`)
   if (t.seqScans || t.rowsRead) parts.push(`${t.seqScans} seq scan(s), ${t.rowsRead} rows read`)

@@ -3,21 +3,13 @@
  * do instead. A rule, not a list of files: a brief catalog-only lock (the chain's
  * `add_missing_columns`, a constraint added NOT VALID, a renamed column) takes ACCESS
  * EXCLUSIVE for milliseconds and passes; what makes that lock last — rows read or written
- * under it, a rewrite, an index build — does not.
- *
- * The scratch database holds a few hundred rows per hot table, so "more than FEW_ROWS" tells
- * work that grows with the table from a lookup of a row or two.
+ * under it, a rewrite, an index build — does not. Thresholds: sample.ts.
  */
 import { hotTableNamed } from '../../lib/hot-tables.js'
 import { blocksProxy, blocksProxyWork, lockName, type ProxyImpact } from './lock-modes.js'
-import type { Trace, TableTrace } from './trace.js'
+import { FEW_ROWS, GROWING_READS } from './sample.js'
+import type { TableTrace, Trace } from './trace.js'
 import type { Check, Waiver } from './waivers.js'
-
-/**
- * Rows a migration may read under a strong lock, or update or delete, on a hot table: a
- * lookup or a fix of a row or two is brief; more grows with the table.
- */
-export const FEW_ROWS = 10
 
 export interface Stall {
   table: string
@@ -39,7 +31,9 @@ const FIX: Record<Check, string> = {
   'index-build':
     "build it with migration_hooks.ensure_index('<name>', 'public.<table>', '<spec>'): on a table with rows it is queued for the online schema step, which builds it CONCURRENTLY",
   'scan-under-lock':
-    'add the constraint NOT VALID (migration_hooks.ensure_check(), or `… not valid`): the online schema step validates it without blocking writes; move data changes to a backfill',
+    'add a constraint NOT VALID (migration_hooks.ensure_check(), or `… not valid`) and list it in CHAIN_CONSTRAINTS (scripts/deploy/online-schema.ts): the online schema step validates it without blocking writes; move data changes to a backfill',
+  scan: 'a migration must not read a hot table through: on production that takes hours, and a WHERE the sample does not match may change millions of rows there; move the work to a backfill (hooks/backfills)',
+  drop: 'never drop a hot table in a migration: the proxy writes it; retire it in a release of its own, after the application stopped using it',
   'row-updates':
     'updating or deleting rows of a hot table is a backfill\'s job (hooks/backfills, README "Writing a backfill"): batches, resumable, throttled',
 }
@@ -47,17 +41,22 @@ const FIX: Record<Check, string> = {
 function stallsOf(t: TableTrace): Omit<Stall, 'table' | 'lock' | 'blocks'>[] {
   const found: Omit<Stall, 'table' | 'lock' | 'blocks'>[] = []
   const touched = t.rowsUpdated + t.rowsDeleted
+  if (t.dropped) return [{ check: 'drop', what: 'dropped', fix: FIX.drop }]
   if (t.rewritten) found.push({ check: 'rewrite', what: `rewritten (new relfilenode), ${t.rowsRead} rows read`, fix: FIX.rewrite })
   // A rewrite rebuilds every index of the table: that is the rewrite's finding, not another.
   if (t.indexesBuilt.length > 0 && !t.rewritten)
     found.push({ check: 'index-build', what: `index built in place: ${t.indexesBuilt.join(', ')}`, fix: FIX['index-build'] })
   // A rewrite and an index build read the table under their lock: one finding each is enough.
-  if (!t.rewritten && t.indexesBuilt.length === 0 && blocksProxyWork(t.lock) && t.rowsRead > FEW_ROWS)
+  // Reads that grow with the table: under a lock that blocks the proxy, it waits all along;
+  // under a weaker one the migration still runs for hours, and its WHERE is untested at scale.
+  if (!t.rewritten && t.indexesBuilt.length === 0 && t.rowsRead >= GROWING_READS) {
+    const underLock = blocksProxyWork(t.lock)
     found.push({
-      check: 'scan-under-lock',
-      what: `${t.rowsRead} rows read, ${touched} updated or deleted, holding the lock`,
-      fix: FIX['scan-under-lock'],
+      check: underLock ? 'scan-under-lock' : 'scan',
+      what: `${t.rowsRead} of the sample's rows read${underLock ? ', holding the lock' : ''}, ${touched} updated or deleted`,
+      fix: FIX[underLock ? 'scan-under-lock' : 'scan'],
     })
+  }
   if (touched > FEW_ROWS)
     found.push({ check: 'row-updates', what: `${t.rowsUpdated} rows updated, ${t.rowsDeleted} deleted`, fix: FIX['row-updates'] })
   return found

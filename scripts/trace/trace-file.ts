@@ -8,14 +8,19 @@ import { relative, resolve } from 'node:path'
 import { withClient } from '../../lib/connection.js'
 import { UserError } from '../../lib/errors.js'
 import type { DatabaseUrls } from '../graphile/connection-settings.js'
-import { buildScratchDatabase, requireShadow, SAMPLE_ROWS, scratchIsCurrent } from './scratch-database.js'
+import { assertShadowIsSafe } from '../guards/shadow-guard.js'
+import { buildScratchDatabase, markScratchDirty, requireShadow, scratchIsCurrent } from './scratch-database.js'
+import { SAMPLE_ROWS } from './sample.js'
 import { judge, type Verdict } from './stall-rules.js'
 import { traceReport, traceSummary } from './report.js'
 import { type Trace, traceSql } from './trace.js'
 import { parseWaivers } from './waivers.js'
 
-/** As .gmrc's pgSettings: graphile-migrate runs every migration with this search_path. */
-const MIGRATION_SETTINGS = { search_path: 'public' }
+/**
+ * As .gmrc's pgSettings, which graphile-migrate sets on every migration's session (a test
+ * compares the two): the same names resolve, and a traced lock that cannot be had fails in 2 s.
+ */
+export const MIGRATION_SETTINGS = { search_path: 'public', lock_timeout: '2s', statement_timeout: '15min' }
 
 export interface FileTrace {
   trace: Trace
@@ -28,8 +33,20 @@ export interface FileTrace {
 /** Whether `sql` holds a statement at all (graphile-migrate's commit refuses an empty current.sql). */
 const hasStatements = (sql: string): boolean => sql.replace(/--.*$/gm, '').trim().length > 0
 
-/** graphile-migrate runs a file starting with this header outside a transaction. */
-const NO_TRANSACTION = /^--!\s*no-transaction\b/m
+/**
+ * graphile-migrate runs a migration outside a transaction when the first line of its body
+ * (after a committed file's --! Previous/Hash/Message headers and their blank line) is this.
+ */
+const NO_TRANSACTION = /^--!\s*no-transaction\b/
+const COMMITTED_HEADER = /^--! [A-Z][a-zA-Z0-9_]*(:.*)?$/
+
+function isNoTransaction(sql: string): boolean {
+  const lines = sql.split('\n')
+  let i = 0
+  while (i < lines.length && COMMITTED_HEADER.test(lines[i]!)) i++
+  if (i > 0 && lines[i] === '') i++
+  return NO_TRANSACTION.test(lines[i] ?? '')
+}
 
 /**
  * A `--! no-transaction` migration cannot run in a transaction, so it cannot be traced and
@@ -63,13 +80,16 @@ export async function traceMigrationText(client: pg.ClientBase, sql: string, lab
     const trace: Trace = { tables: [], queued: [], notValid: [] }
     return { trace, verdict: judge(trace), lines: [`Trace of ${label}: nothing to run.`], empty: true }
   }
-  if (NO_TRANSACTION.test(sql)) return finish(concurrentIndexStatement(sql, label))
+  if (isNoTransaction(sql)) return finish(concurrentIndexStatement(sql, label))
   return finish(await traceSql(client, sql, { settings: MIGRATION_SETTINGS }))
 }
 
 /** Trace `sql` on the scratch database at `shadowUrl`. */
-export function traceOnScratch(shadowUrl: string, sql: string, label: string): Promise<FileTrace> {
-  return withClient(shadowUrl, (c) => traceMigrationText(c, sql, label), { applicationName: 'migration trace' })
+export async function traceOnScratch(shadowUrl: string, sql: string, label: string): Promise<FileTrace> {
+  const result = await withClient(shadowUrl, (c) => traceMigrationText(c, sql, label), { applicationName: 'migration trace' })
+  // Its COMMIT kept its changes there: the next trace must not run on them.
+  if (result.trace.endedOwnTransaction) await markScratchDirty(shadowUrl)
+  return result
 }
 
 /** Build the scratch database, then trace `file`. */
@@ -97,11 +117,16 @@ export async function traceFile(urls: DatabaseUrls, projectDir: string, file: st
  * Given the current.sql just applied, it returns the one-line summary, or null when it holds
  * nothing to run.
  */
-export function watchTracer(urls: DatabaseUrls, projectDir: string, migrationsFolder: string): (sql: string) => Promise<string | null> {
+export function watchTracer(urls: DatabaseUrls, projectDir: string): (sql: string) => Promise<string | null> {
+  let checked = false
   return async (sql) => {
     if (!hasStatements(sql)) return null
     const { shadowUrl } = requireShadow(urls, 'db:watch')
-    if (!(await scratchIsCurrent(shadowUrl, migrationsFolder))) await buildScratchDatabase(urls, projectDir, 'db:watch')
+    // Once, even when the scratch database is current and needs no rebuild: a shadow URL that
+    // names the development database would otherwise be traced on (and a COMMIT kept there).
+    if (!checked) await assertShadowIsSafe(urls, 'db:watch')
+    checked = true
+    if (!(await scratchIsCurrent(shadowUrl, projectDir))) await buildScratchDatabase(urls, projectDir, 'db:watch')
     const result = await traceOnScratch(shadowUrl, sql, 'current.sql')
     return traceSummary(result.trace, result.verdict)
   }

@@ -24,6 +24,10 @@ export interface TableTrace {
   hot: boolean
   /** Created by the traced SQL itself: nobody else can be using it. */
   created: boolean
+  /** Its name before the SQL, when the SQL renamed it (a hot table is hot by its old name). */
+  renamedFrom?: string
+  /** Dropped by the SQL. */
+  dropped?: boolean
   /** The strongest lock taken on the table or one of its indexes. */
   lock: LockMode | null
   /** The index the strongest lock was taken on, when it was not the table itself. */
@@ -51,6 +55,8 @@ export interface Trace {
   notValid: string[]
   /** The SQL failed: its message; nothing else is reported. */
   error?: string
+  /** The SQL committed (or rolled back) the transaction itself: its changes may have stayed. */
+  endedOwnTransaction?: boolean
   /** A `--! no-transaction` file's one CONCURRENTLY statement, checked by its text (trace-file.ts). */
   concurrent?: string
 }
@@ -153,9 +159,13 @@ function tableTraces(before: Snapshot, after: Snapshot, locks: { oid: number; mo
       const was = before.relations.get(oid)
       const c0 = before.counters.get(oid) ?? ZERO
       const c1 = after.counters.get(oid) ?? ZERO
+      // Hot by the name it had: `alter table api_requests rename to x` and then rewriting x
+      // rewrites the proxy's table. A new table under a hot table's name (a swap) is hot too.
+      const name = was?.name ?? rel.name
       t = {
-        table: rel.name,
-        hot: hotTableNamed(rel.name) !== undefined,
+        table: name,
+        ...(was && was.name !== rel.name ? { renamedFrom: was.name, table: rel.name } : {}),
+        hot: hotTableNamed(name) !== undefined || hotTableNamed(rel.name) !== undefined,
         created: !was,
         lock: null,
         rewritten: Boolean(was && was.filenode !== rel.filenode),
@@ -195,6 +205,24 @@ function tableTraces(before: Snapshot, after: Snapshot, locks: { oid: number; mo
     const was = before.relations.get(oid)
     if ((!was || was.filenode !== rel.filenode) && rel.table !== null) traceOf(rel.table)?.indexesBuilt.push(rel.name)
   }
+  // Tables the SQL dropped (their locks went with them).
+  for (const [oid, was] of before.relations) {
+    if (was.kind === 'i' || after.relations.has(oid)) continue
+    traces.set(oid, {
+      table: was.name,
+      hot: hotTableNamed(was.name) !== undefined,
+      created: false,
+      dropped: true,
+      lock: 'AccessExclusiveLock',
+      rewritten: false,
+      indexesBuilt: [],
+      seqScans: 0,
+      rowsRead: 0,
+      rowsInserted: 0,
+      rowsUpdated: 0,
+      rowsDeleted: 0,
+    })
+  }
   // Keep the tables the SQL did something to, but not the tools' own bookkeeping (what the
   // SQL queued for the online step is reported as such).
   return [...traces.values()]
@@ -203,6 +231,7 @@ function tableTraces(before: Snapshot, after: Snapshot, locks: { oid: number; mo
       (t) =>
         t.lock !== null ||
         t.created ||
+        t.dropped ||
         t.rewritten ||
         t.indexesBuilt.length > 0 ||
         t.seqScans + t.rowsRead + t.rowsInserted + t.rowsUpdated + t.rowsDeleted > 0,
@@ -236,6 +265,7 @@ export async function traceSql(client: pg.ClientBase, sql: string, opts: TraceSe
         notValid: [],
         error:
           'the SQL ended its own transaction (COMMIT or ROLLBACK): graphile-migrate runs each migration in one transaction; remove them',
+        endedOwnTransaction: true,
       }
     }
     const locks = (await client.query<{ oid: number; mode: string }>(LOCKS_SQL)).rows

@@ -10,7 +10,7 @@
 import { UserError } from '../../lib/errors.js'
 import { HOT_TABLES, hotTableNamed } from '../../lib/hot-tables.js'
 
-export const CHECKS = ['rewrite', 'scan-under-lock', 'row-updates', 'index-build'] as const
+export const CHECKS = ['rewrite', 'index-build', 'scan-under-lock', 'scan', 'row-updates', 'drop'] as const
 export type Check = (typeof CHECKS)[number]
 
 export interface Waiver {

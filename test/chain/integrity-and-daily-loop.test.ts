@@ -147,7 +147,7 @@ describe('npm run db:watch (in-process watch loop)', () => {
         timeoutMs: 60_000,
       })
       expect(watch.output()).toMatch(
-        /trace: api_requests ROW EXCLUSIVE \(1 seq scan\(s\), 200 rows read, 200 updated\) — WOULD STALL THE PROXY: api_requests row-updates/,
+        /trace: api_requests ROW EXCLUSIVE \(1 seq scan\(s\), 200 rows read, 200 updated\) — WOULD STALL THE PROXY: api_requests scan, api_requests row-updates/,
       )
       // The trace ran on the scratch database and was rolled back there; watch applied the save here.
       const models = await withClient(db.databaseUrl, (c) => c.query(`select model from api_requests`))

@@ -59,7 +59,7 @@ describe.each(fixtures)('the committed chain traced on %s with rows', (fixture) 
         for (const s of verdict.stalls) stalls.push(`${m.filename}: ${s.table} ${s.check} (${s.what})`)
         // Then apply it for real, as graphile-migrate would (in one transaction unless
         // --! no-transaction), and trace the next on the result.
-        const inTransaction = !/^--! no-transaction/m.test(m.body)
+        const inTransaction = !/^--! no-transaction/.test(m.body)
         if (inTransaction) await c.query(`begin; select set_config('search_path', 'public', true)`)
         await c.query(m.body)
         if (inTransaction) await c.query('commit')

@@ -9,8 +9,9 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createTestDatabases, withClient } from '../helpers/databases.js'
 import { graphileMigrate, projectCopy, PROJECT_ROOT, tsxScript } from '../helpers/project.js'
-import { buildScratchDatabase, SAMPLE_ROWS } from '../../scripts/trace/scratch-database.js'
-import { traceOnScratch } from '../../scripts/trace/trace-file.js'
+import { buildScratchDatabase, scratchIsCurrent } from '../../scripts/trace/scratch-database.js'
+import { SAMPLE_ROWS } from '../../scripts/trace/sample.js'
+import { MIGRATION_SETTINGS, traceOnScratch } from '../../scripts/trace/trace-file.js'
 import { parseWaivers } from '../../scripts/trace/waivers.js'
 
 /** The issue's three examples, and a plain index build. */
@@ -31,7 +32,8 @@ const scratchState = () =>
     const { rows } = await c.query(`
       select (select format_type(atttypid, atttypmod) from pg_attribute
                where attrelid = 'public.api_requests'::regclass and attname = 'first_token_ms') as first_token_type,
-             (select count(*)::int from public.api_requests where model = 'claude-sample') as sample_models,
+             (select count(*)::int from public.api_requests where train_id like 'trace-train-%') as sample_rows,
+             (select count(*)::int from public.api_requests where model like 'claude-sample-%') as sample_models,
              to_regclass('public.idx_chunks_data') is not null as plain_index,
              exists (select 1 from pg_constraint where conname = 'chk_tokens_positive') as check_added,
              (select relfilenode::text from pg_class where oid = 'public.api_requests'::regclass) as filenode`)
@@ -47,7 +49,7 @@ beforeAll(async () => {
 describe('the trace sees what the server does', () => {
   it('refuses each of the issue examples with its own check, lock and fix, and rolls every one back', async () => {
     const before = await scratchState()
-    expect(before.sample_models).toBe(SAMPLE_ROWS)
+    expect(before.sample_rows).toBe(SAMPLE_ROWS)
 
     const rewrite = await traceOnScratch(shadowUrl, ALTER_TYPE_IN_DO, 'alter-type.sql')
     const requests = rewrite.trace.tables.find((t) => t.table === 'public.api_requests')!
@@ -61,11 +63,12 @@ describe('the trace sees what the server does', () => {
       lock: 'RowExclusiveLock',
       rowsUpdated: SAMPLE_ROWS,
     })
-    expect(update.verdict.stalls.map((s) => s.check)).toEqual(['row-updates'])
+    // It reads the whole table too (under a lock the proxy does not wait for): both are named.
+    expect(update.verdict.stalls.map((s) => s.check)).toEqual(['scan', 'row-updates'])
 
     const check = await traceOnScratch(shadowUrl, CHECK_IN_DO, 'check.sql')
     expect(check.verdict.stalls.map((s) => [s.check, s.lock])).toEqual([['scan-under-lock', 'ACCESS EXCLUSIVE']])
-    expect(check.trace.tables[0]!.rowsRead).toBeGreaterThanOrEqual(SAMPLE_ROWS)
+    expect(check.trace.tables.find((t) => t.table === 'public.api_requests')!.rowsRead).toBeGreaterThanOrEqual(SAMPLE_ROWS)
 
     const index = await traceOnScratch(shadowUrl, PLAIN_INDEX, 'index.sql')
     const chunks = index.trace.tables.find((t) => t.table === 'public.streaming_chunks')!
@@ -97,11 +100,59 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
     expect(columns.rowCount).toBe(0)
   })
 
+  it('sees through renames, drops and WHEREs the sample barely matches', async () => {
+    const renamed = await traceOnScratch(
+      shadowUrl,
+      `alter table public.api_requests rename to requests_old;\nalter table public.requests_old alter column first_token_ms type bigint;`,
+      'rename.sql',
+    )
+    expect(renamed.verdict.stalls.map((s) => [s.table, s.check])).toEqual([['public.requests_old', 'rewrite']])
+    const dropped = await traceOnScratch(shadowUrl, 'drop table public.streaming_chunks;', 'drop.sql')
+    expect(dropped.verdict.stalls.map((s) => [s.table, s.check])).toEqual([['public.streaming_chunks', 'drop']])
+    // Deletes no sample row, but reads the whole table to find out: on production, hours and maybe millions of rows.
+    const old = await traceOnScratch(
+      shadowUrl,
+      `delete from public.api_requests where "timestamp" < now() - interval '5 years';`,
+      'old.sql',
+    )
+    expect(old.verdict.stalls.map((s) => s.check)).toEqual(['scan'])
+    expect(await withClient(shadowUrl, (c) => c.query(`select to_regclass('public.streaming_chunks') is not null as ok`))).toMatchObject({
+      rows: [{ ok: true }],
+    })
+  })
+
+  it('a --! no-transaction file may hold one CONCURRENTLY index statement, checked by its text', async () => {
+    const ok = await traceOnScratch(
+      shadowUrl,
+      '--! no-transaction\ncreate index concurrently if not exists idx_x on public.api_requests (model);\n',
+      'nt.sql',
+    )
+    expect(ok.trace.concurrent).toMatch(/^create index concurrently/)
+    expect(ok.verdict.stalls).toEqual([])
+    await expect(
+      traceOnScratch(shadowUrl, '--! no-transaction\nupdate public.api_requests set model = null;\n', 'nt2.sql'),
+    ).rejects.toThrow(/nt2\.sql is a --! no-transaction migration.*one CONCURRENTLY index statement/)
+    // Not on the first line: graphile-migrate runs it in a transaction, and so is it traced.
+    const later = await traceOnScratch(shadowUrl, '-- note\n--! no-transaction\nupdate public.api_requests set model = null;\n', 'nt3.sql')
+    expect(later.verdict.stalls.map((s) => s.check)).toEqual(['scan', 'row-updates'])
+  })
+
+  it('uses the session settings graphile-migrate uses (.gmrc pgSettings)', async () => {
+    const { getSettings } = await import('graphile-migrate/dist/commands/_common.js')
+    const settings = await getSettings({ configFile: join(PROJECT_ROOT, '.gmrc') })
+    expect(MIGRATION_SETTINGS).toEqual(settings.pgSettings)
+  })
+
   it('a waiver in the file lets its one check through and is reported; a malformed waiver is refused', async () => {
-    const waived = `-- trace-waiver: api_requests row-updates: renames the sample model, a bounded data fix\n${UPDATE_ALL}`
+    const waived = [
+      '-- trace-waiver: api_requests scan: reads the table once, a bounded data fix',
+      '-- trace-waiver: api_requests row-updates: renames the sample model, a bounded data fix',
+      UPDATE_ALL,
+    ].join('\n')
     const result = await traceOnScratch(shadowUrl, waived, 'waived.sql')
     expect(result.verdict.stalls).toEqual([])
     expect(result.verdict.waived.map((w) => [w.table, w.check, w.reason])).toEqual([
+      ['public.api_requests', 'scan', 'reads the table once, a bounded data fix'],
       ['public.api_requests', 'row-updates', 'renames the sample model, a bounded data fix'],
     ])
     // The waiver covers that check only.
@@ -119,6 +170,15 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
       /b\.sql:2: unknown check "rewrites"/,
     )
     expect(() => parseWaivers('-- trace-waiver: api_requests rewrite: ok', 'c.sql')).toThrow(/c\.sql:1: the waiver needs its reason/)
+  })
+})
+
+describe('a traced COMMIT', () => {
+  it('is reported, and marks the scratch database for a rebuild before the next trace', async () => {
+    expect(await scratchIsCurrent(shadowUrl, PROJECT_ROOT)).toBe(true)
+    const result = await traceOnScratch(shadowUrl, 'create table public.trace_committed (id int);\ncommit;', 'commit.sql')
+    expect(result.trace.error).toMatch(/ended its own transaction/)
+    expect(await scratchIsCurrent(shadowUrl, PROJECT_ROOT)).toBe(false)
   })
 })
 

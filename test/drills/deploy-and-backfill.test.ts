@@ -223,6 +223,10 @@ describe('db:migrate --plan', () => {
     expect(r.stdout).not.toMatch(/idx_api_requests_model on/)
     expect(r.stdout).toMatch(/Backfills to run .*api_requests has ~\d/)
     expect(r.stdout).toMatch(/system-hash: never run/)
+    // What it will cost the server, before anything starts.
+    expect(r.stdout).toMatch(/WAL: ~\d+ (MB|GB)/)
+    expect(r.stdout).toMatch(/api_requests heap: grows ~\d+ (MB|GB)/)
+    expect(r.stdout).toMatch(/free disk needed on the primary: ~[\d.]+ (MB|GB) \(heap \+ index growth \+ max_wal_size, [\d.]+ (MB|GB)\)/)
     expect(await checksums(db.databaseUrl)).toEqual(before)
     expect(await schemas()).toEqual([])
   })

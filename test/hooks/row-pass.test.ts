@@ -138,12 +138,16 @@ describe('the row pass', () => {
   it("vacuums what it has walked, so that api_requests' heap grows by a fraction of what it grows without", async () => {
     const heapAfterRowPass = async (label: string, percent: string) => {
       const url = await copy(label)
-      const pages = () => inDb(url, async (c) => (await c.query(`select pg_relation_size('public.api_requests')::float8 as b`)).rows[0].b as number)
+      const pages = () =>
+        inDb(url, async (c) => (await c.query(`select pg_relation_size('public.api_requests')::float8 as b`)).rows[0].b as number)
       // Packed pages, as on a table that autovacuum has long settled: the new versions must go somewhere else.
       await inDb(url, (c) => c.query('vacuum public.api_requests'))
       const before = await pages()
       const only = ['task-invocations', 'parent-request-ids', 'account-ids', 'system-hash']
-      const r = await runQuiet(url, { only, env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '30', HOOKS_RECLAIM_EVERY_PERCENT: percent } })
+      const r = await runQuiet(url, {
+        only,
+        env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '30', HOOKS_RECLAIM_EVERY_PERCENT: percent },
+      })
       expect(r.ok, r.error).toBe(true)
       expect(await writtenTwice(url)).toEqual([])
       return (await pages()) / before
