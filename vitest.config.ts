@@ -23,11 +23,18 @@ if (phase && !(phase in PHASES)) throw new Error(`TEST_PHASE must be one of ${Ob
  * The lines phase (`npm run test:lines`: TEST_PG_MAJOR=16|17|18) runs what depends on the
  * server's line: the chain and the adoptions, including the upgrade from 15 by dump/restore.
  * Left out there: the tests that pg_dump the test server itself (Debian's client is 15's, and
- * pg_dump refuses a newer server; the upgrade test dumps its own 15 server), and the static lint.
+ * pg_dump refuses a newer server; the upgrade test dumps its own 15 server), the static lint,
+ * and the trace's own tests (the committed chain's trace runs on every line).
  */
 const LINE_RUN = Boolean(process.env.TEST_PG_MAJOR)
 const LINE_TESTS = ['test/chain/**/*.test.ts', 'test/adoption/**/*.test.ts']
-const NOT_ON_LINES = ['test/adoption/dump-restore.test.ts', 'test/adoption/restore-round-trip.test.ts', 'test/chain/squawk-lint.test.ts']
+const NOT_ON_LINES = [
+  'test/adoption/dump-restore.test.ts',
+  'test/adoption/restore-round-trip.test.ts',
+  'test/chain/squawk-lint.test.ts',
+  // The trace's own cases and CLI (about 30 s a line); the chain's trace (trace-chain) does run on every line.
+  'test/chain/trace.test.ts',
+]
 
 const mainWorkers = Number(process.env.TEST_WORKERS) || availableParallelism()
 
