@@ -9,11 +9,11 @@
  *             edited, missing files), a backfill setting or the mapping file is invalid, or the
  *             role cannot create/alter what the pending migrations need (guards/preflight.ts)
  *   backfill  run/resume every unfinished backfill to completion; SIGTERM stops after a batch
- *   watch     re-apply migrations/current.sql on every save
+ *   watch     re-apply migrations/current.sql on every save; a one-line trace when it changes
  *   commit    move current.sql into the committed chain (args passed through, e.g. --message),
-             after tracing it: refused when it would stall the proxy on the hot tables
-  trace     run a migration (default current.sql) in a rolled-back transaction on the shadow
-             database with the chain and sample rows; per table: lock, rewrite, rows, queued work
+ *             after tracing it: refused when it would stall the proxy on the hot tables
+ *   trace     run a migration (default current.sql) in a rolled-back transaction on the shadow
+ *             database with the chain and sample rows; per table: lock, rewrite, rows, queued work
  *   uncommit  move the last committed migration back into current.sql
  *   reset     drop and rebuild the database from the chain (development only; --drop-data when
  *             it holds application rows)

@@ -44,6 +44,8 @@ export function traceReport(label: string, trace: Trace, verdict: Verdict, rowsP
   for (const q of trace.queued) lines.push(`  queued for the online schema step: ${q.statement}`)
   for (const c of trace.notValid) lines.push(`  added NOT VALID (validated by the online schema step if listed in CHAIN_CONSTRAINTS): ${c}`)
   for (const w of verdict.waived) lines.push(`  waived: ${w.table} ${w.check} — ${w.reason}`)
+  for (const w of verdict.unused)
+    lines.push(`  waiver on line ${w.line} waives nothing here (${w.table} ${w.check}): remove it, or it will hide a later change`)
   for (const s of verdict.stalls) {
     lines.push(`  STALL ${s.table} ${s.check}: ${s.what}; lock ${s.lock} ${impactText(s.blocks)}.`)
     lines.push(`    fix: ${s.fix}.`)

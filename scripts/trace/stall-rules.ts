@@ -23,6 +23,8 @@ export interface Stall {
 export interface Verdict {
   stalls: Stall[]
   waived: (Stall & { reason: string })[]
+  /** Waivers in the file that waived nothing: stale, or a table or check the trace did not see. */
+  unused: Waiver[]
 }
 
 const FIX: Record<Check, string> = {
@@ -64,7 +66,8 @@ function stallsOf(t: TableTrace): Omit<Stall, 'table' | 'lock' | 'blocks'>[] {
 
 /** The stalls in `trace` on hot tables that existed before it, with `waivers` applied. */
 export function judge(trace: Trace, waivers: Waiver[] = []): Verdict {
-  const verdict: Verdict = { stalls: [], waived: [] }
+  const verdict: Verdict = { stalls: [], waived: [], unused: [] }
+  const used = new Set<Waiver>()
   for (const t of trace.tables) {
     if (!t.hot || t.created) continue
     for (const s of stallsOf(t)) {
@@ -75,9 +78,11 @@ export function judge(trace: Trace, waivers: Waiver[] = []): Verdict {
         ...s,
       }
       const waiver = waivers.find((w) => w.table === hotTableNamed(t.table) && w.check === s.check)
+      if (waiver) used.add(waiver)
       if (waiver) verdict.waived.push({ ...stall, reason: waiver.reason })
       else verdict.stalls.push(stall)
     }
   }
+  verdict.unused = waivers.filter((w) => !used.has(w))
   return verdict
 }

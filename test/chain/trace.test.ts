@@ -162,6 +162,8 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
       'x.sql',
     )
     expect(other.verdict.stalls.map((s) => s.check)).toEqual(['rewrite'])
+    expect(other.verdict.unused.map((w) => [w.check, w.line])).toEqual([['row-updates', 1]])
+    expect(other.lines.join('\n')).toMatch(/waiver on line 1 waives nothing here/)
 
     expect(() => parseWaivers('-- trace-waiver: conversation_analyses rewrite: small table', 'a.sql')).toThrow(
       /a\.sql:1: "conversation_analyses" is not a hot table/,
