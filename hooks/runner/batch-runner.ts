@@ -105,15 +105,17 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       // Sized per step: a row costs very different amounts in different steps.
       const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
       let examined = 0
+      // Stopped on request (after a batch, or while waiting for the database's health): resumable.
+      const stopHere = async (note: string) => {
+        await gin.settled()
+        if (!opts.dryRun) await markStopped(client, backfill.name, note)
+        return finish('stopped', { note })
+      }
       try {
         for (;;) {
           // Between batches, outside any transaction: the wait holds no lock but the hooks lock.
           const gate = await (opts.health ?? NO_THROTTLE).beforeBatch({ backfills: [backfill.name] })
-          if (gate.stop) {
-            await gin.settled()
-            if (!opts.dryRun) await markStopped(client, backfill.name, gate.stop)
-            return finish('stopped', { note: gate.stop })
-          }
+          if (gate.stop) return stopHere(gate.stop)
           // One size for the whole batch: the step reads settings.batchSize of its context.
           const size = sizer.size()
           const batchCtx = size === ctx.settings.batchSize ? ctx : { ...ctx, settings: { ...ctx.settings, batchSize: size } }
@@ -151,11 +153,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
           cursor = result.cursor
           if (cursor === null) break
           const stop = opts.shouldStop?.()
-          if (stop) {
-            await gin.settled()
-            if (!opts.dryRun) await markStopped(client, backfill.name, stop)
-            return finish('stopped', { note: stop })
-          }
+          if (stop) return stopHere(stop)
           if (opts.settings.batchDelayMs > 0) await sleep(opts.settings.batchDelayMs)
         }
       } finally {

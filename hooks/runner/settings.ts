@@ -2,22 +2,15 @@
  * Every tunable of the hooks, read from the environment in one place so that a typo fails
  * before anything is written, with a message that names the variable.
  */
-import { UserError } from '../../lib/errors.js'
 import type { HookSettings } from './backfill.js'
+import { wholeNumber } from './env-values.js'
 import { loadHealthLimits } from './health/limits.js'
 
 /** Whole-number setting with bounds; the message says what was expected and what was given. */
-function integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (env: NodeJS.ProcessEnv): number => {
-    const raw = env[name]
-    if (raw === undefined || raw.trim() === '') return fallback
-    const value = Number(raw.trim())
-    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new UserError(`${name} must be a whole number between ${min} and ${max} (got "${raw}").`)
-    }
-    return value
-  }
-}
+const integer =
+  (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (env: NodeJS.ProcessEnv): number =>
+    wholeNumber(env, name, fallback, min, max)
 
 const readers = {
   batchSize: integer('HOOKS_BATCH_SIZE', 400, 1, 1_000_000),

@@ -61,10 +61,11 @@ export function traceSummary(trace: Trace, verdict: Verdict): string {
   if (trace.error) return `trace: the SQL failed on the scratch database: ${trace.error}`
   if (trace.concurrent) return 'trace: one CONCURRENTLY index statement outside a transaction (blocks neither reads nor writes) — ok'
   const hot = trace.tables.filter((t) => t.hot && !t.created)
-  const parts = hot.map((t) => `${t.table.replace(/^public\./, '')} ${t.lock ? lockName(t.lock) : 'no lock'} (${workText(t)})`)
+  const short = (table: string) => table.replace(/^public\./, '')
+  const parts = hot.map((t) => `${short(t.table)} ${t.lock ? lockName(t.lock) : 'no lock'} (${workText(t)})`)
   if (trace.queued.length) parts.push(`${trace.queued.length} queued for the online step`)
   const verdictText = verdict.stalls.length
-    ? `WOULD STALL THE PROXY: ${verdict.stalls.map((s) => `${s.table.replace(/^public\./, '')} ${s.check}`).join(', ')} (npm run db:trace for details)`
+    ? `WOULD STALL THE PROXY: ${verdict.stalls.map((s) => `${short(s.table)} ${s.check}`).join(', ')} (npm run db:trace for details)`
     : 'ok'
   return `trace: ${parts.length ? parts.join('; ') : 'no hot table touched'} — ${verdictText}`
 }

@@ -31,7 +31,8 @@ export interface FileTrace {
 }
 
 /** Whether `sql` holds a statement at all (graphile-migrate's commit refuses an empty current.sql). */
-const hasStatements = (sql: string): boolean => sql.replace(/--.*$/gm, '').trim().length > 0
+const withoutComments = (sql: string): string => sql.replace(/--.*$/gm, '').trim()
+const hasStatements = (sql: string): boolean => withoutComments(sql).length > 0
 
 /**
  * graphile-migrate runs a migration outside a transaction when the first line of its body
@@ -59,7 +60,7 @@ const CONCURRENT_INDEX =
   /^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\s+(index|table)\s+concurrently)\s[^;]*;?$/i
 
 function concurrentIndexStatement(sql: string, label: string): Trace {
-  const statement = sql.replace(/--.*$/gm, '').trim().replace(/\s+/g, ' ')
+  const statement = withoutComments(sql).replace(/\s+/g, ' ')
   if (!CONCURRENT_INDEX.test(statement))
     throw new UserError(
       `${label} is a --! no-transaction migration, which runs outside a transaction and so cannot be traced and rolled back. ` +

@@ -5,6 +5,7 @@
  * ("Backfills wait for the database's health").
  */
 import { UserError } from '../../../lib/errors.js'
+import { envValue, wholeNumber } from '../env-values.js'
 
 export interface HealthLimits {
   /** HOOKS_THROTTLE=off turns every check off (the backfills then write as fast as they can). */
@@ -30,24 +31,9 @@ export interface HealthLimits {
 
 type Env = NodeJS.ProcessEnv
 
-function raw(env: Env, name: string): string | undefined {
-  const value = env[name]
-  return value === undefined || value.trim() === '' ? undefined : value.trim()
-}
-
-function whole(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const value = raw(env, name)
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UserError(`${name} must be a whole number between ${min} and ${max} (got "${env[name]}").`)
-  }
-  return n
-}
-
 /** Seconds may be fractional (0.5): a lag limit below a second is a reasonable wish. */
 function seconds(env: Env, name: string, fallback: number, max: number): number {
-  const value = raw(env, name)
+  const value = envValue(env, name)
   if (value === undefined) return fallback
   const n = Number(value)
   if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(n) || n > max) {
@@ -57,7 +43,7 @@ function seconds(env: Env, name: string, fallback: number, max: number): number 
 }
 
 function onOff(env: Env, name: string): boolean {
-  const value = raw(env, name)?.toLowerCase()
+  const value = envValue(env, name)?.toLowerCase()
   if (value === undefined || value === 'on') return true
   if (value === 'off') return false
   throw new UserError(`${name} must be "on" or "off" (got "${env[name]}").`)
@@ -67,11 +53,11 @@ export function loadHealthLimits(env: Env = process.env): HealthLimits {
   return {
     enabled: onOff(env, 'HOOKS_THROTTLE'),
     maxReplicaLagSeconds: seconds(env, 'HOOKS_MAX_REPLICA_LAG_SECONDS', 1, 86_400),
-    maxReplicaLagMb: whole(env, 'HOOKS_MAX_REPLICA_LAG_MB', 64, 0, 10_000_000),
-    maxSlotRetainedMb: whole(env, 'HOOKS_MAX_SLOT_RETAINED_MB', 1024, 0, 100_000_000),
-    maxArchiveBacklogSegments: whole(env, 'HOOKS_MAX_ARCHIVE_BACKLOG_SEGMENTS', 42, 0, 10_000_000),
-    maxAutovacuumWaitSeconds: whole(env, 'HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS', 600, 0, 86_400),
-    maxThrottleWaitSeconds: whole(env, 'HOOKS_MAX_THROTTLE_WAIT_SECONDS', 0, 0, 31_536_000),
-    checkIntervalMs: whole(env, 'HOOKS_HEALTH_CHECK_MS', 1000, 0, 60_000),
+    maxReplicaLagMb: wholeNumber(env, 'HOOKS_MAX_REPLICA_LAG_MB', 64, 0, 10_000_000),
+    maxSlotRetainedMb: wholeNumber(env, 'HOOKS_MAX_SLOT_RETAINED_MB', 1024, 0, 100_000_000),
+    maxArchiveBacklogSegments: wholeNumber(env, 'HOOKS_MAX_ARCHIVE_BACKLOG_SEGMENTS', 42, 0, 10_000_000),
+    maxAutovacuumWaitSeconds: wholeNumber(env, 'HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS', 600, 0, 86_400),
+    maxThrottleWaitSeconds: wholeNumber(env, 'HOOKS_MAX_THROTTLE_WAIT_SECONDS', 0, 0, 31_536_000),
+    checkIntervalMs: wholeNumber(env, 'HOOKS_HEALTH_CHECK_MS', 1000, 0, 60_000),
   }
 }

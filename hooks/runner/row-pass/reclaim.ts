@@ -90,6 +90,11 @@ export function heapReclaimer(
     }
   }
 
+  const closeSession = async () => {
+    await session?.end().catch(() => {})
+    session = null
+  }
+
   const start = () => {
     running ??= vacuumOnce().finally(() => {
       running = null
@@ -107,13 +112,11 @@ export function heapReclaimer(
     async finish() {
       await running
       await start()
-      await session?.end().catch(() => {})
-      session = null
+      await closeSession()
     },
     async settled() {
       await running
-      await session?.end().catch(() => {})
-      session = null
+      await closeSession()
     },
     seconds: () => ms / 1000,
   }

@@ -99,6 +99,13 @@ async function walkChunk(
     return p
   }
   let ahead: Promise<ReadBatch> | null = chunk.nextPage < chunk.endPage ? readFrom(chunk.nextPage) : null
+  // Stopped on request (after a batch, or while waiting for the database's health): free the
+  // chunk at once, so that another runner may resume it from its recorded position.
+  const stopHere = async (reason: string): Promise<WorkerEnd> => {
+    await ahead?.catch(() => {})
+    await releaseChunk(writer, chunk.chunk, runner)
+    return { stopped: reason }
+  }
   if (!ahead) {
     // An empty range (the heap shrank, or a resumed chunk at its end): just mark it done.
     await advanceChunk(writer, chunk.chunk, runner, chunk.endPage, true)
@@ -118,11 +125,7 @@ async function walkChunk(
         backfills: run.participants.map((p) => p.name),
         keepAlive: dryRun ? undefined : () => heartbeat(writer, runner),
       })
-      if (gate.stop) {
-        await ahead?.catch(() => {})
-        await releaseChunk(writer, chunk.chunk, runner)
-        return { stopped: gate.stop }
-      }
+      if (gate.stop) return stopHere(gate.stop)
       let counts: BatchCounts
       try {
         counts = await inBatchTransaction(
@@ -158,16 +161,11 @@ async function walkChunk(
       if (dryRun) await advanceChunk(writer, chunk.chunk, runner, batch.to, last)
       run.tally.add(counts, computed.counts)
       run.gin.afterBatch(counts.rows, last)
-      if (!dryRun) run.reclaim.walked(batch.to - batch.from)
+      run.reclaim.walked(batch.to - batch.from)
       run.onWalked(batch.rowsEstimate, batch.rowsEstimate)
       if (last) break
       const stop = run.shouldStop?.()
-      if (stop) {
-        await ahead?.catch(() => {})
-        // Free the chunk at once: another runner may resume it from its recorded position.
-        await releaseChunk(writer, chunk.chunk, runner)
-        return { stopped: stop }
-      }
+      if (stop) return stopHere(stop)
       if (!ahead) ahead = readFrom(batch.to)
       if (settings.batchDelayMs > 0) await sleep(settings.batchDelayMs)
     }
