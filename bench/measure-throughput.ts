@@ -19,6 +19,7 @@ import type pg from 'pg'
 import { BACKFILLS } from '../hooks/backfills/index.js'
 import { computeBatch } from '../hooks/runner/row-pass/compute.js'
 import { type Participant, walkRead } from '../hooks/runner/row-pass/sql.js'
+import { participantsOf, setupRules } from '../hooks/runner/row-pass/run-pass.js'
 import { ensureStateTables, heapPages } from '../hooks/runner/row-pass/state.js'
 import type { BackfillSummary } from '../hooks/run.js'
 import { openClient } from '../lib/connection.js'
@@ -68,15 +69,15 @@ async function pagesOf(c: pg.ClientBase): Promise<{ pages: number; rowsPerPage: 
 const BATCH_ROWS = 2000
 
 export async function measureReadFloor(url: string): Promise<{ s: number; rows: number; values: number }> {
-  const participants: Participant[] = BACKFILLS.filter((b) => b.row && b.name !== 'account-ids').map((b) => ({
-    name: b.name,
-    rule: b.row!,
-    input: null,
-  }))
+  // The per-row backfills that read only their own row (account-ids has no mapping here;
+  // sub-task linking's rules read the matches its steps decide, which this copy does not have).
+  const own = BACKFILLS.filter((b) => b.row && b.steps.length === 0 && b.name !== 'account-ids')
+  const participants: Participant[] = own.flatMap((b) => participantsOf(b, null))
   const read = walkRead(participants)
   const c = await openClient(url, { applicationName: 'bench read floor' })
   try {
     await ensureStateTables(c) // the read consults the pass's own-writes table
+    await setupRules(c, own)
     await c.query('analyze public.api_requests')
     const { pages, rowsPerPage } = await pagesOf(c)
     const step = Math.max(1, Math.round(BATCH_ROWS / rowsPerPage))

@@ -103,7 +103,17 @@ function select(backfills: readonly Backfill[], only: string[] | undefined): Bac
   if (unknown.length) {
     throw new UserError(`Unknown backfill ${unknown.map((n) => `"${n}"`).join(', ')} in --only. Known: ${[...known].join(', ')}.`)
   }
-  return backfills.filter((b) => only.includes(b.name))
+  const chosen = backfills.filter((b) => only.includes(b.name))
+  for (const backfill of chosen) {
+    const missing = (backfill.needs ?? []).filter((name) => !only.includes(name))
+    if (missing.length) {
+      throw new UserError(
+        `--only ${backfill.name} needs ${missing.join(', ')} in the same run (it reads what they write, and takes part in the same row pass): ` +
+          `add ${missing.join(', ')} to --only, or leave --only out.`,
+      )
+    }
+  }
+  return chosen
 }
 
 function summaryLine(s: BackfillSummary, width: number, dryRun: boolean): string {
@@ -185,11 +195,6 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       // The row pass reads ahead on a second session while the first one writes (not in a dry
       // run, whose reads must see its own uncommitted writes); GIN merges run there too.
       reader = dryRun ? undefined : await connectReader(opts.databaseUrl, settings)
-      // The per-row backfills first, in one pass; then the others, one by one.
-      const perRow = rowBackfills(backfills)
-      const rowSummaries = perRow.length
-        ? await runRowPass(client, perRow, rowPassOptions(opts, settings, { dryRun, log, tty, reader, health }))
-        : []
       // Records one backfill's outcome; false when the run must end there (failed, stopped).
       const record = (backfill: Backfill, summary: BackfillSummary): boolean => {
         result.summaries.push(summary)
@@ -204,8 +209,24 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
         }
         return summary.outcome !== 'stopped' && summary.outcome !== 'failed'
       }
-      // Every per-row backfill ran (or failed) together: all are reported before deciding.
-      const rowsOk = perRow.map((b, i) => record(b, rowSummaries[i])).every(Boolean)
+      // The per-row backfills in one pass — those that decide across rows (sub-task linking)
+      // run their read-only steps first — then the others, one by one.
+      const perRow = rowBackfills(backfills)
+      const decided = new Map<string, BackfillSummary>()
+      let rowsOk = true
+      for (const backfill of perRow.filter((b) => b.steps.length > 0)) {
+        const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop, health })
+        decided.set(backfill.name, summary)
+        if (summary.outcome === 'failed' || summary.outcome === 'stopped') {
+          rowsOk = record(backfill, summary)
+          break
+        }
+      }
+      if (rowsOk && perRow.length) {
+        const rowSummaries = await runRowPass(client, perRow, rowPassOptions(opts, settings, { dryRun, log, tty, reader, health }))
+        // Every per-row backfill ran (or failed) together: all are reported before deciding.
+        rowsOk = perRow.map((b, i) => record(b, withSteps(rowSummaries[i], decided.get(b.name)))).every(Boolean)
+      }
       if (rowsOk) {
         for (const backfill of backfills.filter((b) => !b.row)) {
           const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop, health })
@@ -254,6 +275,18 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       await releaseHooksLock(client).catch(() => {})
       await client.end().catch(() => {})
     }
+  }
+}
+
+/** A row backfill's summary with the time and phases of the steps it ran before the pass. */
+function withSteps(summary: BackfillSummary, steps: BackfillSummary | undefined): BackfillSummary {
+  if (!steps) return summary
+  return {
+    ...summary,
+    changed: summary.changed + steps.changed,
+    skipped: summary.skipped + steps.skipped,
+    durationMs: summary.durationMs + steps.durationMs,
+    phases: { ...steps.phases, ...summary.phases },
   }
 }
 

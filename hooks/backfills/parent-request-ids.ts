@@ -10,8 +10,15 @@
  * Only rows whose parent_request_id is NULL are touched; rows without any candidate stay NULL
  * and are counted as skipped. A per-row rule (hooks/runner/row-rule.ts): one indexed lookup
  * (idx on current_message_hash) per pending row.
+ *
+ * "Same conversation" means the conversation before sub-task linking, which moves sub-task
+ * rows into their parent's conversation in the same row pass: a row already moved is compared
+ * by the conversation it came from (subtask-links/scratch.ts).
  */
 import type { Backfill } from '../runner/backfill.js'
+import { CONVERSATION_BEFORE_LINKING, CREATE_CONVERSATION_BEFORE_LINKING } from './subtask-links/scratch.js'
+
+const before = (row: string) => `${CONVERSATION_BEFORE_LINKING}(${row}.conversation_id, ${row}.branch_id, ${row}.parent_task_request_id)`
 
 export const parentRequestIds: Backfill = {
   name: 'parent-request-ids',
@@ -25,7 +32,9 @@ export const parentRequestIds: Backfill = {
     read: {
       parent: `(select p.request_id::text from public.api_requests p
         where p.current_message_hash = a.parent_message_hash
-          and p.train_id = a.train_id and p.conversation_id = a.conversation_id
+          and p.train_id = a.train_id
+          and (p.conversation_id = a.conversation_id or p.parent_task_request_id is not null or a.parent_task_request_id is not null)
+          and ${before('p')} = ${before('a')}
           and p.request_id <> a.request_id and p.timestamp <= a.timestamp
         order by p.timestamp desc, p.request_id desc
         limit 1)`,
@@ -34,5 +43,6 @@ export const parentRequestIds: Backfill = {
     // The application may have set a parent meanwhile: only NULLs are filled.
     guard: 'still-null',
   },
+  setupSql: [CREATE_CONVERSATION_BEFORE_LINKING],
   steps: [],
 }

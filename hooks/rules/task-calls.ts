@@ -64,3 +64,33 @@ export function rewriteLegacy(legacy: unknown[], calls: TaskCall[]): TaskCall[] 
   })
   return out
 }
+
+/** A decided link: the call at `position` (1-based) of a parent row starts `conversation`. */
+export interface CallLink {
+  position: number
+  conversation: string
+  /** The call's tool-use id when it had one: the element there must still carry it. */
+  call: string | null
+}
+
+export type Linking = { kind: 'linked'; value: unknown[] } | { kind: 'unchanged' } | { kind: 'mismatch'; reason: string }
+
+/**
+ * The parent row's `task_tool_invocation` with `linked_conversation_id` set on each linked
+ * call. A position that holds no object, or another call than the one matched, means the value
+ * changed since the calls were read: nothing is written (counted as skipped).
+ */
+export function linkCalls(invocations: unknown, links: CallLink[]): Linking {
+  if (!Array.isArray(invocations)) return { kind: 'mismatch', reason: 'task_tool_invocation is not an array' }
+  const out = [...invocations]
+  let changed = false
+  for (const link of links) {
+    const element = out[link.position - 1]
+    if (!isObject(element)) return { kind: 'mismatch', reason: `no call at position ${link.position}` }
+    if (link.call !== null && element.id !== link.call) return { kind: 'mismatch', reason: `another call at position ${link.position}` }
+    if (element.linked_conversation_id === link.conversation) continue
+    out[link.position - 1] = { ...element, linked_conversation_id: link.conversation }
+    changed = true
+  }
+  return changed ? { kind: 'linked', value: out } : { kind: 'unchanged' }
+}

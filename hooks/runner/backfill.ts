@@ -139,9 +139,42 @@ export interface Backfill {
    */
   prepare?(settings: HookSettings): Promise<Prepared> | Prepared
   /**
-   * A per-row backfill declares its rule and no steps: the runner combines the pending ones
-   * into one walk and one write per row (row-rule.ts).
+   * Backfills whose output this one reads (they come earlier in hooks/backfills/index.ts):
+   * `--only` must name them too.
    */
-  row?: RowRule
+  needs?: readonly string[]
+  /**
+   * Statements (`create or replace function …` in migration_hooks) that the row rule's SQL
+   * calls: run before every row pass it takes part in.
+   */
+  setupSql?: readonly string[]
+  /**
+   * A per-row backfill declares its rule (or rules, each with its own column) and no steps:
+   * the runner combines the pending ones into one walk and one write per row (row-rule.ts).
+   */
+  row?: RowRule | readonly RowRule[]
+  /**
+   * The steps of a staged backfill, run batch by batch. A backfill with a `row` rule as well
+   * runs its steps *before* the row pass — they may read api_requests and write only their
+   * scratch tables (`scratchOnly`) — and its rules inside it: what the steps decide is written
+   * with the row's other new columns, one row version per row.
+   */
   steps: Step[]
+  /**
+   * A backfill with steps and a `row` rule: called in the transaction that marks it done after
+   * the row pass (e.g. to drop its scratch tables).
+   */
+  afterRowPass?(client: pg.ClientBase): Promise<void>
 }
+
+/** The row rules of a backfill (none for a staged one). */
+export const rulesOf = (backfill: Backfill): readonly RowRule[] =>
+  backfill.row === undefined ? [] : Array.isArray(backfill.row) ? (backfill.row as readonly RowRule[]) : [backfill.row as RowRule]
+
+/**
+ * The ledger's `step` of a backfill with steps and a row rule whose steps are all done: what
+ * is left is its part of the row pass — whose batches record their phase (`walk`,
+ * `catch-up`) as the step.
+ */
+export const ROW_PASS_STEP = 'row-pass'
+export const ROW_PASS_PHASES: readonly string[] = [ROW_PASS_STEP, 'walk', 'catch-up']

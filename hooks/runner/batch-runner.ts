@@ -14,7 +14,7 @@ import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
 import { sleep } from '../../lib/retry.js'
-import type { Backfill, BatchContext, Cursor, HookSettings } from './backfill.js'
+import { type Backfill, type BatchContext, type Cursor, type HookSettings, ROW_PASS_PHASES, ROW_PASS_STEP } from './backfill.js'
 import { batchSizer } from './batch-sizer.js'
 import { markDone, markFailed, markRunning, markStopped, saveProgress, startStep } from './ledger.js'
 import { resolveEntry } from './resolve-entry.js'
@@ -76,7 +76,14 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
   const { prepared, entry } = resolution
 
   const highWater = await markRunning(client, backfill.name)
-  let stepIndex = entry.step === null ? 0 : backfill.steps.findIndex((s) => s.name === entry.step)
+  // A backfill with a row rule as well: its steps run before the row pass, which marks it done.
+  const thenRowPass = backfill.row !== undefined
+  let stepIndex =
+    entry.step === null
+      ? 0
+      : thenRowPass && ROW_PASS_PHASES.includes(entry.step)
+        ? backfill.steps.length
+        : backfill.steps.findIndex((s) => s.name === entry.step)
   let cursor: Cursor = entry.cursor ?? null
   if (stepIndex < 0) {
     // The code's steps changed under a half-done run without a version bump. Steps are
@@ -135,13 +142,13 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
               const r = await step.runBatch(batchCtx, cursor)
               const finished = r.cursor === null
               await saveProgress(client, backfill.name, {
-                step: finished ? (backfill.steps[stepIndex + 1]?.name ?? null) : step.name,
+                step: finished ? (backfill.steps[stepIndex + 1]?.name ?? (thenRowPass ? ROW_PASS_STEP : null)) : step.name,
                 cursor: r.cursor,
                 changed: r.changed,
                 skipped: r.skipped,
                 examined: r.examined ?? 0,
               })
-              if (finished && isLast) await markDone(client, backfill.name)
+              if (finished && isLast && !thenRowPass) await markDone(client, backfill.name)
               return r
             },
           )
@@ -163,7 +170,7 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
     }
     await gin.settled()
     // The last batch of the last step marked the backfill done; only a step-less one is left.
-    if (backfill.steps.length === 0) await markDone(client, backfill.name)
+    if (backfill.steps.length === 0 && !thenRowPass) await markDone(client, backfill.name)
     return finish('done')
   } catch (error) {
     await gin.settled()

@@ -18,8 +18,11 @@
 /** What the walk read for one row: the rule's `read` expressions by name (and `old`, see `guard`). */
 export type RowReading = Record<string, unknown>
 
-/** A rule's verdict on one pending row: its new value, malformed (counted, left alone), or nothing to do. */
-export type RowOutcome = { value: unknown } | 'skip' | null
+/**
+ * A rule's verdict on one pending row: its new value (and those of its `also` columns),
+ * malformed (counted, left alone), or nothing to do.
+ */
+export type RowOutcome = { value: unknown; also?: Record<string, unknown> } | 'skip' | null
 
 export interface RowRule {
   /** The api_requests column this backfill fills. */
@@ -41,4 +44,17 @@ export interface RowRule {
    * 'unchanged' only where it still holds the value read (given to `compute` as `old`).
    */
   guard: 'still-null' | 'unchanged'
+  /**
+   * Further columns the rule sets with `column`, by name → SQL type: written only where
+   * `column` is, under its guard (sub-task linking moves a row to its parent's conversation
+   * with its parent_task_request_id). No other rule may write them.
+   */
+  also?: Record<string, string>
 }
+
+/*
+ * Two rules may share a column (task-invocations writes task_tool_invocation, sub-task linking
+ * adds the links to it). They compose in the order of the backfills: the later rule's
+ * `compute` gets, as `old`, the value the earlier one computed for the row, and the row is
+ * still written once, with the last value, under each rule's guard on the value read.
+ */

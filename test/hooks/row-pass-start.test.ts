@@ -5,6 +5,7 @@
  *    writing when the walk began (savepoints included), never the pass's own writes;
  *  - a pass is recorded together with its chunks, or not at all.
  */
+import type { RowRule } from '../../hooks/runner/row-rule.js'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { openClient } from '../../lib/connection.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
@@ -25,7 +26,7 @@ import { ensureLedger } from '../../hooks/runner/ledger.js'
 import { firstRequest, insertRows, req } from './support/fixtures.js'
 import { freshDatabase, inDb } from './support/template-databases.js'
 
-const participants: Participant[] = [{ name: systemHash.name, rule: systemHash.row!, input: null }]
+const participants: Participant[] = [{ name: systemHash.name, rule: systemHash.row as RowRule, input: null }]
 const members = [{ name: systemHash.name, version: systemHash.version, configKey: null }]
 const rows = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => ({

@@ -16,7 +16,8 @@ import { closeWriteGate, GATE_PATIENT, waitFor, waitForNoSessions } from '../hel
 
 const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
 
-// Test-only: every UPDATE by a hooks session that changed a per-row column, one row each.
+// Test-only: every UPDATE by a hooks session that changed a backfilled column (sub-task
+// linking's included), one row each.
 const AUDIT = `
   create schema test_audit;
   create table test_audit.row_writes (request_id uuid not null, at timestamptz not null default clock_timestamp());
@@ -28,7 +29,9 @@ const AUDIT = `
     return new;
   end $$;
   create trigger record_row_writes after update on public.api_requests for each row
-    when (old.task_tool_invocation is distinct from new.task_tool_invocation and old.task_tool_invocation is null
+    when (old.task_tool_invocation is distinct from new.task_tool_invocation
+          or old.parent_task_request_id is distinct from new.parent_task_request_id
+          or old.conversation_id is distinct from new.conversation_id
           or old.parent_request_id is distinct from new.parent_request_id
           or old.account_id is distinct from new.account_id
           or old.system_hash is distinct from new.system_hash)
@@ -124,8 +127,10 @@ describe('the row pass', () => {
       url,
       async (c) => (await c.query(`select count(distinct request_id)::int as n from test_audit.row_writes`)).rows[0].n,
     )
-    const changed = r.summaries.filter((s) => s.name !== 'subtask-links').reduce((sum, s) => sum + s.changed, 0)
+    const changed = r.summaries.reduce((sum, s) => sum + s.changed, 0)
     expect(multi).toBeLessThan(changed)
+    // Sub-task linking wrote rows too, in the same versions: moved rows and linked parents.
+    expect(r.summaries.find((s) => s.name === 'subtask-links')!.changed).toBeGreaterThan(5)
     // Nothing of the pass is left behind.
     const left = await inDb(
       url,
@@ -182,7 +187,7 @@ describe('the row pass', () => {
         const { rows } = await c.query(
           `select count(*) filter (where a.created_at > m.mark)::int as after,
                   count(*) filter (where a.created_at > m.mark and a.system_hash is not null)::int as written
-             from api_requests a, (select min(high_water) as mark from migration_hooks.backfills where name <> 'subtask-links') m
+             from api_requests a, (select min(high_water) as mark from migration_hooks.backfills) m
             where a.train_id = 'live'`,
         )
         return rows[0]

@@ -144,18 +144,18 @@ describe('dry run', () => {
     expect(dry.ok).toBe(true)
     expect(await inDb(url, fullSnapshot)).toEqual(before)
     expect(await inDb(url, async (c) => (await c.query(`select to_regclass('migration_hooks.backfills') as s`)).rows[0].s)).toBeNull()
-    // Each backfill's count is what it would change on the data as it is now: those of the
-    // real run that follows, except where a backfill builds on an earlier one's output
-    // (sub-task links need the Task invocations the first backfill writes), which a dry run
-    // does not keep — it rolls every batch back at once (see the row-lock test below).
+    // Each backfill's count is what the real run that follows changes: sub-task linking's
+    // too, since it decides from the Task calls as task-invocations computes them, before the
+    // row pass writes anything.
     const real = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: file } })
-    const counts = (r: typeof dry) => r.summaries.filter((s) => s.name !== 'subtask-links').map((s) => [s.name, s.changed, s.skipped])
+    const counts = (r: typeof dry) => r.summaries.map((s) => [s.name, s.changed, s.skipped])
     expect(counts(dry)).toEqual(counts(real))
     expect(real.summaries.find((s) => s.name === 'account-ids')!.changed).toBe(7)
-    // Sub-task links over the data as it is: the same as a real run of that backfill alone.
+    expect(real.summaries.find((s) => s.name === 'subtask-links')!.changed).toBeGreaterThan(0)
+    // Linking alone is refused: it reads the Task calls task-invocations writes in the same pass.
     const alone = await runQuiet(await seeded('dry_alone'), { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
-    const links = (r: typeof dry) => r.summaries.find((s) => s.name === 'subtask-links')!
-    expect([links(dry).changed, links(dry).skipped]).toEqual([links(alone).changed, links(alone).skipped])
+    expect(alone.ok).toBe(false)
+    expect(alone.error).toContain('add task-invocations to --only')
   })
 
   it('holds no row lock beyond the batch that took it, and still counts every change', async () => {
@@ -241,11 +241,11 @@ describe('failures', () => {
     expect(entry!.last_error).toContain(bad)
     expect(entry!.last_error).toContain('"train-a"')
     expect([...(await inDb(url, owned)).values()].every((r) => r.account_id === null)).toBe(true)
-    // The other per-row backfills ran in the same pass and are done; the staged one after
-    // them (sub-task linking) did not run.
+    // The other per-row backfills ran in the same pass and are done, sub-task linking too
+    // (its steps decide before the pass, which writes its links).
     expect((await state(url, 'parent-request-ids'))!.state).toBe('done')
     expect((await state(url, 'system-hash'))!.state).toBe('done')
-    expect(await state(url, 'subtask-links')).toBeUndefined()
+    expect((await state(url, 'subtask-links'))!.state).toBe('done')
     expect((await hookStatus(url, { env: { ACCOUNT_MAPPING_FILE: bad } })).clean).toBe(false)
 
     const good = mappingFile('{"train-a": "acc-A", "train-b": "acc-B"}')

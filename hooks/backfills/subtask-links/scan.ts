@@ -6,7 +6,9 @@
 import type pg from 'pg'
 import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
 import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
+import type { RowRule } from '../../runner/row-rule.js'
 import { firstMessageText } from '../../rules/subtask-text.js'
+import { taskInvocations } from '../task-invocations.js'
 import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
@@ -16,10 +18,11 @@ const count = async (client: pg.ClientBase, sql: string) => (await client.query<
  * whether any of its rows is already linked; and every already-linked row.
  * Batches merge into the scratch row, so the result does not depend on key order.
  */
-export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) => {
-  const range = rangeFilter(after, upTo)
-  await ctx.client.query(
-    `insert into ${CONVERSATIONS} as t (conversation_id, first_ts, first_request_id, row_count, has_linked)
+export const scanRows: Step = {
+  ...keyWalkStep('scan-rows', async (ctx, after, upTo) => {
+    const range = rangeFilter(after, upTo)
+    await ctx.client.query(
+      `insert into ${CONVERSATIONS} as t (conversation_id, first_ts, first_request_id, row_count, has_linked)
      select conversation_id,
             (array_agg(timestamp order by timestamp, request_id))[1],
             (array_agg(request_id order by timestamp, request_id))[1],
@@ -33,15 +36,18 @@ export const scanRows: Step = keyWalkStep('scan-rows', async (ctx, after, upTo) 
                        then excluded.first_request_id else t.first_request_id end,
        row_count = t.row_count + excluded.row_count,
        has_linked = t.has_linked or excluded.has_linked`,
-    range.params,
-  )
-  await ctx.client.query(
-    `insert into ${EXISTING} (request_id, parent_task_request_id)
+      range.params,
+    )
+    await ctx.client.query(
+      `insert into ${EXISTING} (request_id, parent_task_request_id)
      select request_id, parent_task_request_id from public.api_requests where ${range.sql} and parent_task_request_id is not null`,
-    range.params,
-  )
-  return { changed: 0, skipped: 0 }
-})
+      range.params,
+    )
+    return { changed: 0, skipped: 0 }
+  }),
+  // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.
+  scratchOnly: true,
+}
 
 /**
  * The first message of each row of `inner` (a query with a `messages` column, the row's
@@ -108,36 +114,70 @@ export const conversationTexts: Step = {
   },
 }
 
+/** task-invocations' rule: scan-calls sees each row's Task calls as the row pass will leave them. */
+const invocations = taskInvocations.row as RowRule
+
 /**
  * scan-calls: every Task call with a string `input.prompt`, with its parent's time window
  * and conversation (subtasks.md step 3). Elements without a string prompt are counted as
  * skipped. An element already carrying linked_conversation_id is claimed from the start.
+ *
+ * It runs before the row pass, so it reads each row's task_tool_invocation as that pass will
+ * leave it: the column where task-invocations has nothing to do, else the value
+ * task-invocations computes (its own rule's SQL and code, on the Task blocks of the response).
+ * The links then go into that value in the same row version (link-rules.ts).
  */
-export const scanCalls: Step = keyWalkStep('scan-calls', async (ctx, after, upTo) => {
-  const range = rangeFilter(after, upTo, 1, 'a.request_id')
-  const { rows } = await ctx.client.query<{ skipped: number }>(
-    `with calls as (
-       select a.request_id, t.o::int as position, t.e, a.timestamp, a.duration_ms, a.conversation_id
-       from public.api_requests a
-       cross join lateral jsonb_array_elements(
-         case when jsonb_typeof(a.task_tool_invocation) = 'array' then a.task_tool_invocation else '[]'::jsonb end
-       ) with ordinality t(e, o)
-       where ${range.sql} and a.task_tool_invocation is not null
-     ), ins as (
-       insert into ${CALLS} (parent_request_id, position, prompt, prompt_md5, parent_ts, parent_end,
-                             parent_conversation_id, marked, claimed)
-       select request_id, position, e->'input'->>'prompt', md5(e->'input'->>'prompt'), timestamp,
-              timestamp + coalesce(duration_ms, 0) * interval '1 millisecond', conversation_id,
-              coalesce(e->'linked_conversation_id', 'null') <> 'null', coalesce(e->'linked_conversation_id', 'null') <> 'null'
-       from calls where jsonb_typeof(e->'input'->'prompt') = 'string' and conversation_id is not null
-       returning 1
-     )
-     select (select count(*)::int from ins) as inserted,
-            (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,
-    range.params,
-  )
-  return { changed: 0, skipped: rows[0].skipped }
-})
+export const scanCalls: Step = {
+  ...keyWalkStep('scan-calls', async (ctx, after, upTo) => {
+    const range = rangeFilter(after, upTo, 1, 'a.request_id')
+    const pending = `coalesce((${invocations.pending}), false)`
+    const { rows: toCompute } = await ctx.client.query<{ id: string; legacy: unknown; blocks: unknown; old: unknown }>(
+      `select a.request_id::text as id, ${Object.entries(invocations.read)
+        .map(([name, sql]) => `${sql} as ${name}`)
+        .join(', ')}, a.task_tool_invocation as old
+       from public.api_requests a where ${range.sql} and a.conversation_id is not null and ${pending}`,
+      range.params,
+    )
+    const computed: { request_id: string; position: number; e: unknown }[] = []
+    for (const row of toCompute) {
+      const outcome = invocations.compute(row, null)
+      const value = outcome === null ? null : outcome === 'skip' ? row.old : outcome.value
+      if (!Array.isArray(value)) continue
+      for (const [i, e] of value.entries()) computed.push({ request_id: row.id, position: i + 1, e })
+    }
+    const next = range.params.length + 1
+    const { rows } = await ctx.client.query<{ skipped: number }>(
+      `with effective as (
+         select a.request_id, t.o::int as position, t.e
+         from public.api_requests a
+         cross join lateral jsonb_array_elements(
+           case when jsonb_typeof(a.task_tool_invocation) = 'array' then a.task_tool_invocation else '[]'::jsonb end
+         ) with ordinality t(e, o)
+         where ${range.sql} and a.task_tool_invocation is not null and not ${pending}
+         union all
+         select c.request_id, c.position, c.e from jsonb_to_recordset($${next}::jsonb) as c(request_id uuid, position int, e jsonb)
+       ), calls as (
+         select f.request_id, f.position, f.e, a.timestamp, a.duration_ms, a.conversation_id
+         from effective f join public.api_requests a on a.request_id = f.request_id
+       ), ins as (
+         insert into ${CALLS} (parent_request_id, position, call_id, prompt, prompt_md5, parent_ts, parent_end,
+                               parent_conversation_id, marked, claimed)
+         select request_id, position, e->>'id', e->'input'->>'prompt', md5(e->'input'->>'prompt'), timestamp,
+                timestamp + coalesce(duration_ms, 0) * interval '1 millisecond', conversation_id,
+                coalesce(e->'linked_conversation_id', 'null') <> 'null', coalesce(e->'linked_conversation_id', 'null') <> 'null'
+         from calls where jsonb_typeof(e->'input'->'prompt') = 'string' and conversation_id is not null
+         on conflict do nothing
+         returning 1
+       )
+       select (select count(*)::int from ins) as inserted,
+              (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,
+      [...range.params, JSON.stringify(computed)],
+    )
+    return { changed: 0, skipped: rows[0].skipped }
+  }),
+  // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.
+  scratchOnly: true,
+}
 
 /**
  * claim-existing: a call whose sub-task is already linked (by the application, or by legacy

@@ -4,8 +4,11 @@
  * They hold the intermediate results (each conversation's first row, every Task call, the
  * matches) so that matching never needs a correlated subquery per row, and so that an
  * interrupted run resumes with exactly the state it had: every step writes them in the same
- * transaction as its ledger cursor. They are created by the first step and dropped by the last.
+ * transaction as its ledger cursor. They are created by the first step and dropped when the
+ * row pass, which reads the matches, marks the backfill done.
  */
+import type pg from 'pg'
+
 import type { Step } from '../../runner/backfill.js'
 import { LEDGER_SCHEMA } from '../../runner/ledger.js'
 
@@ -49,6 +52,7 @@ const CREATE = [
      parent_ts timestamptz not null,
      parent_end timestamptz not null,
      parent_conversation_id uuid not null,
+     call_id text,
      marked boolean not null,
      claimed boolean not null,
      accounted boolean not null default false,
@@ -66,6 +70,7 @@ const CREATE = [
      first_request_id uuid not null,
      branch text)`,
   `create index on ${MATCHES} (parent_conversation_id)`,
+  `create index on ${MATCHES} (parent_request_id)`,
   `create index on ${MATCHES} (first_ts, first_request_id)`,
 ]
 
@@ -79,12 +84,29 @@ export const prepareScratch: Step = {
   },
 }
 
-/** Last step: drop the scratch tables; the same transaction marks the backfill done. */
-export const dropScratch: Step = {
-  name: 'cleanup',
-  scratchOnly: true,
-  async runBatch(ctx) {
-    for (const sql of DROP) await ctx.client.query(sql)
-    return { changed: 0, skipped: 0, cursor: null }
-  },
+/** After the row pass wrote the links: drop the scratch tables (in the transaction marking it done). */
+export async function dropScratchTables(client: pg.ClientBase): Promise<void> {
+  for (const sql of DROP) await client.query(sql)
 }
+
+/**
+ * A row's conversation as it was before this linking run moved it: a row of a sub-task
+ * conversation that the row pass has already moved into its parent's conversation (its branch,
+ * parent and new conversation are a match's) gets its old conversation back; any other row
+ * keeps its own. parent-request-ids compares rows by it, because in the same row pass some
+ * rows of a conversation may be moved and others not yet (the sequential order it replaces
+ * compared them before any move). Cheap for an unlinked row (no lookup); without the scratch
+ * tables, the identity.
+ */
+export const CONVERSATION_BEFORE_LINKING = `${LEDGER_SCHEMA}.conversation_before_linking`
+
+export const CREATE_CONVERSATION_BEFORE_LINKING = `create or replace function ${CONVERSATION_BEFORE_LINKING}(uuid, text, uuid)
+returns uuid language plpgsql stable as $fn$
+begin
+  if $3 is null or $2 is null or to_regclass('${MATCHES}') is null then
+    return $1;
+  end if;
+  return coalesce((select m.conversation_id from ${MATCHES} m
+                   where m.parent_conversation_id = $1 and m.branch = $2 and m.parent_request_id = $3), $1);
+end
+$fn$`

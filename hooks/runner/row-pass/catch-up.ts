@@ -24,7 +24,7 @@
 import type pg from 'pg'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
-import { catchUpRead } from './sql.js'
+import { catchUpRead, participantNames } from './sql.js'
 import { heapPages } from './state.js'
 import { saveBatchProgress } from './tally.js'
 import { type PassRun, type WorkerEnd, writeRecords } from './walk.js'
@@ -92,7 +92,7 @@ async function writeCandidates(
   release: () => Promise<void>,
 ): Promise<WorkerEnd | 'waited'> {
   for (let i = 0; i < rows.length; ) {
-    const gate = await run.health.beforeBatch({ backfills: run.participants.map((p) => p.name), release })
+    const gate = await run.health.beforeBatch({ backfills: participantNames(run.participants), release })
     if (gate.stop) return { stopped: gate.stop }
     if (gate.waited) return 'waited'
     const size = run.sizer.size()

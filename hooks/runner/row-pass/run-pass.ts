@@ -20,7 +20,7 @@ import type pg from 'pg'
 import { explain } from '../../../lib/errors.js'
 import { redact } from '../../../lib/redact.js'
 import { sleep } from '../../../lib/retry.js'
-import type { Backfill, HookSettings } from '../backfill.js'
+import { type Backfill, type HookSettings, ROW_PASS_PHASES, rulesOf } from '../backfill.js'
 import { batchSizer } from '../batch-sizer.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
@@ -46,8 +46,8 @@ import {
   setPhase,
   transactionsSince,
 } from './state.js'
-import type { Participant } from './sql.js'
-import { Tally } from './tally.js'
+import { type Participant, participantNames } from './sql.js'
+import { Tally, tallyOf } from './tally.js'
 import { type PassRun, runWalkWorker, type WorkerEnd } from './walk.js'
 
 export interface RowPassOptions {
@@ -70,13 +70,24 @@ export interface RowPassOptions {
 }
 
 /** The per-row backfills among `backfills`, in their order. */
-export const rowBackfills = (backfills: readonly Backfill[]): Backfill[] => backfills.filter((b) => b.row)
+export const rowBackfills = (backfills: readonly Backfill[]): Backfill[] => backfills.filter((b) => b.row !== undefined)
+
+/** One participant per rule of the backfill. */
+export const participantsOf = (backfill: Backfill, input: unknown): Participant[] =>
+  rulesOf(backfill).map((rule) => ({ name: backfill.name, rule, input }))
+
+/** The functions the rules of `backfills` call (their `setupSql`), created or replaced. */
+export async function setupRules(client: pg.ClientBase, backfills: readonly Backfill[]): Promise<void> {
+  for (const backfill of backfills) for (const sql of backfill.setupSql ?? []) await client.query(sql)
+}
 
 /** This process's name in chunk claims: host, pid and worker number. */
 const runnerName = (worker: number) => `${hostname()}:${process.pid}:${worker}`
 
 interface Resolved {
   summaries: Map<string, BackfillSummary>
+  /** The backfills taking part. */
+  backfills: Backfill[]
   members: PassMember[]
   participants: Participant[]
 }
@@ -86,6 +97,7 @@ async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPa
   const summaries = new Map<string, BackfillSummary>()
   const members: PassMember[] = []
   const participants: Participant[] = []
+  const taking: Backfill[] = []
   for (const backfill of backfills) {
     const started = Date.now()
     const summary: BackfillSummary = { name: backfill.name, outcome: 'done', changed: 0, skipped: 0, durationMs: 0 }
@@ -100,11 +112,17 @@ async function resolve(client: pg.ClientBase, backfills: Backfill[], opts: RowPa
       Object.assign(summary, { outcome: resolution.kind, note: resolution.note })
       continue
     }
-    const { prepared, configKey } = resolution
+    const { prepared, configKey, entry } = resolution
+    // A backfill with steps takes part once they are done (run.ts runs them first).
+    if (backfill.steps.length > 0 && !ROW_PASS_PHASES.includes(entry.step ?? '')) {
+      Object.assign(summary, { outcome: 'skipped', note: 'its steps before the row pass have not finished' })
+      continue
+    }
     members.push({ name: backfill.name, version: backfill.version, configKey })
-    participants.push({ name: backfill.name, rule: backfill.row!, input: prepared.input })
+    participants.push(...participantsOf(backfill, prepared.input))
+    taking.push(backfill)
   }
-  return { summaries, members, participants }
+  return { summaries, backfills: taking, members, participants }
 }
 
 /** Step 2: resume the recorded pass if it is this one, else begin a new one. */
@@ -114,6 +132,7 @@ async function passFor(client: pg.ClientBase, resolved: Resolved, opts: RowPassO
   for (const m of resolved.members) marks.push(await markRunning(client, m.name))
   const { rows } = await client.query<{ mark: string }>(`select min(m)::text as mark from unnest($1::timestamptz[]) m`, [marks])
   await ensureStateTables(client)
+  await setupRules(client, resolved.backfills)
   const recorded = await readPass(client)
   if (recorded && sameMembers(recorded.members, resolved.members)) {
     if ((await transactionsSince(client, recorded)) <= MAX_PASS_TRANSACTIONS) return recorded
@@ -197,12 +216,13 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
   const resolved = await resolve(client, backfills, opts)
   const ordered = () => backfills.map((b) => resolved.summaries.get(b.name)!)
   if (resolved.participants.length === 0) return ordered()
-  const names = resolved.participants.map((p) => p.name)
+  const names = participantNames(resolved.participants)
   const finish = (outcome: BackfillSummary['outcome'], extra: Partial<BackfillSummary> = {}, tally?: Tally) => {
-    resolved.participants.forEach((p, i) => {
-      Object.assign(resolved.summaries.get(p.name)!, { outcome, durationMs: Date.now() - started, ...extra })
-      if (tally) Object.assign(resolved.summaries.get(p.name)!, { changed: tally.changed[i], skipped: tally.skipped[i], phases })
-    })
+    for (const name of names) {
+      const summary = resolved.summaries.get(name)!
+      Object.assign(summary, { outcome, durationMs: Date.now() - started, ...extra })
+      if (tally) Object.assign(summary, { ...tallyOf(tally, name), phases })
+    }
     return ordered()
   }
 
@@ -263,6 +283,7 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         await client.query('begin')
         try {
           for (const name of names) await markDone(client, name)
+          for (const backfill of backfills) if (names.includes(backfill.name)) await backfill.afterRowPass?.(client)
           await dropStateTables(client)
           await client.query('commit')
         } catch (error) {
@@ -317,12 +338,12 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
     if ((prepared.configKey ?? null) !== member.configKey) {
       return { refused: `${member.name}'s input here (e.g. ACCOUNT_MAPPING_FILE) differs from the pass's`, summaries: [] }
     }
-    participants.push({ name: member.name, rule: backfill.row!, input: prepared.input })
+    participants.push(...participantsOf(backfill, prepared.input))
   }
   const reader = opts.reader ?? client
   const tally = new Tally(participants)
   const extra: { writer: pg.Client; reader: pg.Client }[] = []
-  const label = `row pass, helping (${participants.map((p) => p.name).join(', ')})`
+  const label = `row pass, helping (${participantNames(participants).join(', ')})`
   const walked = (await chunksLeft(client)).pagesDone * pass.rowsPerPage
   const { run, progress } = await startPassRun(client, reader, participants, pass, { ...opts, dryRun: false }, tally, label, walked)
   const gin = run.gin
@@ -341,12 +362,11 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
     await closeWorkers(extra)
   }
   return {
-    summaries: participants.map((p, i) => ({
-      name: p.name,
+    summaries: participantNames(participants).map((name) => ({
+      name,
       outcome,
       note: note ?? 'helped the row pass of another runner, which finishes it',
-      changed: tally.changed[i],
-      skipped: tally.skipped[i],
+      ...tallyOf(tally, name),
       durationMs: Date.now() - started,
     })),
   }

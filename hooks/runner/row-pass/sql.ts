@@ -24,6 +24,9 @@ export interface Template {
 
 const prefix = (i: number) => `r${i}_`
 
+/** The backfills taking part, once each (a backfill may bring several rules). */
+export const participantNames = (participants: Participant[]): string[] => [...new Set(participants.map((p) => p.name))]
+
 /** Replace `:input` in each rule's SQL by a jsonb parameter, numbered from `first`. */
 function bindInputs(participants: Participant[], first: number): { fragment: (i: number, sql: string) => string; params: unknown[] } {
   const params: unknown[] = []
@@ -104,6 +107,27 @@ function guard(p: Participant, i: number): string {
   return p.rule.guard === 'still-null' ? `${col} is null` : `${col} is not distinct from v.${prefix(i)}old`
 }
 
+/** The record field of an `also` column of participant `i`. */
+export const alsoField = (i: number, column: string) => `${prefix(i)}also_${column}`
+
+/**
+ * Per column, the participants that write it, in order. A column may be shared by several
+ * rules (they compose, row-rule.ts); an `also` column belongs to one rule and nobody else.
+ */
+export function columnWriters(participants: Participant[]): { shared: Map<string, number[]>; also: Map<string, number> } {
+  const shared = new Map<string, number[]>()
+  const also = new Map<string, number>()
+  for (const [i, p] of participants.entries()) shared.set(p.rule.column, [...(shared.get(p.rule.column) ?? []), i])
+  participants.forEach((p, i) => {
+    for (const column of Object.keys(p.rule.also ?? {})) {
+      if (shared.has(column) || also.has(column))
+        throw new Error(`row pass: ${p.name} sets ${column} with ${p.rule.column}, but another rule writes ${column} too`)
+      also.set(column, i)
+    }
+  })
+  return { shared, also }
+}
+
 /**
  * One UPDATE for the whole batch: every row once, every rule's column set where that rule has a
  * value for the row and its guard still holds. `byTid`: rows are found by their ctid (the walk;
@@ -112,18 +136,25 @@ function guard(p: Participant, i: number): string {
  */
 export function batchWrite(participants: Participant[], byTid: boolean): string {
   const fields = ['tid tid', 'id uuid']
-  const sets: string[] = []
   const wanted: string[] = []
   const returning: string[] = []
+  const applies = (i: number) => `coalesce(v.${prefix(i)}set, false) and ${guard(participants[i], i)}`
   participants.forEach((p, i) => {
     const r = prefix(i)
     fields.push(`${r}set boolean`, `${r}value ${p.rule.type}`)
     if (p.rule.guard === 'unchanged') fields.push(`${r}old ${p.rule.type}`)
-    const applies = `coalesce(v.${r}set, false) and ${guard(p, i)}`
-    sets.push(`${p.rule.column} = case when ${applies} then v.${r}value else a.${p.rule.column} end`)
-    wanted.push(`(${applies})`)
+    for (const [column, type] of Object.entries(p.rule.also ?? {})) fields.push(`${alsoField(i, column)} ${type}`)
+    wanted.push(`(${applies(i)})`)
     returning.push(`coalesce(v.${r}set, false) and a.${p.rule.column} is not distinct from v.${r}value as ${r}written`)
   })
+  const { shared, also } = columnWriters(participants)
+  const sets: string[] = []
+  // Rules sharing a column carry the same (last) value for a row they all change (compute.ts).
+  for (const [column, writers] of shared) {
+    const cases = [...writers].reverse().map((i) => `when ${applies(i)} then v.${prefix(i)}value`)
+    sets.push(`${column} = case ${cases.join(' ')} else a.${column} end`)
+  }
+  for (const [column, i] of also) sets.push(`${column} = case when ${applies(i)} then v.${alsoField(i, column)} else a.${column} end`)
   const match = byTid ? 'a.ctid = v.tid and a.request_id = v.id' : 'a.request_id = v.id'
   return `update public.api_requests a set ${sets.join(',\n    ')}
   from jsonb_to_recordset($1::jsonb) as v(${fields.join(', ')})

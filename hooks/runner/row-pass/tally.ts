@@ -30,9 +30,22 @@ export class Tally {
   }
 }
 
+/** A backfill's rows written and skipped, its rules' counts added up. */
+export function tallyOf(tally: Tally, name: string): { changed: number; skipped: number } {
+  let changed = 0
+  let skipped = 0
+  tally.participants.forEach((p, i) => {
+    if (p.name !== name) return
+    changed += tally.changed[i]
+    skipped += tally.skipped[i]
+  })
+  return { changed, skipped }
+}
+
 /**
  * Inside a batch transaction: each participant's ledger row gets the batch's counts, position
- * and heartbeat. In name order, so that workers committing at once never deadlock on them.
+ * and heartbeat — once per backfill, whose rules' counts add up. In name order, so that
+ * workers committing at once never deadlock on them.
  */
 export async function saveBatchProgress(
   client: pg.ClientBase,
@@ -43,8 +56,13 @@ export async function saveBatchProgress(
   found: RuleCounts[],
   examined: number,
 ): Promise<void> {
-  const order = participants.map((p, i) => ({ name: p.name, i })).sort((a, b) => a.name.localeCompare(b.name))
-  for (const { name, i } of order) {
-    await saveProgress(client, name, { step, cursor, changed: counts.written[i], skipped: found[i].skipped, examined })
+  const byName = new Map<string, { changed: number; skipped: number }>()
+  participants.forEach((p, i) => {
+    const sum = byName.get(p.name) ?? { changed: 0, skipped: 0 }
+    byName.set(p.name, { changed: sum.changed + counts.written[i], skipped: sum.skipped + found[i].skipped })
+  })
+  for (const name of [...byName.keys()].sort((a, b) => a.localeCompare(b))) {
+    const { changed, skipped } = byName.get(name)!
+    await saveProgress(client, name, { step, cursor, changed, skipped, examined })
   }
 }

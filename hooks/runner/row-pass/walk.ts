@@ -15,7 +15,7 @@ import type { HeapReclaimer } from './reclaim.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { advanceChunk, type Chunk, claimChunk, heartbeat, type PassState, recordOwnWrite, releaseChunk } from './state.js'
-import { batchWrite, type Participant, rulePrefix, walkRead } from './sql.js'
+import { batchWrite, type Participant, participantNames, rulePrefix, walkRead } from './sql.js'
 import { type BatchCounts, saveBatchProgress, type Tally } from './tally.js'
 
 /** Everything the workers of one process share. */
@@ -122,7 +122,7 @@ async function walkChunk(
       // Between batches, outside any transaction (the read-ahead is a plain read). While it
       // waits the chunk's heartbeat goes on, so that no other runner takes the chunk over.
       const gate = await run.health.beforeBatch({
-        backfills: run.participants.map((p) => p.name),
+        backfills: participantNames(run.participants),
         keepAlive: dryRun ? undefined : () => heartbeat(writer, runner),
       })
       if (gate.stop) return stopHere(gate.stop)
