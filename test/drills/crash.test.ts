@@ -36,6 +36,7 @@ import {
 } from '../helpers/drills.js'
 import { databaseAfter, expectComplete, expectConsistentPrefix, expectRerunCompletes, FILES, RECORDS, uninterrupted } from './support.js'
 import { openClient } from '../../lib/connection.js'
+import { ensureLedger } from '../../hooks/runner/ledger.js'
 
 const FIXTURE = 'script-chain.sql'
 const TIMEOUT = 900_000
@@ -164,14 +165,14 @@ describe('SIGKILL during the backfills', () => {
     // GATE_PATIENT: a batch waits at a closed gate instead of giving up after 2 s.
     const patient = { ...db.env, HOOKS_BATCH_SIZE: '1', ...GATE_PATIENT }
 
-    // The per-row backfills run in one pass (task-invocations, parent-request-ids, system-hash
-    // share its batches); sub-task linking runs after it, in steps.
+    // Sub-task linking's steps run first; then the per-row backfills run in one pass
+    // (task-invocations, parent-request-ids, system-hash and the links share its batches).
     const log: string[] = []
     const killAt = async (point: { name: string; steps?: string[] }) => {
       // The run waits at the gate once the point's backfill is part-way in this run: for the row
-      // pass, its next write after a batch it committed (the ledger does not exist before the
-      // first run); for sub-task linking (the ledger exists by then), its next ledger save after
-      // a batch of one of the steps committed. Never a previous kill's stale `running` row.
+      // pass, its next write after a batch it committed; for sub-task linking's steps, its next
+      // ledger save after a batch of one of the steps committed. Never a previous kill's stale
+      // `running` row.
       const gate = point.steps
         ? await closeWriteGate(db.databaseUrl, { table: 'migration_hooks.backfills', when: stepPartWay(point.name, point.steps) })
         : await closeWriteGate(db.databaseUrl, { when: backfillPartWay(point.name) })
@@ -247,10 +248,13 @@ describe('SIGKILL during the backfills', () => {
       await expectLedgerMatchesRows(db.databaseUrl, 'parent-request-ids', premigrated, reference.databaseUrl)
       await expectLedgerMatchesRows(db.databaseUrl, 'task-invocations', premigrated)
     }
+    // Sub-task linking's steps decide first, reading only; its gate is on the ledger, which
+    // therefore exists before the first run (as the hooks create it).
+    await withClient(db.databaseUrl, (c) => ensureLedger(c))
+    await killAt({ name: 'subtask-links', steps: ['scan-rows', 'conversation-texts', 'scan-calls'] })
+    await killAt({ name: 'subtask-links', steps: ['claim-existing', 'match', 'number'] })
     await killAt({ name: 'task-invocations' })
     await killInsideBatch()
-    await killAt({ name: 'subtask-links', steps: ['scan-rows', 'conversation-texts', 'scan-calls'] })
-    await killAt({ name: 'subtask-links', steps: ['match', 'number', 'apply'] })
     // The migrations all committed before the first kill; only the backfills were interrupted.
     expect(await appliedMigrations(db.databaseUrl)).toEqual(RECORDS)
 

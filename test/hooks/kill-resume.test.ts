@@ -9,6 +9,7 @@
  */
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
+import { ensureLedger } from '../../hooks/runner/ledger.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
 import { generateDataset } from './support/dataset.js'
 import { fullSnapshot, hookEnv, insertRows, mappingFile, runQuiet, startHookProcess } from './support/fixtures.js'
@@ -36,17 +37,19 @@ async function ledger(c: pg.Client): Promise<LedgerView[]> {
 }
 
 /**
- * Kill points: a backfill (and step) with a cursor, i.e. genuinely part-way through. The
- * per-row backfills share the row pass, which runs first; sub-task linking's steps follow.
+ * Kill points: a backfill (and step) with a cursor, i.e. genuinely part-way through, in the
+ * order a run meets them. Sub-task linking's steps decide first (reading only; gated on their
+ * ledger saves); then the row pass writes every per-row backfill's columns and the links
+ * (gated on its writes to api_requests).
  */
-const KILL_POINTS: Array<{ name: string; steps?: string[] }> = [
-  { name: 'task-invocations' },
-  { name: 'parent-request-ids' },
-  { name: 'system-hash' },
-  { name: 'subtask-links', steps: ['scan-rows'] },
-  { name: 'subtask-links', steps: ['conversation-texts', 'scan-calls'] },
-  { name: 'subtask-links', steps: ['match'] },
-  { name: 'subtask-links', steps: ['apply'] },
+const KILL_POINTS: Array<{ name: string; steps?: string[]; gate: 'ledger' | 'rows' }> = [
+  { name: 'subtask-links', steps: ['scan-rows'], gate: 'ledger' },
+  { name: 'subtask-links', steps: ['conversation-texts', 'scan-calls'], gate: 'ledger' },
+  { name: 'subtask-links', steps: ['match'], gate: 'ledger' },
+  { name: 'task-invocations', gate: 'rows' },
+  { name: 'parent-request-ids', gate: 'rows' },
+  { name: 'system-hash', gate: 'rows' },
+  { name: 'subtask-links', steps: ['walk'], gate: 'rows' },
 ]
 
 describe('SIGKILL and resume', () => {
@@ -64,14 +67,17 @@ describe('SIGKILL and resume', () => {
     // GATE_PATIENT: a batch waits at the gate for as long as the test keeps it closed.
     const env = hookEnv({ GM_DBURL: a.url, ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: '7', ...GATE_PATIENT })
     const killedAt: string[] = []
+    // The first kill point's gate is on the ledger: it exists before the first run, as the
+    // hooks create it.
+    await inDb(a.url, (c) => ensureLedger(c))
     for (const point of KILL_POINTS) {
-      // The run waits at the gate once the point's backfill is part-way in this run: for the row
-      // pass, its next write after a batch it committed (not a killed run's stale `running` row;
-      // the ledger does not exist before the first run); for a sub-task step (the ledger exists
-      // by then), its next ledger save after a batch of that step committed.
-      const gate: WriteGate = point.steps
-        ? await closeWriteGate(a.url, { table: 'migration_hooks.backfills', when: stepPartWay(point.name, point.steps) })
-        : await closeWriteGate(a.url, { when: backfillPartWay(point.name) })
+      // The run waits at the gate once the point's backfill is part-way in this run: for a
+      // sub-task step, its next ledger save after a batch of that step committed; for the row
+      // pass, its next write after a batch it committed (not a killed run's stale `running` row).
+      const gate: WriteGate =
+        point.gate === 'ledger'
+          ? await closeWriteGate(a.url, { table: 'migration_hooks.backfills', when: stepPartWay(point.name, point.steps ?? []) })
+          : await closeWriteGate(a.url, { when: backfillPartWay(point.name, point.steps) })
       const child = startScript('hooks/run.ts', [], env)
       try {
         // Fails if the run ends first: every kill point must really be hit.
