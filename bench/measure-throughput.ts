@@ -2,9 +2,10 @@
  * Backfill throughput at the physical limit (the `adoption` object of the JSON), each on its
  * own fresh copy of the data:
  *
- *  ours         every backfill through the real hook runner (default settings): the row pass
- *               (task-invocations, parent-request-ids, system-hash; account-ids has no mapping
- *               file here and is skipped) and sub-task linking;
+ *  ours         every backfill through the real hook runner (default settings): sub-task
+ *               linking's deciding steps, then the row pass (task-invocations,
+ *               parent-request-ids, system-hash and the links; account-ids has no mapping file
+ *               here and is skipped);
  *  two workers  the same with HOOKS_WORKERS=2;
  *  read floor   one pass in physical order reading what the row pass reads and computing it
  *               (the row pass's own read statement and computation, bench-side), writing
@@ -41,8 +42,11 @@ export function stepsOf(summaries: BackfillSummary[]): Record<string, number> {
   const rowPass = summaries.find((s) => BACKFILLS.find((b) => b.name === s.name)?.row && s.phases)
   for (const [phase, s] of Object.entries(rowPass?.phases ?? {})) steps[`row pass ${phase}`] = s
   for (const summary of summaries) {
-    if (BACKFILLS.find((b) => b.name === summary.name)?.row) continue
-    for (const [step, s] of Object.entries(summary.phases ?? {})) steps[`${summary.name} ${step}`] = s
+    const backfill = BACKFILLS.find((b) => b.name === summary.name)
+    // A row backfill's own steps (sub-task linking's, before the pass); the pass's phases are above.
+    const own = new Set(backfill?.steps.map((step) => step.name))
+    for (const [step, s] of Object.entries(summary.phases ?? {}))
+      if (!backfill?.row || own.has(step)) steps[`${summary.name} ${step}`] = s
   }
   return steps
 }

@@ -9,7 +9,10 @@ import { findDuplicateKeys } from '../../hooks/rules/json-duplicates.js'
 import { progressLine } from '../../hooks/runner/progress.js'
 import { loadSettings } from '../../hooks/runner/settings.js'
 import { subtaskText } from '../../hooks/rules/subtask-text.js'
-import { extractTaskCalls, isLegacyShape, rewriteLegacy } from '../../hooks/rules/task-calls.js'
+import { extractTaskCalls, isLegacyShape, linkCalls, rewriteLegacy } from '../../hooks/rules/task-calls.js'
+import type { RowRule } from '../../hooks/runner/row-rule.js'
+import { computeBatch } from '../../hooks/runner/row-pass/compute.js'
+import { batchWrite, columnWriters, type Participant } from '../../hooks/runner/row-pass/sql.js'
 import { backoffMs } from '../../lib/retry.js'
 
 const task = (id: unknown, prompt: unknown, extra: Record<string, unknown> = {}) => ({
@@ -82,6 +85,69 @@ describe('legacy 003 shape', () => {
     // An id the response does not have links nothing (rather than a wrong call).
     expect(rewriteLegacy([{ id: 'tX', prompt: 'a', linked_conversation_id: 'C1' }], calls).some((c) => c.linked_conversation_id)).toBe(
       false,
+    )
+  })
+})
+
+describe('linkCalls', () => {
+  const calls = [
+    { id: 'toolu_1', name: 'Task', input: { prompt: 'one' } },
+    { id: 'toolu_2', name: 'Task', input: { prompt: 'two' } },
+  ]
+  it('sets linked_conversation_id on the matched positions and leaves the others as they are', () => {
+    const r = linkCalls(calls, [{ position: 2, conversation: 'c2', call: 'toolu_2' }])
+    expect(r).toEqual({ kind: 'linked', value: [calls[0], { ...calls[1], linked_conversation_id: 'c2' }] })
+    expect(calls[1]).not.toHaveProperty('linked_conversation_id')
+  })
+  it('is unchanged when every link is already there, and refuses another call at the position', () => {
+    const linked = [calls[0], { ...calls[1], linked_conversation_id: 'c2' }]
+    expect(linkCalls(linked, [{ position: 2, conversation: 'c2', call: 'toolu_2' }])).toEqual({ kind: 'unchanged' })
+    expect(linkCalls(calls, [{ position: 1, conversation: 'c1', call: 'toolu_2' }]).kind).toBe('mismatch')
+    expect(linkCalls(calls, [{ position: 3, conversation: 'c3', call: null }]).kind).toBe('mismatch')
+    expect(linkCalls(null, [{ position: 1, conversation: 'c1', call: null }]).kind).toBe('mismatch')
+  })
+})
+
+describe('row rules sharing a column', () => {
+  const rule = (over: Partial<RowRule>): RowRule => ({
+    column: 'task_tool_invocation',
+    type: 'jsonb',
+    pending: 'true',
+    read: {},
+    compute: () => null,
+    guard: 'unchanged',
+    ...over,
+  })
+  const fill = rule({ compute: () => ({ value: ['a'] }) })
+  const append = rule({ compute: (row) => ({ value: [...(row.old as string[]), 'b'] }) })
+  const participants: Participant[] = [
+    { name: 'fill', rule: fill, input: null },
+    { name: 'append', rule: append, input: null },
+  ]
+  it('compose in order: the later rule builds on the earlier value, both carry the last one, the guard keeps the value read', () => {
+    const row = { tid: '(0,1)', id: 'r1', r0_pending: true, r0_old: null, r1_pending: true, r1_old: null }
+    const { records, counts } = computeBatch(participants, [row])
+    expect(records).toEqual([
+      { tid: '(0,1)', id: 'r1', r0_set: true, r0_value: ['a', 'b'], r0_old: null, r1_set: true, r1_value: ['a', 'b'], r1_old: null },
+    ])
+    expect(counts).toEqual([
+      { planned: 1, skipped: 0 },
+      { planned: 1, skipped: 0 },
+    ])
+    // One assignment of the column in the UPDATE, whichever rule applies.
+    expect(batchWrite(participants, true).match(/task_tool_invocation = case/g)).toHaveLength(1)
+  })
+  it('a column set with another one belongs to that rule alone', () => {
+    const moving = rule({ column: 'parent_task_request_id', type: 'uuid', guard: 'still-null', also: { conversation_id: 'uuid' } })
+    const clash = rule({ column: 'conversation_id', type: 'uuid' })
+    expect(() =>
+      columnWriters([
+        { name: 'a', rule: moving, input: null },
+        { name: 'b', rule: clash, input: null },
+      ]),
+    ).toThrow(/conversation_id/)
+    expect(batchWrite([{ name: 'a', rule: moving, input: null }], true)).toMatch(
+      /conversation_id = case when .* then v\.r0_also_conversation_id/,
     )
   })
 })
