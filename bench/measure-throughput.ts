@@ -45,8 +45,7 @@ export function stepsOf(summaries: BackfillSummary[]): Record<string, number> {
     const backfill = BACKFILLS.find((b) => b.name === summary.name)
     // A row backfill's own steps (sub-task linking's, before the pass); the pass's phases are above.
     const own = new Set(backfill?.steps.map((step) => step.name))
-    for (const [step, s] of Object.entries(summary.phases ?? {}))
-      if (!backfill?.row || own.has(step)) steps[`${summary.name} ${step}`] = s
+    for (const [step, s] of Object.entries(summary.phases ?? {})) if (!backfill?.row || own.has(step)) steps[`${summary.name} ${step}`] = s
   }
   return steps
 }

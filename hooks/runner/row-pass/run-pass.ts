@@ -271,8 +271,8 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
         }
         await setPhase(client, 'catch-up')
       }
-      // The walk's last stretch vacuumed too, so that the backfills after the pass (sub-task
-      // linking rewrites many rows again) reuse the space of every version the walk replaced.
+      // The walk's last stretch vacuumed too, so that the final pass's writes and the proxy's
+      // next inserts reuse the space of the versions it replaced instead of extending the heap.
       await timed('vacuum', () => reclaim.finish())
       // The walk's last GIN merges run on the reader, which the final pass is about to hold in
       // one read-only snapshot: they finish first.
