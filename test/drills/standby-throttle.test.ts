@@ -28,7 +28,18 @@ import { openClient } from '../../lib/connection.js'
 import { createThrottle } from '../../hooks/runner/health/throttle.js'
 import { loadHealthLimits } from '../../hooks/runner/health/limits.js'
 import { createTestDatabases, dropDatabase, rootUrl, urlFor, withClient } from '../helpers/databases.js'
-import { checksums, fillProxyLikeRows, ledger, loadFixture, runDb, startDb, waitFor, type Background } from '../helpers/drills.js'
+import {
+  checksums,
+  closeWriteGate,
+  fillProxyLikeRows,
+  GATE_PATIENT,
+  ledger,
+  loadFixture,
+  runDb,
+  startDb,
+  waitFor,
+  type Background,
+} from '../helpers/drills.js'
 import { usePrivateEmbeddedServer } from '../helpers/private-server.js'
 import { restartEmbeddedServer } from '../../scripts/embedded/embedded-server.js'
 import { type Standby, startStandby } from '../helpers/standby.js'
@@ -66,6 +77,12 @@ const RUN = {
   HOOKS_HEALTH_CHECK_MS: '0',
   HOOKS_MAX_AUTOVACUUM_WAIT_SECONDS: '0',
 }
+
+/**
+ * The paused standby holds the runner by its lag in MB only: its lag in seconds grows with the
+ * clock, so which limit tripped first would depend on how fast the machine is.
+ */
+const LAG_MB_ONLY = { HOOKS_MAX_REPLICA_LAG_MB: '1', HOOKS_MAX_REPLICA_LAG_SECONDS: '0' }
 
 let standby: Standby
 let source: string
@@ -172,10 +189,11 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
     const pausedAt = await standby.pauseReplay()
     let run: Background | undefined
     try {
-      run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+      run = startDb(['backfill'], { ...db.env, ...RUN, ...LAG_MB_ONLY })
       const entries = await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind \(limit 1 MB\)/, run)
-      // Every backfill the row pass writes for is marked (account-ids, with no mapping file, is skipped).
-      expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'system-hash', 'task-invocations'])
+      // Every backfill the row pass writes for is marked, sub-task linking's links included
+      // (account-ids, with no mapping file, is skipped).
+      expect(entries.map((e) => e.name)).toEqual(['parent-request-ids', 'subtask-links', 'system-hash', 'task-invocations'])
       const written = await expectNoWritesFor(db.url, 600)
       expect(written).toBeGreaterThan(0)
       // While it waits the runner holds no transaction, and no lock but the session-level
@@ -225,18 +243,28 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
     timeout: TIMEOUT,
   }, async () => {
     const db = await copy('throttle_slot')
-    await withClient(db.url, (c) => c.query(`select pg_create_physical_replication_slot('throttle_test_cdc', true)`))
     const env = {
       ...db.env,
       ...RUN,
+      ...GATE_PATIENT,
       HOOKS_MAX_SLOT_RETAINED_MB: '1',
       // The streaming standby is not what this test is about.
       HOOKS_MAX_REPLICA_LAG_MB: '0',
       HOOKS_MAX_REPLICA_LAG_SECONDS: '0',
     }
     const runs: Background[] = []
+    // The slot appears once the walk has begun: sub-task linking's deciding steps, before the
+    // walk, would otherwise wait for it too, and there is no walk to join then. Its first
+    // batch waits at the gate while the slot is made to retain more than the limit.
+    const gate = await closeWriteGate(db.url)
     try {
       runs.push(startDb(['backfill'], { ...env, HOOKS_WORKERS: '2' }))
+      await gate.waitUntilBlocked(runs[0])
+      await withClient(db.url, async (c) => {
+        await c.query(`select pg_create_physical_replication_slot('throttle_test_cdc', true)`)
+        await c.query(`create table test_audit.slot_filler as select g, repeat('x', 500) as t from generate_series(1, 5000) g`)
+      })
+      await gate.remove()
       await waitUntilThrottled(
         db.url,
         /inactive physical replication slot throttle_test_cdc retains [\d.]+ MB of WAL \(limit 1 MB\)/,
@@ -254,6 +282,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       await expectNoWritesFor(db.url, 600)
       expect(runs.map((r) => r.exited())).toEqual([false, false])
     } finally {
+      await gate.remove()
       await withClient(db.url, (c) =>
         c.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'throttle_test_cdc'`),
       )
@@ -358,21 +387,27 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
   }, async () => {
     const db = await copy('throttle_term')
     await standby.pauseReplay()
-    const run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+    const run = startDb(['backfill'], { ...db.env, ...RUN, ...LAG_MB_ONLY })
     try {
       await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind/, run)
       const ended = await run.kill('SIGTERM')
       expect(ended.exitCode, ended.all).toBe(0)
       const entries = await ledger(db.url)
       expect(entries.filter((e) => e.state === 'running')).toEqual([])
-      expect(entries.find((e) => e.name === 'system-hash')).toMatchObject({ state: 'pending' })
+      // It waited in sub-task linking's deciding steps or in the walk, depending on where the
+      // WAL crossed the limit; either way nothing is done and the rest is resumable.
+      expect(entries.find((e) => e.name === 'subtask-links')).toMatchObject({ state: 'pending' })
+      expect(entries.find((e) => e.name === 'system-hash')?.state ?? 'not begun').toMatch(/^(pending|not begun)$/)
       expect(await throttledEntries(db.url)).toEqual([])
-      // No chunk is left claimed: the next runner resumes at once.
-      const claimed = await one<{ n: number }>(
-        db.url,
-        `select count(*)::int as n from migration_hooks.row_pass_chunks where claimed_by is not null`,
-      )
-      expect(claimed.n).toBe(0)
+      // No chunk is left claimed (if the walk had begun): the next runner resumes at once.
+      const walked = await one<{ t: string | null }>(db.url, `select to_regclass('migration_hooks.row_pass_chunks')::text as t`)
+      if (walked.t !== null) {
+        const claimed = await one<{ n: number }>(
+          db.url,
+          `select count(*)::int as n from migration_hooks.row_pass_chunks where claimed_by is not null`,
+        )
+        expect(claimed.n).toBe(0)
+      }
     } finally {
       await standby.resumeReplay()
       if (!run.exited()) await run.kill('SIGKILL')
@@ -385,7 +420,7 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
   it('a standby that goes away while paused does not hold the backfill', { timeout: TIMEOUT }, async () => {
     const db = await copy('throttle_gone')
     await standby.pauseReplay()
-    const run = startDb(['backfill'], { ...db.env, ...RUN, HOOKS_MAX_REPLICA_LAG_MB: '1' })
+    const run = startDb(['backfill'], { ...db.env, ...RUN, ...LAG_MB_ONLY })
     try {
       await waitUntilThrottled(db.url, /standby 127\.0\.0\.1 .* MB behind/, run)
       await expectNoWritesFor(db.url, 600)

@@ -101,7 +101,7 @@ export async function dropScratchTables(client: pg.ClientBase): Promise<void> {
 export const CONVERSATION_BEFORE_LINKING = `${LEDGER_SCHEMA}.conversation_before_linking`
 
 export const CREATE_CONVERSATION_BEFORE_LINKING = `create or replace function ${CONVERSATION_BEFORE_LINKING}(uuid, text, uuid)
-returns uuid language plpgsql stable as $fn$
+returns uuid language plpgsql stable set search_path = pg_catalog, pg_temp as $fn$
 begin
   if $3 is null or $2 is null or to_regclass('${MATCHES}') is null then
     return $1;
