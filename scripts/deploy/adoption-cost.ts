@@ -9,19 +9,22 @@ import type pg from 'pg'
 import { loadSettings } from '../../hooks/runner/settings.js'
 
 /**
- * Measured by `npm run bench -- --rows 100000 --throughput-only` on 2026-12-02 (heap 106.8 MB,
- * 24 indexes 112.4 MB, bodies in TOAST, full_page_writes on), all backfills together:
+ * Measured by `npm run bench -- --rows 100000 --json` on 2026-12-03 (heap 106.7 MB, 24 indexes
+ * 111.8 MB, bodies in TOAST, full_page_writes on), all backfills together, one row version
+ * per row (sub-task linking's links written by the row pass); rounded up, since an estimate of
+ * the free disk needed should err high:
  *  - WAL_PER_BYTE: WAL written per byte of api_requests' heap + indexes before the run
- *    (1,345 MB / 219.2 MB);
+ *    (910 MB / 218.5 MB = 4.16);
  *  - HEAP_GROWTH: the heap's growth, as a share of its size, with the walk's vacuum on
- *    (HOOKS_RECLAIM_EVERY_PERCENT=10: 106.8 → 148.8 MB) and off (0: 106.7 → 255.0 MB);
- *  - INDEX_GROWTH: the indexes' growth until a vacuum with index cleanup (112.4 → 166.9 MB).
+ *    (HOOKS_RECLAIM_EVERY_PERCENT=10: 106.7 → 123.2 MB, 0.15) and off (then one new version
+ *    per row extends the file as the bench's rewrite floor did: 106.7 → 189.6 MB, 0.78);
+ *  - INDEX_GROWTH: the indexes' growth until a vacuum with index cleanup (111.8 → 158.7 MB, 0.42).
  */
 export const MEASURED = {
-  WAL_PER_BYTE: 6.1,
-  HEAP_GROWTH_WITH_RECLAIM: 0.4,
-  HEAP_GROWTH_WITHOUT_RECLAIM: 1.4,
-  INDEX_GROWTH: 0.5,
+  WAL_PER_BYTE: 4.2,
+  HEAP_GROWTH_WITH_RECLAIM: 0.2,
+  HEAP_GROWTH_WITHOUT_RECLAIM: 0.8,
+  INDEX_GROWTH: 0.45,
 } as const
 
 export interface CostEstimate {
