@@ -25,7 +25,7 @@ import { setParameters } from './runner/parameters.js'
 import { connect, connectHealth, connectReader } from './runner/sessions.js'
 import { createThrottle, type HealthGate, NO_THROTTLE } from './runner/health/throttle.js'
 import { relationExists } from '../lib/catalog-probe.js'
-import { ensureLedger, LEDGER_TABLE } from './runner/ledger.js'
+import { ensureLedger, LEDGER_TABLE, readEntry } from './runner/ledger.js'
 import { tryAdvisoryLock } from '../lib/advisory-lock.js'
 import { acquireHooksLock, HOOKS_LOCK_KEY, releaseHooksLock } from './runner/hooks-lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './runner/maintenance.js'
@@ -103,17 +103,32 @@ function select(backfills: readonly Backfill[], only: string[] | undefined): Bac
   if (unknown.length) {
     throw new UserError(`Unknown backfill ${unknown.map((n) => `"${n}"`).join(', ')} in --only. Known: ${[...known].join(', ')}.`)
   }
-  const chosen = backfills.filter((b) => only.includes(b.name))
+  return backfills.filter((b) => only.includes(b.name))
+}
+
+/**
+ * `--only` must not run a backfill without those it `needs`, unless they are already done at
+ * their current version: sub-task linking decides from the Task calls task-invocations
+ * leaves, and parent-request-ids compares conversations as they were before linking moved
+ * rows, which only the same pass knows.
+ */
+async function refuseMissingNeeds(client: pg.ClientBase, all: readonly Backfill[], chosen: readonly Backfill[]): Promise<void> {
+  const names = new Set(chosen.map((b) => b.name))
   for (const backfill of chosen) {
-    const missing = (backfill.needs ?? []).filter((name) => !only.includes(name))
+    const missing: string[] = []
+    for (const name of backfill.needs ?? []) {
+      if (names.has(name)) continue
+      const entry = await readEntry(client, name)
+      const version = all.find((b) => b.name === name)?.version
+      if (entry?.state !== 'done' || entry.version !== version) missing.push(name)
+    }
     if (missing.length) {
       throw new UserError(
-        `--only ${backfill.name} needs ${missing.join(', ')} in the same run (it reads what they write, and takes part in the same row pass): ` +
-          `add ${missing.join(', ')} to --only, or leave --only out.`,
+        `--only ${backfill.name} needs ${missing.join(', ')} in the same run (it reads what they write, and takes part in the same row pass), ` +
+          `unless they are already done: add ${missing.join(', ')} to --only, or leave --only out. Nothing was run.`,
       )
     }
   }
-  return chosen
 }
 
 function summaryLine(s: BackfillSummary, width: number, dryRun: boolean): string {
@@ -191,6 +206,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     let cost: RunCost | undefined
     try {
       await ensureLedger(client)
+      if (opts.only?.length) await refuseMissingNeeds(client, opts.backfills ?? BACKFILLS, backfills)
       const changedTables = new Set<string>()
       // The row pass reads ahead on a second session while the first one writes (not in a dry
       // run, whose reads must see its own uncommitted writes); GIN merges run there too.

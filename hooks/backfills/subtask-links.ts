@@ -22,7 +22,7 @@ export const subtaskLinks: Backfill = {
   version: 1,
   description: 'link sub-task conversations to the Task call that started them (subtask_N branches)',
   tables: ['api_requests'],
-  needs: ['task-invocations'],
+  needs: ['task-invocations', 'parent-request-ids'],
   steps: [prepareScratch, scanRows, conversationTexts, scanCalls, claimExisting, matchConversations, numberBranches],
   row: [subtaskRows, parentCalls],
   afterRowPass: dropScratchTables,

@@ -77,8 +77,9 @@ export type Linking = { kind: 'linked'; value: unknown[] } | { kind: 'unchanged'
 
 /**
  * The parent row's `task_tool_invocation` with `linked_conversation_id` set on each linked
- * call. A position that holds no object, or another call than the one matched, means the value
- * changed since the calls were read: nothing is written (counted as skipped).
+ * call. A position that holds no object, another call than the one matched, or a call linked
+ * to another conversation means the value changed since the calls were read: nothing is
+ * written (counted as skipped).
  */
 export function linkCalls(invocations: unknown, links: CallLink[]): Linking {
   if (!Array.isArray(invocations)) return { kind: 'mismatch', reason: 'task_tool_invocation is not an array' }
@@ -89,6 +90,9 @@ export function linkCalls(invocations: unknown, links: CallLink[]): Linking {
     if (!isObject(element)) return { kind: 'mismatch', reason: `no call at position ${link.position}` }
     if (link.call !== null && element.id !== link.call) return { kind: 'mismatch', reason: `another call at position ${link.position}` }
     if (element.linked_conversation_id === link.conversation) continue
+    // Linked to another conversation since the calls were read: the application's link stands.
+    if (element.linked_conversation_id !== undefined && element.linked_conversation_id !== null)
+      return { kind: 'mismatch', reason: `the call at position ${link.position} is already linked to another conversation` }
     out[link.position - 1] = { ...element, linked_conversation_id: link.conversation }
     changed = true
   }

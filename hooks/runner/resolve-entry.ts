@@ -10,7 +10,7 @@
 import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
-import type { Backfill, HookSettings, Prepared } from './backfill.js'
+import { type Backfill, type HookSettings, type Prepared, ROW_PASS_STEP } from './backfill.js'
 import { type LedgerRow, markDone, markFailed, readEntry, resetEntry } from './ledger.js'
 
 export type Resolution =
@@ -36,6 +36,16 @@ export async function resolveEntry(
   }
   const configKey = prepared.configKey ?? null
   let entry = await readEntry(client, backfill.name)
+  const halfWritten = writingDecisions(backfill, entry)
+  if (halfWritten && entry && (entry.version !== backfill.version || entry.configKey !== configKey)) {
+    const message =
+      `backfill "${backfill.name}" is part-way through writing what version ${entry.version} decided (its ledger step is ${halfWritten}), ` +
+      `and this code is version ${backfill.version}${entry.configKey !== configKey ? ' with other input' : ''}: starting over now would leave ` +
+      'the rows it has already written (half-moved sub-task conversations) for good. Finish it with the code and settings that started it, ' +
+      'then deploy this one. Nothing was changed.'
+    if (!dryRun) await markFailed(client, backfill.name, message)
+    return { kind: 'failed', error: message, cause: new Error(message), failureRecorded: !dryRun }
+  }
   if (!entry || entry.version !== backfill.version || entry.configKey !== configKey) {
     await resetEntry(client, backfill.name, backfill.version, configKey)
     entry = (await readEntry(client, backfill.name))!
@@ -46,4 +56,15 @@ export async function resolveEntry(
     return { kind: 'skipped', note: prepared.skip }
   }
   return { kind: 'run', prepared, configKey, entry }
+}
+
+/**
+ * A backfill that decides in steps and writes in the row pass (sub-task linking) must not
+ * start over once the pass has begun writing its decisions: the rows written so far would
+ * no longer match any decision. The ledger step then names the pass's phase (walk, catch-up).
+ */
+function writingDecisions(backfill: Backfill, entry: LedgerRow | undefined): string | null {
+  if (!entry || entry.state === 'done' || !backfill.row || backfill.steps.length === 0) return null
+  const phase = entry.step
+  return phase !== null && phase !== ROW_PASS_STEP && ['walk', 'catch-up'].includes(phase) ? phase : null
 }

@@ -105,6 +105,8 @@ describe('linkCalls', () => {
     expect(linkCalls(calls, [{ position: 1, conversation: 'c1', call: 'toolu_2' }]).kind).toBe('mismatch')
     expect(linkCalls(calls, [{ position: 3, conversation: 'c3', call: null }]).kind).toBe('mismatch')
     expect(linkCalls(null, [{ position: 1, conversation: 'c1', call: null }]).kind).toBe('mismatch')
+    // Linked to another conversation meanwhile: that link is kept, nothing written.
+    expect(linkCalls(linked, [{ position: 2, conversation: 'c9', call: 'toolu_2' }]).kind).toBe('mismatch')
   })
 })
 

@@ -13,6 +13,7 @@ import { generateDataset } from './support/dataset.js'
 import { hookEnv, insertRows, mappingFile, owned, runQuiet, startHookProcess } from './support/fixtures.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
 import { closeWriteGate, GATE_PATIENT, waitFor, waitForNoSessions } from '../helpers/drills.js'
+import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
 
 const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
 
@@ -219,6 +220,44 @@ describe('the row pass', () => {
     expect(resumed.ok, resumed.error).toBe(true)
     expect(await result(url)).toEqual(reference)
     expect(await writtenTwice(url)).toEqual([])
+  })
+
+  it('a second process does not help an earlier run’s pass while the lock holder is still deciding sub-task links', async () => {
+    const url = await copy('rowpass_stale_join')
+    // An earlier `--only system-hash` run, stopped part-way: its pass stays recorded, walking.
+    const gate = await closeWriteGate(url, { when: 'exists (select 1 from migration_hooks.row_pass_chunks where done)' })
+    let stop = false
+    const earlier = runQuiet(url, {
+      only: ['system-hash'],
+      env: { HOOKS_BATCH_SIZE: '10', ...GATE_PATIENT },
+      shouldStop: () => (stop ? 'test' : undefined),
+    })
+    try {
+      await gate.waitUntilBlocked()
+      stop = true
+    } finally {
+      await gate.remove()
+    }
+    expect((await earlier).stopped).toBe(true)
+    // Now a whole run holds the hooks lock and is running sub-task linking's steps (it will
+    // begin a pass of its own): a second process must not walk the earlier pass meanwhile.
+    const holder = await openClient(url)
+    try {
+      await holder.query('select pg_advisory_lock($1::bigint)', [HOOKS_LOCK_KEY])
+      const before = await result(url)
+      const writes = async () => inDb(url, async (c) => (await c.query('select count(*)::int as n from test_audit.row_writes')).rows[0].n)
+      const written = await writes()
+      const helper = await runQuiet(url, { ifBusy: 'join', env: { ACCOUNT_MAPPING_FILE: mapping } })
+      expect(helper.busy).toBe(true)
+      expect(helper.joined).toBeFalsy()
+      expect(await writes()).toBe(written)
+      expect(await result(url)).toEqual(before)
+    } finally {
+      await holder.end()
+    }
+    const whole = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: mapping } })
+    expect(whole.ok, whole.error).toBe(true)
+    expect(await result(url)).toEqual(reference)
   })
 
   it('a second process joins the walk, takes over a frozen runner’s chunk, and every row is still written once', async () => {

@@ -11,7 +11,7 @@ import { keyWalkStep, rangeFilter } from '../../hooks/runner/key-walk.js'
 import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
 import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
-import { closeWriteGate, GATE_PATIENT } from '../helpers/drills.js'
+import { backfillPartWay, closeWriteGate, GATE_PATIENT } from '../helpers/drills.js'
 import { tsxScript } from '../helpers/project.js'
 import { freshDatabase, inDb } from './support/template-databases.js'
 import {
@@ -134,6 +134,47 @@ describe('ledger', () => {
   })
 })
 
+describe('a new version of sub-task linking while the row pass writes its decisions', () => {
+  it('is refused with nothing changed, and the version that began finishes as one run would', async () => {
+    const url = await freshDatabase('bump_mid_walk')
+    // A page or two per row (fillfactor 10), so the walk takes many one-page batches.
+    await inDb(url, async (c) => {
+      await c.query('alter table api_requests set (fillfactor = 10)')
+      await insertRows(c, someRows())
+    })
+    const whole = await seeded('bump_whole')
+    const reference = await runQuiet(whole)
+    expect(reference.ok, reference.error).toBe(true)
+    // Stop the walk after a batch that wrote: linking's decisions are part-way written.
+    const gate = await closeWriteGate(url, { when: backfillPartWay('subtask-links', ['walk']) })
+    let stop = false
+    const first = runQuiet(url, {
+      env: { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', ...GATE_PATIENT },
+      shouldStop: () => (stop ? 'test' : undefined),
+    })
+    try {
+      await gate.waitUntilBlocked()
+      stop = true
+    } finally {
+      await gate.remove()
+    }
+    expect((await first).stopped).toBe(true)
+    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version: 1 })
+    const halfWay = await inDb(url, fullSnapshot)
+
+    const bumped = BACKFILLS.map((b) => (b.name === 'subtask-links' ? { ...b, version: b.version + 1 } : b))
+    const refused = await runQuiet(url, { backfills: bumped })
+    expect(refused.ok).toBe(false)
+    expect(refused.error).toContain('part-way through writing what version 1 decided')
+    expect(await inDb(url, fullSnapshot)).toEqual(halfWay)
+    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version: 1, state: 'failed' })
+
+    const rest = await runQuiet(url)
+    expect(rest.ok, rest.error).toBe(true)
+    expect(await inDb(url, fullSnapshot)).toEqual(await inDb(whole, fullSnapshot))
+  })
+})
+
 describe('dry run', () => {
   it('reports what would change and writes nothing, not even the ledger', async () => {
     const { url, end } = await seededUnderOldTransaction('dry')
@@ -152,10 +193,30 @@ describe('dry run', () => {
     expect(counts(dry)).toEqual(counts(real))
     expect(real.summaries.find((s) => s.name === 'account-ids')!.changed).toBe(7)
     expect(real.summaries.find((s) => s.name === 'subtask-links')!.changed).toBeGreaterThan(0)
-    // Linking alone is refused: it reads the Task calls task-invocations writes in the same pass.
-    const alone = await runQuiet(await seeded('dry_alone'), { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
+    // Linking alone is refused while what it needs is not done: it reads the Task calls
+    // task-invocations leaves, and parent-request-ids compares conversations before linking.
+    const split = await seeded('dry_split')
+    const untouched = await inDb(split, fullSnapshot)
+    const alone = await runQuiet(split, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
     expect(alone.ok).toBe(false)
-    expect(alone.error).toContain('add task-invocations to --only')
+    expect(alone.error).toContain('add task-invocations, parent-request-ids to --only')
+    expect(await inDb(split, fullSnapshot)).toEqual(untouched)
+    expect((await state(split, 'subtask-links'))?.state ?? 'not begun').toBe('not begun')
+    // Once they are done, it runs alone, and the two runs end as one run does.
+    const first = await runQuiet(split, {
+      only: ['task-invocations', 'parent-request-ids', 'account-ids', 'system-hash'],
+      env: { ACCOUNT_MAPPING_FILE: file },
+    })
+    expect(first.ok, first.error).toBe(true)
+    const second = await runQuiet(split, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
+    expect(second.ok, second.error).toBe(true)
+    const whole = await seeded('dry_whole')
+    const one = await runQuiet(whole, { env: { ACCOUNT_MAPPING_FILE: file } })
+    expect(one.ok, one.error).toBe(true)
+    const linked = (r: typeof one) => r.summaries.find((s) => s.name === 'subtask-links')!.changed
+    expect(linked(second)).toBe(linked(one))
+    expect(linked(one)).toBeGreaterThan(0)
+    expect(await inDb(split, fullSnapshot)).toEqual(await inDb(whole, fullSnapshot))
   })
 
   it('holds no row lock beyond the batch that took it, and still counts every change', async () => {

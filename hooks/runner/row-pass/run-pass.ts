@@ -27,7 +27,7 @@ import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
 import { type HealthGate, NO_THROTTLE } from '../health/throttle.js'
 import { type HeapReclaimer, heapReclaimer, NO_RECLAIM } from './reclaim.js'
 import { estimateRows } from '../key-walk.js'
-import { markDone, markFailed, markRunning, markStopped, startStep } from '../ledger.js'
+import { markDone, markFailed, markRunning, markStopped, readEntry, startStep } from '../ledger.js'
 import { resolveEntry } from '../resolve-entry.js'
 import { setParameters } from '../parameters.js'
 import { type Progress, startProgress } from '../progress.js'
@@ -328,6 +328,14 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
   const started = Date.now()
   const pass = await readPass(client)
   if (pass?.phase !== 'walk') return { refused: 'no row pass is walking', summaries: [] }
+  // The recorded pass may be an earlier run's, which the runner holding the lock replaces once
+  // its deciding steps are done: helping it now would write rows that pass writes again.
+  for (const backfill of rowBackfills(backfills).filter((b) => b.steps.length > 0)) {
+    const entry = await readEntry(client, backfill.name)
+    if (entry?.state !== 'done' && !ROW_PASS_PHASES.includes(entry?.step ?? '')) {
+      return { refused: `${backfill.name} is still deciding (its steps run before the walk), so the walk has not begun`, summaries: [] }
+    }
+  }
   const participants: Participant[] = []
   for (const member of pass.members) {
     const backfill = rowBackfills(backfills).find((b) => b.name === member.name)
