@@ -13,7 +13,7 @@ import { hookStatus } from '../../hooks/run.js'
 import { createTestDatabases } from '../helpers/databases.js'
 import { backfillPartWay, closeWriteGate, GATE_PATIENT } from '../helpers/drills.js'
 import { tsxScript } from '../helpers/project.js'
-import { freshDatabase, inDb } from './support/template-databases.js'
+import { copyDatabase, freshDatabase, inDb } from './support/template-databases.js'
 import {
   conv,
   firstRequest,
@@ -136,13 +136,15 @@ describe('ledger', () => {
 
 describe('a new version of sub-task linking while the row pass writes its decisions', () => {
   it('is refused with nothing changed, and the version that began finishes as one run would', async () => {
-    const url = await freshDatabase('bump_mid_walk')
+    const source = await copyDatabase('bump_mid_walk')
+    const url = source.url
     // A page or two per row (fillfactor 10), so the walk takes many one-page batches.
     await inDb(url, async (c) => {
       await c.query('alter table api_requests set (fillfactor = 10)')
       await insertRows(c, someRows())
     })
-    const whole = await seeded('bump_whole')
+    // The same rows (created_at included), run in one go.
+    const whole = (await copyDatabase('bump_whole', source.name)).url
     const reference = await runQuiet(whole)
     expect(reference.ok, reference.error).toBe(true)
     // Stop the walk after a batch that wrote: linking's decisions are part-way written.
@@ -195,28 +197,30 @@ describe('dry run', () => {
     expect(real.summaries.find((s) => s.name === 'subtask-links')!.changed).toBeGreaterThan(0)
     // Linking alone is refused while what it needs is not done: it reads the Task calls
     // task-invocations leaves, and parent-request-ids compares conversations before linking.
-    const split = await seeded('dry_split')
-    const untouched = await inDb(split, fullSnapshot)
-    const alone = await runQuiet(split, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
+    const split = await copyDatabase('dry_split')
+    await inDb(split.url, (c) => insertRows(c, someRows()))
+    // The same rows (created_at included), for a run in one go.
+    const whole = (await copyDatabase('dry_whole', split.name)).url
+    const untouched = await inDb(split.url, fullSnapshot)
+    const alone = await runQuiet(split.url, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
     expect(alone.ok).toBe(false)
     expect(alone.error).toContain('add task-invocations, parent-request-ids to --only')
-    expect(await inDb(split, fullSnapshot)).toEqual(untouched)
-    expect((await state(split, 'subtask-links'))?.state ?? 'not begun').toBe('not begun')
+    expect(await inDb(split.url, fullSnapshot)).toEqual(untouched)
+    expect((await state(split.url, 'subtask-links'))?.state ?? 'not begun').toBe('not begun')
     // Once they are done, it runs alone, and the two runs end as one run does.
-    const first = await runQuiet(split, {
+    const first = await runQuiet(split.url, {
       only: ['task-invocations', 'parent-request-ids', 'account-ids', 'system-hash'],
       env: { ACCOUNT_MAPPING_FILE: file },
     })
     expect(first.ok, first.error).toBe(true)
-    const second = await runQuiet(split, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
+    const second = await runQuiet(split.url, { only: ['subtask-links'], env: { ACCOUNT_MAPPING_FILE: file } })
     expect(second.ok, second.error).toBe(true)
-    const whole = await seeded('dry_whole')
     const one = await runQuiet(whole, { env: { ACCOUNT_MAPPING_FILE: file } })
     expect(one.ok, one.error).toBe(true)
     const linked = (r: typeof one) => r.summaries.find((s) => s.name === 'subtask-links')!.changed
     expect(linked(second)).toBe(linked(one))
     expect(linked(one)).toBeGreaterThan(0)
-    expect(await inDb(split, fullSnapshot)).toEqual(await inDb(whole, fullSnapshot))
+    expect(await inDb(split.url, fullSnapshot)).toEqual(await inDb(whole, fullSnapshot))
   })
 
   it('holds no row lock beyond the batch that took it, and still counts every change', async () => {
