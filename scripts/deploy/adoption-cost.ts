@@ -9,22 +9,27 @@ import type pg from 'pg'
 import { loadSettings } from '../../hooks/runner/settings.js'
 
 /**
- * Measured by `npm run bench -- --rows 100000 --json` on 2026-12-03 (heap 106.7 MB, 24 indexes
- * 111.8 MB, bodies in TOAST, full_page_writes on), all backfills together, one row version
- * per row (sub-task linking's links written by the row pass); rounded up, since an estimate of
- * the free disk needed should err high:
- *  - WAL_PER_BYTE: WAL written per byte of api_requests' heap + indexes before the run
- *    (910 MB / 218.5 MB = 4.16);
+ * Measured by `npm run bench` on 2026-12-03 (bodies in TOAST, 24 indexes, full_page_writes on,
+ * max_wal_size 1 GB, wal_compression off), all backfills together, one row version per row
+ * (sub-task linking's links written by the row pass); rounded up, since an estimate of the
+ * free disk needed should err high:
+ *  - WAL_PER_BYTE: WAL written per byte of api_requests' heap + indexes before the run. At 1M
+ *    rows 26,889 MB for 2,107 MB (12.8): the run wrote 26× max_wal_size, so a checkpoint came
+ *    every GB and most of the WAL is the first full image of each page touched after one. At
+ *    100k rows, about one checkpoint in the run: 910 MB for 218.5 MB (4.2). A production
+ *    table is larger still, so the estimate takes the 1M figure;
  *  - HEAP_GROWTH: the heap's growth, as a share of its size, with the walk's vacuum on
- *    (HOOKS_RECLAIM_EVERY_PERCENT=10: 106.7 → 123.2 MB, 0.15) and off (then one new version
- *    per row extends the file as the bench's rewrite floor did: 106.7 → 189.6 MB, 0.78);
- *  - INDEX_GROWTH: the indexes' growth until a vacuum with index cleanup (111.8 → 158.7 MB, 0.42).
+ *    (HOOKS_RECLAIM_EVERY_PERCENT=10: 1,066 → 1,222 MB at 1M, 0.15) and off (then one new
+ *    version per row extends the file as the bench's rewrite floor did: 1,066 → 1,678 MB, 0.57;
+ *    0.78 at 100k);
+ *  - INDEX_GROWTH: the indexes' growth until a vacuum with index cleanup (1,041 → 1,547 MB at
+ *    1M, 0.49).
  */
 export const MEASURED = {
-  WAL_PER_BYTE: 4.2,
+  WAL_PER_BYTE: 12.8,
   HEAP_GROWTH_WITH_RECLAIM: 0.2,
   HEAP_GROWTH_WITHOUT_RECLAIM: 0.8,
-  INDEX_GROWTH: 0.45,
+  INDEX_GROWTH: 0.5,
 } as const
 
 export interface CostEstimate {
@@ -35,6 +40,8 @@ export interface CostEstimate {
   maxWalBytes: number
   archiving: boolean
   freeDiskBytes: number
+  /** full_page_writes on and wal_compression off: full-page images go into the WAL as they are. */
+  uncompressedPageImages: boolean
 }
 
 export async function estimateAdoptionCost(client: pg.ClientBase, env: NodeJS.ProcessEnv = process.env): Promise<CostEstimate> {
@@ -42,8 +49,10 @@ export async function estimateAdoptionCost(client: pg.ClientBase, env: NodeJS.Pr
     select pg_catalog.pg_relation_size('public.api_requests')::float8 as heap,
            pg_catalog.pg_indexes_size('public.api_requests')::float8 as indexes,
            (select setting::float8 * 1024 * 1024 from pg_catalog.pg_settings where name = 'max_wal_size') as max_wal,
-           pg_catalog.current_setting('archive_mode') <> 'off' as archiving`)
-  const { heap, indexes, max_wal: maxWal, archiving } = rows[0]
+           pg_catalog.current_setting('archive_mode') <> 'off' as archiving,
+           pg_catalog.current_setting('full_page_writes') = 'on'
+             and pg_catalog.current_setting('wal_compression') = 'off' as uncompressed`)
+  const { heap, indexes, max_wal: maxWal, archiving, uncompressed } = rows[0]
   const reclaim = loadSettings(env).reclaimEveryPercent > 0
   const walBytes = MEASURED.WAL_PER_BYTE * (heap + indexes)
   const heapGrowthBytes = heap * (reclaim ? MEASURED.HEAP_GROWTH_WITH_RECLAIM : MEASURED.HEAP_GROWTH_WITHOUT_RECLAIM)
@@ -58,6 +67,7 @@ export async function estimateAdoptionCost(client: pg.ClientBase, env: NodeJS.Pr
     maxWalBytes: maxWal,
     archiving,
     freeDiskBytes: heapGrowthBytes + indexGrowthBytes + walKept,
+    uncompressedPageImages: uncompressed,
   }
 }
 
@@ -71,5 +81,11 @@ export function costEstimateLines(e: CostEstimate): string[] {
     `  free disk needed on the primary: ~${gb(e.freeDiskBytes)} (heap + index growth + ${
       e.archiving ? 'the WAL, if the archiver falls behind' : `max_wal_size, ${gb(e.maxWalBytes)}`
     }). Check the data directory's free space before you start.`,
+    ...(e.uncompressedPageImages
+      ? [
+          `  most of that WAL is the first full image of each page written after a checkpoint: a larger max_wal_size (now ${gb(e.maxWalBytes)}) ` +
+            'and checkpoint_timeout for the adoption, and wal_compression = on, make it smaller (each takes a reload).',
+        ]
+      : []),
   ]
 }
