@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { openClient } from '../../lib/connection.js'
 import { sleep } from '../../lib/retry.js'
 import { generateDataset } from './support/dataset.js'
-import { hookEnv, insertRows, mappingFile, owned, runQuiet, startHookProcess } from './support/fixtures.js'
+import { hookEnv, insertRows, mappingFile, owned, runQuiet, runStoppedAt, startHookProcess } from './support/fixtures.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
 import { closeWriteGate, GATE_PATIENT, waitFor, waitForNoSessions } from '../helpers/drills.js'
 import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
@@ -225,20 +225,11 @@ describe('the row pass', () => {
   it('a second process does not help an earlier run’s pass while the lock holder is still deciding sub-task links', async () => {
     const url = await copy('rowpass_stale_join')
     // An earlier `--only system-hash` run, stopped part-way: its pass stays recorded, walking.
-    const gate = await closeWriteGate(url, { when: 'exists (select 1 from migration_hooks.row_pass_chunks where done)' })
-    let stop = false
-    const earlier = runQuiet(url, {
+    const earlier = await runStoppedAt(url, 'exists (select 1 from migration_hooks.row_pass_chunks where done)', {
       only: ['system-hash'],
-      env: { HOOKS_BATCH_SIZE: '10', ...GATE_PATIENT },
-      shouldStop: () => (stop ? 'test' : undefined),
+      env: { HOOKS_BATCH_SIZE: '10' },
     })
-    try {
-      await gate.waitUntilBlocked()
-      stop = true
-    } finally {
-      await gate.remove()
-    }
-    expect((await earlier).stopped).toBe(true)
+    expect(earlier.stopped).toBe(true)
     // Now a whole run holds the hooks lock and is running sub-task linking's steps (it will
     // begin a pass of its own): a second process must not walk the earlier pass meanwhile.
     const holder = await openClient(url)

@@ -24,6 +24,7 @@ import {
   owned,
   req,
   runQuiet,
+  runStoppedAt,
   taskResponse,
   type RowSpec,
 } from './support/fixtures.js'
@@ -148,19 +149,10 @@ describe('a new version of sub-task linking while the row pass writes its decisi
     const reference = await runQuiet(whole)
     expect(reference.ok, reference.error).toBe(true)
     // Stop the walk after a batch that wrote: linking's decisions are part-way written.
-    const gate = await closeWriteGate(url, { when: backfillPartWay('subtask-links', ['walk']) })
-    let stop = false
-    const first = runQuiet(url, {
-      env: { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', ...GATE_PATIENT },
-      shouldStop: () => (stop ? 'test' : undefined),
+    const first = await runStoppedAt(url, backfillPartWay('subtask-links', ['walk']), {
+      env: { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0' },
     })
-    try {
-      await gate.waitUntilBlocked()
-      stop = true
-    } finally {
-      await gate.remove()
-    }
-    expect((await first).stopped).toBe(true)
+    expect(first.stopped).toBe(true)
     expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version: 1 })
     const halfWay = await inDb(url, fullSnapshot)
 

@@ -9,6 +9,7 @@ import type pg from 'pg'
 import { afterAll } from 'vitest'
 import { runHooks, type RunHooksOptions, type RunHooksResult } from '../../../hooks/run.js'
 import { execa } from 'execa'
+import { closeWriteGate, GATE_PATIENT } from '../../helpers/drills.js'
 import { cleanEnv, nodeWithTsx, PROJECT_ROOT } from '../../helpers/project.js'
 
 const uuid = (prefix: string, n: number) => `${prefix}-0000-4000-8000-${n.toString(16).padStart(12, '0')}`
@@ -159,6 +160,28 @@ export async function runQuiet(databaseUrl: string, opts: Partial<RunHooksOption
   const log: string[] = []
   const result = await runHooks({ databaseUrl, shadow: false, tty: false, log: (l) => log.push(l), env: {}, ...opts })
   return { ...result, log }
+}
+
+/**
+ * Run the hooks in-process until one of their updates matching `when` (SQL over OLD/NEW, see
+ * closeWriteGate) waits at a write gate; then let it through and stop after that batch, as
+ * SIGTERM would. Resolves with the stopped run's result.
+ */
+export async function runStoppedAt(
+  databaseUrl: string,
+  when: string,
+  opts: Partial<RunHooksOptions> = {},
+): Promise<RunHooksResult & { log: string[] }> {
+  const gate = await closeWriteGate(databaseUrl, { when })
+  let stop = false
+  const run = runQuiet(databaseUrl, { ...opts, env: { ...opts.env, ...GATE_PATIENT }, shouldStop: () => (stop ? 'test' : undefined) })
+  try {
+    await gate.waitUntilBlocked()
+    stop = true
+  } finally {
+    await gate.remove()
+  }
+  return run
 }
 
 /** The ledger row of one backfill, or undefined. */
