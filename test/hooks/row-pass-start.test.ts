@@ -15,6 +15,7 @@ import {
   CHUNK_TABLE,
   ensureStateTables,
   heapPages,
+  ownTransactions,
   MAX_PASS_TRANSACTIONS,
   PASS_TABLE,
   type PassState,
@@ -39,7 +40,7 @@ const rows = (from: number, to: number) =>
 async function candidates(url: string, pass: PassState): Promise<string[]> {
   return inDb(url, async (c) => {
     const { sql, params } = catchUpRead(participants)
-    const found = await c.query(sql, [0, await heapPages(c), pass.startSnapshot, ...params])
+    const found = await c.query(sql, [0, await heapPages(c), pass.startSnapshot, await ownTransactions(c), ...params])
     return found.rows.map((r) => r.id).sort()
   })
 }

@@ -25,7 +25,7 @@ import type pg from 'pg'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { catchUpRead, participantNames } from './sql.js'
-import { heapPages } from './state.js'
+import { heapPages, ownTransactions } from './state.js'
 import { saveBatchProgress } from './tally.js'
 import { type PassRun, type WorkerEnd, writeRecords } from './walk.js'
 
@@ -64,11 +64,12 @@ async function catchUpOnce(run: PassRun, writer: pg.ClientBase, reader: pg.Clien
     // would count it twice. A dry run's final pass reads only the pages added since its walk
     // began.
     const pages = await heapPages(reader)
+    const own = await ownTransactions(reader)
     let step = FIRST_PAGES
     for (let from = run.dryRun ? run.pass.totalPages : 0; from < pages; ) {
       const to = Math.min(pages, from + step)
       const started = performance.now()
-      const { rows } = await reader.query(sql, [from, to, run.pass.startSnapshot, ...params])
+      const { rows } = await reader.query(sql, [from, to, run.pass.startSnapshot, own, ...params])
       const ms = performance.now() - started
       step = Math.min(MAX_PAGES, Math.max(1, Math.round(step * Math.min(2, Math.max(0.5, READ_TARGET_MS / Math.max(ms, 1))))))
       if (rows.length) {

@@ -80,6 +80,12 @@ export async function ensureStateTables(client: pg.ClientBase): Promise<void> {
   await client.query(`create table if not exists ${XID_TABLE} (xid xid8 primary key)`)
 }
 
+/** The (32-bit) ids of the pass's own write transactions, as a text array literal for an `xid[]` parameter. */
+export async function ownTransactions(client: pg.ClientBase): Promise<string> {
+  const { rows } = await client.query<{ ids: string }>(`select coalesce(array_agg(xid(xid)), '{}')::text as ids from ${XID_TABLE}`)
+  return rows[0].ids
+}
+
 /** Inside a batch transaction that wrote rows: its transaction id is the pass's own. */
 export async function recordOwnWrite(client: pg.ClientBase): Promise<void> {
   await client.query(`insert into ${XID_TABLE} (xid) values (pg_current_xact_id()) on conflict do nothing`)
