@@ -18,7 +18,7 @@ import { explain, reportFatal, UserError } from '../lib/errors.js'
 import { redact } from '../lib/redact.js'
 import { BACKFILLS } from './backfills/index.js'
 import type pg from 'pg'
-import type { Backfill, HookSettings } from './runner/backfill.js'
+import { type Backfill, decidesBeforeRowPass, type HookSettings } from './runner/backfill.js'
 import { runBackfill, type BackfillSummary } from './runner/batch-runner.js'
 import { joinRowPass, rowBackfills, type RowPassOptions, runRowPass } from './runner/row-pass/run-pass.js'
 import { setParameters } from './runner/parameters.js'
@@ -230,7 +230,7 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
       const perRow = rowBackfills(backfills)
       const decided = new Map<string, BackfillSummary>()
       let rowsOk = true
-      for (const backfill of perRow.filter((b) => b.steps.length > 0)) {
+      for (const backfill of perRow.filter(decidesBeforeRowPass)) {
         const summary = await runBackfill(client, backfill, { settings, dryRun, log, tty, reader, shouldStop: opts.shouldStop, health })
         decided.set(backfill.name, summary)
         if (summary.outcome === 'failed' || summary.outcome === 'stopped') {

@@ -178,3 +178,8 @@ export const rulesOf = (backfill: Backfill): readonly RowRule[] =>
  */
 export const ROW_PASS_STEP = 'row-pass'
 export const ROW_PASS_PHASES: readonly string[] = [ROW_PASS_STEP, 'walk', 'catch-up']
+/** The phases in which the row pass is writing what such a backfill's steps decided. */
+export const WRITING_PHASES: readonly string[] = ROW_PASS_PHASES.filter((phase) => phase !== ROW_PASS_STEP)
+
+/** A backfill that decides in steps before the row pass and writes in it (sub-task linking). */
+export const decidesBeforeRowPass = (backfill: Backfill): boolean => backfill.row !== undefined && backfill.steps.length > 0

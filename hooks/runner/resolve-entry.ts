@@ -10,7 +10,7 @@
 import type pg from 'pg'
 import { explain } from '../../lib/errors.js'
 import { redact } from '../../lib/redact.js'
-import { type Backfill, type HookSettings, type Prepared, ROW_PASS_STEP } from './backfill.js'
+import { type Backfill, decidesBeforeRowPass, type HookSettings, type Prepared, WRITING_PHASES } from './backfill.js'
 import { type LedgerRow, markDone, markFailed, readEntry, resetEntry } from './ledger.js'
 
 export type Resolution =
@@ -64,7 +64,6 @@ export async function resolveEntry(
  * no longer match any decision. The ledger step then names the pass's phase (walk, catch-up).
  */
 function writingDecisions(backfill: Backfill, entry: LedgerRow | undefined): string | null {
-  if (!entry || entry.state === 'done' || !backfill.row || backfill.steps.length === 0) return null
-  const phase = entry.step
-  return phase !== null && phase !== ROW_PASS_STEP && ['walk', 'catch-up'].includes(phase) ? phase : null
+  if (!entry || entry.state === 'done' || !decidesBeforeRowPass(backfill)) return null
+  return entry.step !== null && WRITING_PHASES.includes(entry.step) ? entry.step : null
 }

@@ -20,7 +20,7 @@ import type pg from 'pg'
 import { explain } from '../../../lib/errors.js'
 import { redact } from '../../../lib/redact.js'
 import { sleep } from '../../../lib/retry.js'
-import { type Backfill, type HookSettings, ROW_PASS_PHASES, rulesOf } from '../backfill.js'
+import { type Backfill, decidesBeforeRowPass, type HookSettings, ROW_PASS_PHASES, rulesOf } from '../backfill.js'
 import { batchSizer } from '../batch-sizer.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
@@ -330,7 +330,7 @@ export async function joinRowPass(client: pg.ClientBase, backfills: Backfill[], 
   if (pass?.phase !== 'walk') return { refused: 'no row pass is walking', summaries: [] }
   // The recorded pass may be an earlier run's, which the runner holding the lock replaces once
   // its deciding steps are done: helping it now would write rows that pass writes again.
-  for (const backfill of rowBackfills(backfills).filter((b) => b.steps.length > 0)) {
+  for (const backfill of backfills.filter(decidesBeforeRowPass)) {
     const entry = await readEntry(client, backfill.name)
     if (entry?.state !== 'done' && !ROW_PASS_PHASES.includes(entry?.step ?? '')) {
       return { refused: `${backfill.name} is still deciding (its steps run before the walk), so the walk has not begun`, summaries: [] }
