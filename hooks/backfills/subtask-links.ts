@@ -14,7 +14,7 @@
 import type { Backfill } from '../runner/backfill.js'
 import { parentCalls, subtaskRows } from './subtask-links/link-rules.js'
 import { matchConversations, numberBranches } from './subtask-links/match.js'
-import { claimExisting, conversationTexts, scanCalls, scanRows } from './subtask-links/scan.js'
+import { claimExisting, conversationTexts, scanCalls, scanConversations, scanLinks } from './subtask-links/scan.js'
 import { dropScratchTables, prepareScratch } from './subtask-links/scratch.js'
 
 export const subtaskLinks: Backfill = {
@@ -23,7 +23,7 @@ export const subtaskLinks: Backfill = {
   description: 'link sub-task conversations to the Task call that started them (subtask_N branches)',
   tables: ['api_requests'],
   needs: ['task-invocations', 'parent-request-ids'],
-  steps: [prepareScratch, scanRows, conversationTexts, scanCalls, claimExisting, matchConversations, numberBranches],
+  steps: [prepareScratch, scanLinks, scanConversations, scanCalls, conversationTexts, claimExisting, matchConversations, numberBranches],
   row: [subtaskRows, parentCalls],
   afterRowPass: dropScratchTables,
 }

@@ -251,7 +251,7 @@ describe('SIGKILL during the backfills', () => {
     // Sub-task linking's steps decide first, reading only; its gate is on the ledger, which
     // therefore exists before the first run (as the hooks create it).
     await withClient(db.databaseUrl, (c) => ensureLedger(c))
-    await killAt({ name: 'subtask-links', steps: ['scan-rows', 'conversation-texts', 'scan-calls'] })
+    await killAt({ name: 'subtask-links', steps: ['scan-conversations', 'scan-calls', 'conversation-texts'] })
     await killAt({ name: 'subtask-links', steps: ['claim-existing', 'match', 'number'] })
     await killAt({ name: 'task-invocations' })
     await killInsideBatch()

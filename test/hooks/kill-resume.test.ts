@@ -43,8 +43,8 @@ async function ledger(c: pg.Client): Promise<LedgerView[]> {
  * (gated on its writes to api_requests).
  */
 const KILL_POINTS: Array<{ name: string; steps?: string[]; gate: 'ledger' | 'rows' }> = [
-  { name: 'subtask-links', steps: ['scan-rows'], gate: 'ledger' },
-  { name: 'subtask-links', steps: ['conversation-texts', 'scan-calls'], gate: 'ledger' },
+  { name: 'subtask-links', steps: ['scan-conversations'], gate: 'ledger' },
+  { name: 'subtask-links', steps: ['scan-calls', 'conversation-texts'], gate: 'ledger' },
   { name: 'subtask-links', steps: ['match'], gate: 'ledger' },
   { name: 'task-invocations', gate: 'rows' },
   { name: 'parent-request-ids', gate: 'rows' },

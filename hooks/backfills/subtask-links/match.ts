@@ -105,16 +105,20 @@ export const numberBranches: Step = {
       after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after],
     )
     if (rows.length) {
+      // The `like` is implied by the pattern; it is there so that the planner can use the
+      // schema's partial index idx_subtask_seq (branch_id like 'subtask_%'), which holds only
+      // sub-task rows, instead of visiting every row of a large parent conversation.
       await ctx.client.query(
         `with base as (
            select c.id, coalesce((
              select max(substring(a.branch_id from '^subtask_([0-9]{1,9})$')::int) from public.api_requests a
-             where a.conversation_id = c.id and a.branch_id ~ '^subtask_[0-9]{1,9}$'), 0) as base
+             where a.conversation_id = c.id and a.branch_id like 'subtask_%' and a.branch_id ~ '^subtask_[0-9]{1,9}$'), 0) as base
            from unnest($1::uuid[]) as c(id)
          ), numbered as (
            select m.conversation_id,
                   b.base + row_number() over (partition by m.parent_conversation_id order by m.first_ts, m.first_request_id) as n
            from ${MATCHES} m join base b on b.id = m.parent_conversation_id
+           where m.parent_conversation_id = any($1::uuid[])
          )
          update ${MATCHES} m set branch = 'subtask_' || numbered.n
          from numbered where m.conversation_id = numbered.conversation_id`,

@@ -14,39 +14,82 @@ import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
 
 /**
- * scan-rows: per conversation, its earliest row (timestamp, then request_id), its size and
- * whether any of its rows is already linked; and every already-linked row.
- * Batches merge into the scratch row, so the result does not depend on key order.
+ * scan-links: every row already linked (a parent_task_request_id, set by the application or
+ * legacy 003), with its conversation. Read through the index on parent_task_request_id, so
+ * only linked rows are visited. A batch takes whole parents (every row up to the last parent
+ * of the next `batchSize` linked rows), so the cursor — the last parent done — never splits one.
  */
-export const scanRows: Step = {
-  ...keyWalkStep('scan-rows', async (ctx, after, upTo) => {
-    const range = rangeFilter(after, upTo)
-    await ctx.client.query(
-      `insert into ${CONVERSATIONS} as t (conversation_id, first_ts, first_request_id, row_count, has_linked)
-     select conversation_id,
-            (array_agg(timestamp order by timestamp, request_id))[1],
-            (array_agg(request_id order by timestamp, request_id))[1],
-            count(*), bool_or(parent_task_request_id is not null)
-     from public.api_requests where ${range.sql} and conversation_id is not null
-     group by conversation_id
-     on conflict (conversation_id) do update set
-       first_ts = case when (excluded.first_ts, excluded.first_request_id) < (t.first_ts, t.first_request_id)
-                       then excluded.first_ts else t.first_ts end,
-       first_request_id = case when (excluded.first_ts, excluded.first_request_id) < (t.first_ts, t.first_request_id)
-                       then excluded.first_request_id else t.first_request_id end,
-       row_count = t.row_count + excluded.row_count,
-       has_linked = t.has_linked or excluded.has_linked`,
-      range.params,
-    )
-    await ctx.client.query(
-      `insert into ${EXISTING} (request_id, parent_task_request_id)
-     select request_id, parent_task_request_id from public.api_requests where ${range.sql} and parent_task_request_id is not null`,
-      range.params,
-    )
-    return { changed: 0, skipped: 0 }
-  }),
-  // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.
+export const scanLinks: Step = {
+  name: 'scan-links',
   scratchOnly: true,
+  estimate: (client) =>
+    count(
+      client,
+      `select coalesce(round(reltuples * (1 - coalesce((select null_frac from pg_stats where schemaname = 'public'
+         and tablename = 'api_requests' and attname = 'parent_task_request_id'), 0)))::int, 0) as n
+       from pg_class where oid = 'public.api_requests'::regclass`,
+    ),
+  async runBatch(ctx, cursor) {
+    const after = typeof cursor === 'string' ? cursor : null
+    const { rows } = await ctx.client.query<{ n: number; last: string | null }>(
+      `with next_parents as (
+         select parent_task_request_id as p from public.api_requests
+         where parent_task_request_id is not null ${after === null ? '' : 'and parent_task_request_id > $2::uuid'}
+         order by parent_task_request_id limit $1
+       ), bound as (select count(*)::int as n, (select p from next_parents order by p desc limit 1) as last from next_parents), ins as (
+         insert into ${EXISTING} (request_id, parent_task_request_id, conversation_id)
+         select a.request_id, a.parent_task_request_id, a.conversation_id from public.api_requests a, bound
+         where a.parent_task_request_id <= bound.last ${after === null ? '' : 'and a.parent_task_request_id > $2::uuid'}
+         on conflict do nothing
+         returning 1
+       )
+       select bound.n, bound.last::text as last, (select count(*) from ins) as inserted from bound`,
+      after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after],
+    )
+    const { n, last } = rows[0]
+    return { changed: 0, skipped: 0, examined: n, cursor: n < ctx.settings.batchSize || last === null ? null : last }
+  },
+}
+
+/**
+ * scan-conversations: per conversation, its earliest row (timestamp, then request_id) and
+ * whether any of its rows is already linked (scan-links found it). Driven by the conversation
+ * indexes of the schema — the next `batchSize` conversation ids, then each one's first row —
+ * so it reads index pages in order rather than every row's heap tuple by primary key.
+ * The cursor is the last conversation done.
+ */
+export const scanConversations: Step = {
+  name: 'scan-conversations',
+  scratchOnly: true,
+  estimate: (client) =>
+    count(
+      client,
+      `select coalesce(round(case when s.n_distinct < 0 then -s.n_distinct * c.reltuples else s.n_distinct end)::int, c.reltuples::int, 0) as n
+       from pg_class c left join pg_stats s on s.schemaname = 'public' and s.tablename = 'api_requests' and s.attname = 'conversation_id'
+       where c.oid = 'public.api_requests'::regclass`,
+    ),
+  async runBatch(ctx, cursor) {
+    const after = typeof cursor === 'string' ? cursor : null
+    const { rows } = await ctx.client.query<{ n: number; last: string | null }>(
+      `with ids as (
+         select distinct conversation_id as id from public.api_requests
+         where conversation_id is not null ${after === null ? '' : 'and conversation_id > $2::uuid'}
+         order by conversation_id limit $1
+       ), ins as (
+         insert into ${CONVERSATIONS} (conversation_id, first_ts, first_request_id, has_linked)
+         select ids.id, f.timestamp, f.request_id, exists (select 1 from ${EXISTING} e where e.conversation_id = ids.id)
+         from ids cross join lateral (
+           select a.timestamp, a.request_id from public.api_requests a
+           where a.conversation_id = ids.id order by a.timestamp, a.request_id limit 1) f
+         on conflict (conversation_id) do nothing
+         returning 1
+       )
+       select (select count(*)::int from ids) as n, (select id::text from ids order by id desc limit 1) as last, (select count(*) from ins) as inserted`,
+      after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after],
+    )
+    const { n, last } = rows[0]
+    return { changed: 0, skipped: 0, examined: n, cursor: n < ctx.settings.batchSize || last === null ? null : last }
+  },
 }
 
 /**
@@ -74,8 +117,9 @@ async function nextKeys<T extends pg.QueryResultRow>(ctx: BatchContext, cursor: 
 
 /**
  * conversation-texts: classify each conversation by its first row (subtasks.md step 2):
- * a candidate has a single user message, whose text is computed as the application does.
- * Conversations with an already-linked row are never candidates (step 5).
+ * a candidate has a single user message, whose text is computed as the application does,
+ * and equals some Task call's prompt (scan-calls ran before). Conversations with an
+ * already-linked row are never candidates (step 5).
  */
 export const conversationTexts: Step = {
   name: 'conversation-texts',
@@ -103,9 +147,21 @@ export const conversationTexts: Step = {
       return { id: row.id, state: result.kind === 'text' ? 'candidate' : result.kind, text: result.kind === 'text' ? result.text : null }
     })
     if (updates.length) {
+      // A text that is no unclaimed Task call's prompt can never match: it is not kept (state
+      // 'no-call'), which spares writing the first message of every ordinary conversation.
+      // (A call claimed already carries a link; the probe uses CALLS' index on unclaimed calls.)
       await ctx.client.query(
-        `update ${CONVERSATIONS} c set state = v.state, text = v.text, text_md5 = md5(v.text)
-         from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, text text) where c.conversation_id = v.id`,
+        `update ${CONVERSATIONS} c set state = k.state, text = k.text, text_md5 = k.md5
+         from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, text text)
+         cross join lateral (select md5(v.text) as md5) h
+         left join lateral (
+           select true as hit from ${CALLS} x
+           where v.state = 'candidate' and x.prompt_md5 = h.md5 and x.prompt = v.text and not x.claimed limit 1) probe on true
+         cross join lateral (
+           select case when v.state = 'candidate' and probe.hit is null then 'no-call' else v.state end as state) s
+         cross join lateral (select s.state, case when s.state = 'candidate' then v.text end as text,
+                                    case when s.state = 'candidate' then h.md5 end as md5) k
+         where c.conversation_id = v.id`,
         [JSON.stringify(updates)],
       )
     }
@@ -130,35 +186,37 @@ const invocations = taskInvocations.row as RowRule
 export const scanCalls: Step = {
   ...keyWalkStep('scan-calls', async (ctx, after, upTo) => {
     const range = rangeFilter(after, upTo, 1, 'a.request_id')
-    const pending = `coalesce((${invocations.pending}), false)`
-    const { rows: toCompute } = await ctx.client.query<{ id: string; legacy: unknown; blocks: unknown; old: unknown }>(
-      `select a.request_id::text as id, ${Object.entries(invocations.read)
-        .map(([name, sql]) => `${sql} as ${name}`)
-        .join(', ')}, a.task_tool_invocation as old
-       from public.api_requests a where ${range.sql} and a.conversation_id is not null and ${pending}`,
+    // One visit per row. Only rows that can hold a call leave the database: a row whose value
+    // task-invocations will compute (pending) when it is legacy-shaped or its response has
+    // Task blocks; any other row when its task_tool_invocation is an array.
+    const { rows } = await ctx.client.query<{ id: string; pending: boolean; legacy: unknown; blocks: unknown; old: unknown }>(
+      `select * from (
+         select a.request_id::text as id, p.pending, ${Object.entries(invocations.read)
+           .map(([name, sql]) => `case when p.pending then ${sql} end as ${name}`)
+           .join(', ')}, a.task_tool_invocation as old
+         from public.api_requests a cross join lateral (select coalesce((${invocations.pending}), false) as pending) p
+         where ${range.sql} and a.conversation_id is not null
+         offset 0) r
+       where case when r.pending then r.legacy is true or (jsonb_typeof(r.blocks) = 'array' and r.blocks <> '[]'::jsonb)
+                  else jsonb_typeof(r.old) = 'array' end`,
       range.params,
     )
-    const computed: { request_id: string; position: number; e: unknown }[] = []
-    for (const row of toCompute) {
-      const outcome = invocations.compute(row, null)
-      const value = outcome === null ? null : outcome === 'skip' ? row.old : outcome.value
+    const calls: { request_id: string; position: number; e: unknown }[] = []
+    for (const row of rows) {
+      let value: unknown = row.old
+      if (row.pending) {
+        const outcome = invocations.compute(row, null)
+        value = outcome === null ? null : outcome === 'skip' ? row.old : outcome.value
+      }
       if (!Array.isArray(value)) continue
-      for (const [i, e] of value.entries()) computed.push({ request_id: row.id, position: i + 1, e })
+      for (const [i, e] of value.entries()) calls.push({ request_id: row.id, position: i + 1, e })
     }
-    const next = range.params.length + 1
-    const { rows } = await ctx.client.query<{ skipped: number }>(
-      `with effective as (
-         select a.request_id, t.o::int as position, t.e
-         from public.api_requests a
-         cross join lateral jsonb_array_elements(
-           case when jsonb_typeof(a.task_tool_invocation) = 'array' then a.task_tool_invocation else '[]'::jsonb end
-         ) with ordinality t(e, o)
-         where ${range.sql} and a.task_tool_invocation is not null and not ${pending}
-         union all
-         select c.request_id, c.position, c.e from jsonb_to_recordset($${next}::jsonb) as c(request_id uuid, position int, e jsonb)
-       ), calls as (
-         select f.request_id, f.position, f.e, a.timestamp, a.duration_ms, a.conversation_id
-         from effective f join public.api_requests a on a.request_id = f.request_id
+    if (calls.length === 0) return { changed: 0, skipped: 0 }
+    const { rows: counted } = await ctx.client.query<{ skipped: number }>(
+      `with calls as (
+         select c.request_id, c.position, c.e, a.timestamp, a.duration_ms, a.conversation_id
+         from jsonb_to_recordset($1::jsonb) as c(request_id uuid, position int, e jsonb)
+         join public.api_requests a on a.request_id = c.request_id
        ), ins as (
          insert into ${CALLS} (parent_request_id, position, call_id, prompt, prompt_md5, parent_ts, parent_end,
                                parent_conversation_id, marked, claimed)
@@ -171,9 +229,9 @@ export const scanCalls: Step = {
        )
        select (select count(*)::int from ins) as inserted,
               (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,
-      [...range.params, JSON.stringify(computed)],
+      [JSON.stringify(calls)],
     )
-    return { changed: 0, skipped: rows[0].skipped }
+    return { changed: 0, skipped: counted[0].skipped }
   }),
   // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.
   scratchOnly: true,

@@ -30,12 +30,12 @@ const DROP = [
 
 const CREATE = [
   // One row per conversation: its earliest row (by timestamp, then request_id), and its text
-  // once computed. state: null (not examined yet), 'candidate', 'not-candidate', 'malformed'.
+  // once computed. state: null (not examined yet), 'candidate' (its text is
+  // some call's prompt), 'no-call' (a text no call has), 'not-candidate', 'malformed', 'linked'.
   `create table ${CONVERSATIONS} (
      conversation_id uuid primary key,
      first_ts timestamptz not null,
      first_request_id uuid not null,
-     row_count integer not null,
      has_linked boolean not null,
      state text,
      text text,
@@ -59,7 +59,8 @@ const CREATE = [
      primary key (parent_request_id, position))`,
   `create index on ${CALLS} (prompt_md5, parent_ts desc, parent_request_id, position) where not claimed`,
   // Rows that already have a parent_task_request_id (linked by the application or legacy 003).
-  `create table ${EXISTING} (request_id uuid primary key, parent_task_request_id uuid not null)`,
+  `create table ${EXISTING} (request_id uuid primary key, parent_task_request_id uuid not null, conversation_id uuid)`,
+  `create index on ${EXISTING} (conversation_id)`,
   // The decisions: which conversation goes to which call, and (after numbering) its branch.
   `create table ${MATCHES} (
      conversation_id uuid primary key,
