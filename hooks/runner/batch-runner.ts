@@ -23,6 +23,9 @@ import { type HealthGate, NO_THROTTLE } from './health/throttle.js'
 import { startProgress } from './progress.js'
 import { inBatchTransaction } from './transaction.js'
 
+/** How many times HOOKS_BATCH_SIZE a scratch-only step may read in one batch (see below). */
+const SCRATCH_STEP_CEILING = 8
+
 export type Outcome = 'done' | 'skipped' | 'already-done' | 'failed' | 'stopped'
 
 export interface BackfillSummary {
@@ -109,8 +112,11 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       if (!opts.dryRun) await startStep(client, backfill.name, total, cursor !== null)
       const progress = startProgress({ label, total, log: opts.log, intervalMs: opts.settings.progressIntervalMs, tty: opts.tty })
       const stepStarted = Date.now()
-      // Sized per step: a row costs very different amounts in different steps.
-      const sizer = batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs)
+      // Sized per step: a row costs very different amounts in different steps. HOOKS_BATCH_SIZE
+      // caps how many application rows one transaction locks; a scratch-only step locks none
+      // (it reads api_requests and writes its own tables), so only the time target sizes it.
+      const ceiling = opts.settings.batchSize * (step.scratchOnly && opts.settings.batchTargetMs > 0 ? SCRATCH_STEP_CEILING : 1)
+      const sizer = batchSizer(ceiling, opts.settings.batchTargetMs)
       let examined = 0
       // Stopped on request (after a batch, or while waiting for the database's health): resumable.
       const stopHere = async (note: string) => {
