@@ -11,6 +11,7 @@
  * read whole.
  */
 import type { Backfill } from '../runner/backfill.js'
+import { LEDGER_SCHEMA } from '../runner/ledger.js'
 import { extractTaskCalls, rewriteLegacy } from '../rules/task-calls.js'
 
 /** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/rules/task-calls.ts). */
@@ -28,16 +29,44 @@ const TASK_BLOCKS = `(select case when jsonb_typeof(x.c) = 'array' then coalesce
     else '"not-array"'::jsonb end
   from (select a.response_body->'content' as c offset 0) x where x.c is not null)`
 
+/**
+ * The Task blocks of rows already read before the walk — by sub-task linking's scan-calls,
+ * which must see every call before the walk writes the first link — so that the walk does not
+ * decompress those responses a second time. `SEEN_BLOCKS` holds the blocks of every pending
+ * row with Task blocks (or content that is not an array); `SEEN_SINCE` one row: the xmin of
+ * the snapshot taken before that scan began, whether the scan covered every key since, and
+ * the version of this backfill whose SQL it read the blocks with.
+ *
+ * The walk uses them for a row only when the scan is complete and the row's current version is
+ * older than that xmin: such a version was the row's current one during the whole scan, so the
+ * scan read exactly it. A row absent from `SEEN_BLOCKS` then has no Task block ('[]'; a row
+ * without content computes the same). Any other row is read from its response, as without
+ * them. Unlogged: a crash empties both tables together, and the walk simply reads every response.
+ */
+const VERSION = 1
+
+export const SEEN_BLOCKS = `${LEDGER_SCHEMA}.task_blocks_seen`
+export const SEEN_SINCE = `${LEDGER_SCHEMA}.task_blocks_seen_since`
+export const CREATE_SEEN_TABLES = [
+  `create unlogged table if not exists ${SEEN_BLOCKS} (request_id uuid primary key, blocks jsonb not null)`,
+  `create unlogged table if not exists ${SEEN_SINCE} (horizon xid8 not null, complete boolean not null, version integer not null)`,
+]
+export const DROP_SEEN_TABLES = `drop table if exists ${SEEN_BLOCKS}, ${SEEN_SINCE}`
+
+const BLOCKS_SEEN_OR_READ = `coalesce((select coalesce(s.blocks, '[]'::jsonb) from ${SEEN_SINCE} h
+      left join ${SEEN_BLOCKS} s on s.request_id = a.request_id
+      where h.complete and h.version = ${VERSION} and a.conversation_id is not null and age(a.xmin) > age(xid(h.horizon))), ${TASK_BLOCKS})`
+
 export const taskInvocations: Backfill = {
   name: 'task-invocations',
-  version: 1,
+  version: VERSION,
   description: 'task_tool_invocation in the application shape [{id, name, input}] from response_body.content',
   tables: ['api_requests'],
   row: {
     column: 'task_tool_invocation',
     type: 'jsonb',
     pending: `a.task_tool_invocation is null or coalesce(${LEGACY_SHAPE}, false)`,
-    read: { legacy: `coalesce(${LEGACY_SHAPE}, false)`, blocks: TASK_BLOCKS },
+    read: { legacy: `coalesce(${LEGACY_SHAPE}, false)`, blocks: BLOCKS_SEEN_OR_READ },
     compute(row) {
       const legacy = row.legacy === true
       // No content: nothing to extract (a legacy row without content cannot be rewritten).
@@ -51,4 +80,13 @@ export const taskInvocations: Backfill = {
     guard: 'unchanged',
   },
   steps: [],
+  // The rule's SQL names the tables of blocks seen early: they exist (empty unless sub-task
+  // linking filled them) whenever it runs, and go when the column is done.
+  setupSql: CREATE_SEEN_TABLES,
+  afterRowPass: async (client) => {
+    await client.query(DROP_SEEN_TABLES)
+  },
 }
+
+/** The rule's SQL for a row's Task blocks read from its response (scan-calls reads this). */
+export const TASK_BLOCKS_FROM_RESPONSE = TASK_BLOCKS

@@ -161,8 +161,8 @@ export interface Backfill {
    */
   steps: Step[]
   /**
-   * A backfill with steps and a `row` rule: called in the transaction that marks it done after
-   * the row pass (e.g. to drop its scratch tables).
+   * A backfill with a `row` rule: called in the transaction that marks it done after the row
+   * pass (e.g. to drop its scratch tables, or tables its `setupSql` created).
    */
   afterRowPass?(client: pg.ClientBase): Promise<void>
 }

@@ -164,9 +164,11 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
           examined += result.examined ?? 0
           progress.update(examined, size)
           cursor = result.cursor
-          if (cursor === null) break
-          const stop = opts.shouldStop?.()
+          // Asked to stop: honoured after any batch with work still ahead — also the last
+          // batch of a step, else a run whose steps each take one batch would never stop.
+          const stop = cursor === null && isLast && !thenRowPass ? undefined : opts.shouldStop?.()
           if (stop) return stopHere(stop)
+          if (cursor === null) break
           if (opts.settings.batchDelayMs > 0) await sleep(opts.settings.batchDelayMs)
         }
       } finally {

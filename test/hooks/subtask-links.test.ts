@@ -6,8 +6,10 @@
 import { describe, expect, it } from 'vitest'
 import { subtaskLinks } from '../../hooks/backfills/subtask-links.js'
 import { taskInvocations } from '../../hooks/backfills/task-invocations.js'
+import { ensureLedger } from '../../hooks/runner/ledger.js'
 import { freshDatabase, inDb } from './support/template-databases.js'
 import {
+  appShape,
   conv,
   firstRequest,
   followUp,
@@ -15,6 +17,7 @@ import {
   owned,
   req,
   runQuiet,
+  runStoppedAt,
   taskResponse,
   textResponse,
   type RowSpec,
@@ -268,5 +271,65 @@ describe('subtask-links', () => {
     ])
     expect(row(2)).toMatchObject(linked(1, conv(1), 'subtask_1'))
     expect(result.summaries.find((s) => s.name === 'subtask-links')!.skipped).toBe(2)
+  })
+
+  it('lets the walk reuse the Task blocks scan-calls read, only for rows unchanged since the scan began', async () => {
+    const url = await freshDatabase('subtask_seen')
+    const parent = (n: number, prompt: string) => ({
+      id: req(n),
+      ts: T(`10:0${n}:00`),
+      conversation: conv(n),
+      body: firstRequest(`Work ${n}`),
+      response: taskResponse([{ id: `toolu_${n}`, prompt }]),
+    })
+    await inDb(url, (c) =>
+      insertRows(c, [
+        parent(1, 'Unchanged since the scan'),
+        { id: req(2), ts: T('10:02:00'), conversation: conv(2), body: firstRequest('Work 2'), response: textResponse() },
+        parent(3, 'Rewritten after the scan'),
+      ]),
+    )
+    await inDb(url, (c) => ensureLedger(c)) // the gate's table, as the hooks create it
+    // Stop once scan-calls has covered every key (its last batch, which marks the blocks
+    // complete, moves the ledger on to the next step), before the walk.
+    const stopped = await runStoppedAt(
+      url,
+      `old.name = 'subtask-links' and old.step = 'scan-calls' and new.step = 'conversation-texts'`,
+      { backfills: [taskInvocations, subtaskLinks] },
+      'migration_hooks.backfills',
+    )
+    expect(stopped.stopped, `${stopped.error} ${stopped.log.join('\n')}`).toBe(true)
+    await inDb(url, async (c) => {
+      const { rows: since } = await c.query(`select complete from migration_hooks.task_blocks_seen_since`)
+      expect(since).toEqual([{ complete: true }])
+      // What scan-calls kept: the blocks of the two rows with Task calls, none for the other.
+      const { rows } = await c.query(`select request_id::text as id from migration_hooks.task_blocks_seen order by 1`)
+      expect(rows.map((r) => r.id)).toEqual([req(1), req(3)])
+      // Marked so that using them shows: rows 1 and 3 get another description in the cache.
+      await c.query(
+        `update migration_hooks.task_blocks_seen
+            set blocks = jsonb_set(blocks, '{0,input,description}', '"as the scan saw it"') where request_id in ($1, $2)`,
+        [req(1), req(3)],
+      )
+      // The application writes rows 2 and 3 after the scan: a new version each.
+      await c.query(`update public.api_requests set response_body = $2 where request_id = $1`, [
+        req(2),
+        JSON.stringify(taskResponse([{ id: 'toolu_2', prompt: 'Added after the scan' }])),
+      ])
+      await c.query(`update public.api_requests set model = 'rewritten' where request_id = $1`, [req(3)])
+    })
+    const resumed = await runQuiet(url, { backfills: [taskInvocations, subtaskLinks] })
+    expect(resumed.ok, resumed.error).toBe(true)
+    const after = await inDb(url, owned)
+    const description = (n: number) =>
+      (after.get(req(n))!.task_tool_invocation as Array<{ input: { description: string } }>)[0].input.description
+    // Unchanged: the walk took the blocks the scan read (not its response again).
+    expect(description(1)).toBe('as the scan saw it')
+    // Written after the scan began: read from the response, as it is now.
+    expect(after.get(req(2))!.task_tool_invocation).toEqual(appShape([{ id: 'toolu_2', prompt: 'Added after the scan' }]))
+    expect(description(3)).toBe('task')
+    // Gone with the pass.
+    const left = await inDb(url, async (c) => (await c.query(`select to_regclass('migration_hooks.task_blocks_seen') as t`)).rows[0].t)
+    expect(left).toBeNull()
   })
 })

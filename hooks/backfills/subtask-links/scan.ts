@@ -8,7 +8,7 @@ import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
 import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
 import type { RowRule } from '../../runner/row-rule.js'
 import { firstMessageText } from '../../rules/subtask-text.js'
-import { taskInvocations } from '../task-invocations.js'
+import { SEEN_BLOCKS, SEEN_SINCE, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
 import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
@@ -183,37 +183,41 @@ const invocations = taskInvocations.row as RowRule
  * task-invocations computes (its own rule's SQL and code, on the Task blocks of the response).
  * The links then go into that value in the same row version (link-rules.ts).
  */
-export const scanCalls: Step = {
-  ...keyWalkStep('scan-calls', async (ctx, after, upTo) => {
-    const range = rangeFilter(after, upTo, 1, 'a.request_id')
-    // One visit per row. Only rows that can hold a call leave the database: a row whose value
-    // task-invocations will compute (pending) when it is legacy-shaped or its response has
-    // Task blocks; any other row when its task_tool_invocation is an array.
-    const { rows } = await ctx.client.query<{ id: string; pending: boolean; legacy: unknown; blocks: unknown; old: unknown }>(
-      `select * from (
-         select a.request_id::text as id, p.pending, ${Object.entries(invocations.read)
-           .map(([name, sql]) => `case when p.pending then ${sql} end as ${name}`)
-           .join(', ')}, a.task_tool_invocation as old
-         from public.api_requests a cross join lateral (select coalesce((${invocations.pending}), false) as pending) p
-         where ${range.sql} and a.conversation_id is not null
-         offset 0) r
-       where case when r.pending then r.legacy is true or (jsonb_typeof(r.blocks) = 'array' and r.blocks <> '[]'::jsonb)
-                  else jsonb_typeof(r.old) = 'array' end`,
-      range.params,
-    )
-    const calls: { request_id: string; position: number; e: unknown }[] = []
-    for (const row of rows) {
-      let value: unknown = row.old
-      if (row.pending) {
-        const outcome = invocations.compute(row, null)
-        value = outcome === null ? null : outcome === 'skip' ? row.old : outcome.value
-      }
-      if (!Array.isArray(value)) continue
-      for (const [i, e] of value.entries()) calls.push({ request_id: row.id, position: i + 1, e })
+const scanRanges = keyWalkStep('scan-calls', async (ctx, after, upTo) => {
+  const range = rangeFilter(after, upTo, 1, 'a.request_id')
+  // One visit per row. The blocks of pending rows that have any are kept for the walk
+  // (SEEN_BLOCKS). Only rows that can hold a call leave the database: a row whose value
+  // task-invocations will compute (pending) when it is legacy-shaped or its response has
+  // Task blocks; any other row when its task_tool_invocation is an array.
+  const { rows } = await ctx.client.query<{ id: string; pending: boolean; legacy: unknown; blocks: unknown; old: unknown }>(
+    `with r as (
+       select a.request_id, p.pending, case when p.pending then ${invocations.read.legacy} end as legacy,
+              case when p.pending then ${TASK_BLOCKS_FROM_RESPONSE} end as blocks, a.task_tool_invocation as old
+       from public.api_requests a cross join lateral (select coalesce((${invocations.pending}), false) as pending) p
+       where ${range.sql} and a.conversation_id is not null
+     ), seen as (
+       insert into ${SEEN_BLOCKS} (request_id, blocks)
+       select request_id, blocks from r where pending and blocks is not null and blocks <> '[]'::jsonb
+       on conflict (request_id) do nothing
+     )
+     select request_id::text as id, pending, legacy, blocks, old from r
+     where case when r.pending then r.legacy is true or (jsonb_typeof(r.blocks) = 'array' and r.blocks <> '[]'::jsonb)
+                else jsonb_typeof(r.old) = 'array' end`,
+    range.params,
+  )
+  const calls: { request_id: string; position: number; e: unknown }[] = []
+  for (const row of rows) {
+    let value: unknown = row.old
+    if (row.pending) {
+      const outcome = invocations.compute(row, null)
+      value = outcome === null ? null : outcome === 'skip' ? row.old : outcome.value
     }
-    if (calls.length === 0) return { changed: 0, skipped: 0 }
-    const { rows: counted } = await ctx.client.query<{ skipped: number }>(
-      `with calls as (
+    if (!Array.isArray(value)) continue
+    for (const [i, e] of value.entries()) calls.push({ request_id: row.id, position: i + 1, e })
+  }
+  if (calls.length === 0) return { changed: 0, skipped: 0 }
+  const { rows: counted } = await ctx.client.query<{ skipped: number }>(
+    `with calls as (
          select c.request_id, c.position, c.e, a.timestamp, a.duration_ms, a.conversation_id
          from jsonb_to_recordset($1::jsonb) as c(request_id uuid, position int, e jsonb)
          join public.api_requests a on a.request_id = c.request_id
@@ -229,10 +233,19 @@ export const scanCalls: Step = {
        )
        select (select count(*)::int from ins) as inserted,
               (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,
-      [JSON.stringify(calls)],
-    )
-    return { changed: 0, skipped: counted[0].skipped }
-  }),
+    [JSON.stringify(calls)],
+  )
+  return { changed: 0, skipped: counted[0].skipped }
+})
+
+export const scanCalls: Step = {
+  ...scanRanges,
+  async runBatch(ctx, cursor) {
+    const result = await scanRanges.runBatch(ctx, cursor)
+    // Every key is scanned: from now on the walk may use the blocks seen (same transaction).
+    if (result.cursor === null) await ctx.client.query(`update ${SEEN_SINCE} set complete = true`)
+    return result
+  },
   // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.
   scratchOnly: true,
 }

@@ -11,6 +11,7 @@ import type pg from 'pg'
 
 import type { Step } from '../../runner/backfill.js'
 import { LEDGER_SCHEMA } from '../../runner/ledger.js'
+import { CREATE_SEEN_TABLES, DROP_SEEN_TABLES, SEEN_SINCE, taskInvocations } from '../task-invocations.js'
 
 export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
 export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
@@ -26,6 +27,7 @@ export const cursorTime = (column: string) => `to_char(${column} at time zone 'U
 const DROP = [
   `drop function if exists ${LEDGER_SCHEMA}.subtask_match_in_order(uuid[], bigint)`,
   `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`,
+  DROP_SEEN_TABLES,
 ]
 
 const CREATE = [
@@ -73,6 +75,11 @@ const CREATE = [
   `create index on ${MATCHES} (parent_conversation_id)`,
   `create index on ${MATCHES} (parent_request_id)`,
   `create index on ${MATCHES} (first_ts, first_request_id)`,
+  // The Task blocks scan-calls reads, kept for task-invocations' walk (see task-invocations.ts),
+  // with the horizon before which a row's version was surely the one scanned: taken now,
+  // before the scan; marked complete by the scan's last batch.
+  ...CREATE_SEEN_TABLES,
+  `insert into ${SEEN_SINCE} (horizon, complete, version) select pg_snapshot_xmin(pg_current_snapshot()), false, ${taskInvocations.version}`,
 ]
 
 /** First step: fresh scratch tables (a version bump or a restart discards old ones). */

@@ -171,8 +171,9 @@ export async function runStoppedAt(
   databaseUrl: string,
   when: string,
   opts: Partial<RunHooksOptions> = {},
+  table = 'public.api_requests',
 ): Promise<RunHooksResult & { log: string[] }> {
-  const gate = await closeWriteGate(databaseUrl, { when })
+  const gate = await closeWriteGate(databaseUrl, { when, table })
   let stop = false
   const run = runQuiet(databaseUrl, { ...opts, env: { ...opts.env, ...GATE_PATIENT }, shouldStop: () => (stop ? 'test' : undefined) })
   try {
