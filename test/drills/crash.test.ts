@@ -161,9 +161,10 @@ describe('SIGKILL during the backfills', () => {
     const premigrated = await databaseAfter(FILES.length, FIXTURE)
     const db = await createTestDatabases('crash_hooks')
     await loadFixture(db.databaseUrl, FIXTURE)
-    // One row per batch: every step takes several batches, so a gate can hold a later one.
+    // One row per batch (a fixed size: no time target, which would let the scratch-only steps
+    // read more): every step takes several batches, so a gate can hold a later one.
     // GATE_PATIENT: a batch waits at a closed gate instead of giving up after 2 s.
-    const patient = { ...db.env, HOOKS_BATCH_SIZE: '1', ...GATE_PATIENT }
+    const patient = { ...db.env, HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0', ...GATE_PATIENT }
 
     // Sub-task linking's steps run first; then the per-row backfills run in one pass
     // (task-invocations, parent-request-ids, system-hash and the links share its batches).
