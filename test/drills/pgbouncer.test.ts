@@ -36,7 +36,7 @@ const freePort = () =>
 
 /** A PgBouncer in front of the test server; returns `url` rewritten to go through it. */
 async function startPgBouncer(url: string, mode: 'transaction' | 'session'): Promise<(u: string) => string> {
-  ensureCommand('pgbouncer', 'pgbouncer')
+  const pgbouncer = ensureCommand('pgbouncer', 'pgbouncer')
   const server = new URL(url)
   const dir = mkdtempSync(join(tmpdir(), 'apt-pgbouncer-'))
   chmodSync(dir, 0o755)
@@ -66,7 +66,7 @@ async function startPgBouncer(url: string, mode: 'transaction' | 'session'): Pro
   // PgBouncer refuses to run as root: as root it drops to the server's OS user.
   const args = userInfo().uid === 0 ? ['-u', 'postgres', join(dir, 'pgbouncer.ini')] : [join(dir, 'pgbouncer.ini')]
   // It logs to stderr (a log file would have to be writable by the user it drops to).
-  const child = spawn('pgbouncer', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(pgbouncer, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     log += chunk.toString()

@@ -4,16 +4,30 @@
  * as the README's one test command must work on a new machine.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 
-const installed = new Set<string>()
+const installed = new Map<string, string>()
 
-function has(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+/**
+ * Where `command` is: on PATH, or in an sbin directory (Debian installs daemons such as
+ * pgbouncer in /usr/sbin, which an ordinary user's PATH leaves out). Null when missing.
+ */
+function locate(command: string): string | null {
+  const found = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' })
+  if (found.status === 0 && found.stdout.trim()) return found.stdout.trim()
+  return ['/usr/local/sbin', '/usr/sbin', '/sbin'].map((dir) => `${dir}/${command}`).find((path) => existsSync(path)) ?? null
 }
 
-/** Make `command` available, installing `debianPackage` with apt-get when it is missing. */
-export function ensureCommand(command: string, debianPackage: string): void {
-  if (installed.has(command) || has(command)) return
+/**
+ * Make `command` available, installing `debianPackage` with apt-get when it is missing.
+ * Returns its path, to spawn it by (it may not be on PATH).
+ */
+export function ensureCommand(command: string, debianPackage: string): string {
+  const known = installed.get(command) ?? locate(command)
+  if (known) {
+    installed.set(command, known)
+    return known
+  }
   const asRoot = process.getuid?.() === 0 ? [] : ['sudo', '-n']
   const run = (args: string[]) => {
     const [file, ...rest] = [...asRoot, ...args]
@@ -25,6 +39,8 @@ export function ensureCommand(command: string, debianPackage: string): void {
   } catch (error) {
     throw new Error(`${command} is missing and installing the Debian package ${debianPackage} failed: ${(error as Error).message}`)
   }
-  if (!has(command)) throw new Error(`${command} is still missing after installing ${debianPackage}.`)
-  installed.add(command)
+  const path = locate(command)
+  if (!path) throw new Error(`${command} is still missing after installing ${debianPackage}.`)
+  installed.set(command, path)
+  return path
 }
