@@ -1,7 +1,9 @@
 /**
- * Gathering steps of sub-task linking: walk the data once by key and fill the scratch tables
- * (scratch.ts) that matching needs, so that no step ever runs a correlated subquery per row
- * over api_requests (legacy 003's mistake).
+ * Gathering steps of sub-task linking: fill the scratch tables (scratch.ts) that matching
+ * needs, reading api_requests once for each purpose, so that no step ever runs a correlated
+ * subquery per row over it (legacy 003's mistake). scan-links and scan-conversations read
+ * through the schema's indexes; scan-calls walks every row by key (it must see every Task
+ * call), keeping what it read for the walk; conversation-texts reads one row per conversation.
  */
 import type pg from 'pg'
 import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
