@@ -29,6 +29,8 @@ import { backfillMs, maxTxnMs, runHooksChild } from './hooks.js'
 export interface RunSide {
   s: number
   maxTxnMs: number
+  /** The longest batch transaction per label (a backfill's steps, or `row-pass`). */
+  maxTxnMsBy: Record<string, number>
   peakRssMb: number
   /** Per backfill: its summary's duration (the row pass's participants share one). */
   steps: Record<string, number>
@@ -56,6 +58,7 @@ export async function measureAllBackfills(url: string, env: NodeJS.ProcessEnv = 
   return {
     s: backfillMs(run, ALL) / 1000,
     maxTxnMs: maxTxnMs(run, ALL),
+    maxTxnMsBy: Object.fromEntries(Object.entries(run.txns).map(([label, t]) => [label, t.maxMs])),
     peakRssMb: run.peakRssMb,
     steps: stepsOf(run.summaries),
   }

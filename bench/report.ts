@@ -85,6 +85,8 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     indexes_before_mb: toMb(t.oursCost.indexesBefore),
     indexes_after_mb: toMb(t.oursCost.indexesAfter),
     wal_per_row_kb: t.oursCost.walBytes === null ? null : round(t.oursCost.walBytes / 1024 / rows, 2),
+    ours_phases_s: Object.fromEntries(Object.entries(t.ours.steps).map(([phase, s]) => [phase, round(s, 1)])),
+    max_txn_ms_by: Object.fromEntries(Object.entries(t.ours.maxTxnMsBy).map(([label, ms]) => [label, round(ms, 1)])),
   }
 }
 
