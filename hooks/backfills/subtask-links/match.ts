@@ -48,7 +48,7 @@ begin
   loop
     select k.parent_request_id, k.position, k.parent_conversation_id into pick
     from ${CALLS} k
-    where not k.claimed and k.prompt_md5 = c.text_md5 and k.prompt = c.text
+    where not k.claimed and k.prompt_md5 = c.text_md5 and (c.text is null or k.prompt = c.text)
       and k.parent_ts <= c.first_ts
       and c.first_ts <= k.parent_end + window_ms * interval '1 millisecond'
       and k.parent_conversation_id <> c.conversation_id

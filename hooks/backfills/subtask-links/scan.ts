@@ -152,6 +152,10 @@ export const conversationTexts: Step = {
       // A text that is no unclaimed Task call's prompt can never match: it is not kept (state
       // 'no-call'), which spares writing the first message of every ordinary conversation.
       // (A call claimed already carries a link; the probe uses CALLS' index on unclaimed calls.)
+      // A candidate keeps only its text's md5 when every unclaimed call with that md5 has this
+      // very text as its prompt (every call is scanned by now, and a claimed call is never
+      // matched), so that matching by md5 is exact; the text itself only when another prompt
+      // shares the md5.
       await ctx.client.query(
         `update ${CONVERSATIONS} c set state = k.state, text = k.text, text_md5 = k.md5
          from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, text text)
@@ -159,9 +163,12 @@ export const conversationTexts: Step = {
          left join lateral (
            select true as hit from ${CALLS} x
            where v.state = 'candidate' and x.prompt_md5 = h.md5 and x.prompt = v.text and not x.claimed limit 1) probe on true
+         left join lateral (
+           select true as other from ${CALLS} x
+           where probe.hit and x.prompt_md5 = h.md5 and x.prompt <> v.text and not x.claimed limit 1) collision on true
          cross join lateral (
            select case when v.state = 'candidate' and probe.hit is null then 'no-call' else v.state end as state) s
-         cross join lateral (select s.state, case when s.state = 'candidate' then v.text end as text,
+         cross join lateral (select s.state, case when s.state = 'candidate' and collision.other then v.text end as text,
                                     case when s.state = 'candidate' then h.md5 end as md5) k
          where c.conversation_id = v.id`,
         [JSON.stringify(updates)],

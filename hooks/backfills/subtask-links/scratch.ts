@@ -31,8 +31,8 @@ const DROP = [
 ]
 
 const CREATE = [
-  // One row per conversation: its earliest row (by timestamp, then request_id), and its text
-  // once computed. state: null (not examined yet), 'candidate' (its text is
+  // One row per conversation: its earliest row (by timestamp, then request_id), and its
+  // text's md5 once computed (the text too when another prompt shares that md5). state: null (not examined yet), 'candidate' (its text is
   // some call's prompt), 'no-call' (a text no call has), 'not-candidate', 'malformed', 'linked'.
   `create table ${CONVERSATIONS} (
      conversation_id uuid primary key,
