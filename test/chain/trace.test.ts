@@ -110,11 +110,9 @@ update public.api_requests set model = 'one row' where request_id = '00000000-00
     const dropped = await traceOnScratch(shadowUrl, 'drop table public.streaming_chunks;', 'drop.sql')
     expect(dropped.verdict.stalls.map((s) => [s.table, s.check])).toEqual([['public.streaming_chunks', 'drop']])
     // Deletes no sample row, but reads the whole table to find out: on production, hours and maybe millions of rows.
-    const old = await traceOnScratch(
-      shadowUrl,
-      `delete from public.api_requests where "timestamp" < now() - interval '5 years';`,
-      'old.sql',
-    )
+    // (A column without an index: on "timestamp" the planner may take its index once the
+    // sample is analysed, and then reads nothing — the check would depend on autovacuum.)
+    const old = await traceOnScratch(shadowUrl, `delete from public.api_requests where first_token_ms < 0;`, 'old.sql')
     expect(old.verdict.stalls.map((s) => s.check)).toEqual(['scan'])
     expect(await withClient(shadowUrl, (c) => c.query(`select to_regclass('public.streaming_chunks') is not null as ok`))).toMatchObject({
       rows: [{ ok: true }],
