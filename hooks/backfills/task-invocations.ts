@@ -23,7 +23,7 @@ const LEGACY_SHAPE = `(jsonb_typeof(a.task_tool_invocation) = 'array' and exists
 // array; NULL when there is no content. The inner query takes response_body->'content' once:
 // its OFFSET keeps the planner from copying the expression, where each use would decompress
 // the response again.
-const TASK_BLOCKS = `(select case when jsonb_typeof(x.c) = 'array' then coalesce((
+export const TASK_BLOCKS_FROM_RESPONSE = `(select case when jsonb_typeof(x.c) = 'array' then coalesce((
       select jsonb_agg(b.e order by b.o) from jsonb_array_elements(x.c) with ordinality b(e, o)
       where b.e->>'type' = 'tool_use' and b.e->>'name' = 'Task'), '[]'::jsonb)
     else '"not-array"'::jsonb end
@@ -52,10 +52,14 @@ export const CREATE_SEEN_TABLES = [
   `create unlogged table if not exists ${SEEN_SINCE} (horizon xid8 not null, complete boolean not null, version integer not null)`,
 ]
 export const DROP_SEEN_TABLES = `drop table if exists ${SEEN_BLOCKS}, ${SEEN_SINCE}`
+/** Before the scan: its horizon, not complete yet. */
+export const START_SEEN_SCAN = `insert into ${SEEN_SINCE} (horizon, complete, version) select pg_snapshot_xmin(pg_current_snapshot()), false, ${VERSION}`
+/** In the scan's last batch: every key has been read. */
+export const COMPLETE_SEEN_SCAN = `update ${SEEN_SINCE} set complete = true`
 
 const BLOCKS_SEEN_OR_READ = `coalesce((select coalesce(s.blocks, '[]'::jsonb) from ${SEEN_SINCE} h
       left join ${SEEN_BLOCKS} s on s.request_id = a.request_id
-      where h.complete and h.version = ${VERSION} and a.conversation_id is not null and age(a.xmin) > age(xid(h.horizon))), ${TASK_BLOCKS})`
+      where h.complete and h.version = ${VERSION} and a.conversation_id is not null and age(a.xmin) > age(xid(h.horizon))), ${TASK_BLOCKS_FROM_RESPONSE})`
 
 export const taskInvocations: Backfill = {
   name: 'task-invocations',
@@ -87,6 +91,3 @@ export const taskInvocations: Backfill = {
     await client.query(DROP_SEEN_TABLES)
   },
 }
-
-/** The rule's SQL for a row's Task blocks read from its response (scan-calls reads this). */
-export const TASK_BLOCKS_FROM_RESPONSE = TASK_BLOCKS

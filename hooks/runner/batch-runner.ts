@@ -119,7 +119,8 @@ export async function runBackfill(client: pg.ClientBase, backfill: Backfill, opt
       const stepStarted = Date.now()
       // Sized per step: a row costs very different amounts in different steps. HOOKS_BATCH_SIZE
       // caps how many application rows one transaction locks; a scratch-only step locks none
-      // (it reads api_requests and writes its own tables), so only the time target sizes it.
+      // (it reads api_requests and writes its own tables), so it may read more, still held to
+      // the time target.
       const ceiling = opts.settings.batchSize * (step.scratchOnly && opts.settings.batchTargetMs > 0 ? SCRATCH_STEP_CEILING : 1)
       const sizer = batchSizer(ceiling, opts.settings.batchTargetMs)
       let examined = 0

@@ -10,7 +10,7 @@ import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
 import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
 import type { RowRule } from '../../runner/row-rule.js'
 import { firstMessageText } from '../../rules/subtask-text.js'
-import { SEEN_BLOCKS, SEEN_SINCE, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
+import { COMPLETE_SEEN_SCAN, SEEN_BLOCKS, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
 import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
@@ -252,7 +252,7 @@ export const scanCalls: Step = {
   async runBatch(ctx, cursor) {
     const result = await scanRanges.runBatch(ctx, cursor)
     // Every key is scanned: from now on the walk may use the blocks seen (same transaction).
-    if (result.cursor === null) await ctx.client.query(`update ${SEEN_SINCE} set complete = true`)
+    if (result.cursor === null) await ctx.client.query(COMPLETE_SEEN_SCAN)
     return result
   },
   // Writes only the scratch tables: a dry run keeps them for the steps and the pass after it.

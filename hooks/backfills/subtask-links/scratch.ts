@@ -11,7 +11,7 @@ import type pg from 'pg'
 
 import type { Step } from '../../runner/backfill.js'
 import { LEDGER_SCHEMA } from '../../runner/ledger.js'
-import { CREATE_SEEN_TABLES, DROP_SEEN_TABLES, SEEN_SINCE, taskInvocations } from '../task-invocations.js'
+import { CREATE_SEEN_TABLES, DROP_SEEN_TABLES, START_SEEN_SCAN } from '../task-invocations.js'
 
 export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
 export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
@@ -32,8 +32,9 @@ const DROP = [
 
 const CREATE = [
   // One row per conversation: its earliest row (by timestamp, then request_id), and its
-  // text's md5 once computed (the text too when another prompt shares that md5). state: null (not examined yet), 'candidate' (its text is
-  // some call's prompt), 'no-call' (a text no call has), 'not-candidate', 'malformed', 'linked'.
+  // text's md5 once computed (the text too when another prompt shares that md5). state: null
+  // (not examined yet), 'candidate' (its text is some unclaimed call's prompt), 'no-call' (a
+  // text no such call has), 'not-candidate', 'malformed', 'linked'.
   `create table ${CONVERSATIONS} (
      conversation_id uuid primary key,
      first_ts timestamptz not null,
@@ -79,7 +80,7 @@ const CREATE = [
   // with the horizon before which a row's version was surely the one scanned: taken now,
   // before the scan; marked complete by the scan's last batch.
   ...CREATE_SEEN_TABLES,
-  `insert into ${SEEN_SINCE} (horizon, complete, version) select pg_snapshot_xmin(pg_current_snapshot()), false, ${taskInvocations.version}`,
+  START_SEEN_SCAN,
 ]
 
 /** First step: fresh scratch tables (a version bump or a restart discards old ones). */
