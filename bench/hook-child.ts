@@ -12,8 +12,9 @@
  * wrapped (in this process only) to note when the runner sends BEGIN and when COMMIT or
  * ROLLBACK completes, per session (the row pass may run several workers). The ledger update the
  * runner writes in every batch (`update migration_hooks.backfills … where name = $1`) tells
- * which backfill a transaction belongs to; a batch of the row pass (it moves a chunk's
- * position) is labelled `row-pass`, whichever backfills took part. This is client-side wall time: it includes the JavaScript work done while the
+ * which backfill and step a transaction belongs to (`subtask-links scan-calls`); a batch of
+ * the row pass (it moves a chunk's position, or records a catch-up) is labelled `row-pass`,
+ * whichever backfills took part; `?` is any other transaction (the pass's setup, say). This is client-side wall time: it includes the JavaScript work done while the
  * transaction is open, which is what other sessions actually wait for.
  *
  * --system-hash-first runs the backfills in a different order (runHooks' `backfills` option),
@@ -24,6 +25,7 @@
 import pg from 'pg'
 import { BACKFILLS } from '../hooks/backfills/index.js'
 import { runHooks } from '../hooks/run.js'
+import { ROW_PASS_PHASES } from '../hooks/runner/backfill.js'
 
 interface Txn {
   backfill: string
@@ -33,6 +35,8 @@ interface Txn {
 const txns: Txn[] = []
 /** The open transaction of each session. */
 const openBy = new WeakMap<pg.Client, { started: number; backfill: string }>()
+/** The step each backfill's next batch runs (the one its last batch recorded). */
+const stepOf = new Map<string, string>()
 /** Total time per statement (its first 80 characters), to show where the time goes. */
 const statements = new Map<string, { ms: number; calls: number }>()
 
@@ -42,8 +46,19 @@ pg.Client.prototype.query = function patchedQuery(this: pg.Client, ...args: unkn
   const statement = text.trim().toLowerCase()
   if (statement === 'begin') openBy.set(this, { started: performance.now(), backfill: '?' })
   const open = openBy.get(this)
-  if (open && open.backfill !== 'row-pass' && statement.startsWith('update migration_hooks.backfills set step') && Array.isArray(args[1])) {
-    open.backfill = String(args[1][0])
+  if (
+    open &&
+    open.backfill !== 'row-pass' &&
+    statement.startsWith('update migration_hooks.backfills set step =') &&
+    Array.isArray(args[1])
+  ) {
+    // A backfill's steps are told apart: a batch runs the step that the backfill's previous
+    // batch recorded (a batch that ends a step records the next one), or its first step. The
+    // row pass's batches outside the walk (its catch-up) are labelled as the pass's.
+    const [name, step] = [String(args[1][0]), String(args[1][1])]
+    const running = stepOf.get(name) ?? (ROW_PASS_PHASES.includes(step) ? step : BACKFILLS.find((b) => b.name === name)?.steps[0]?.name)
+    open.backfill = running && ROW_PASS_PHASES.includes(running) ? 'row-pass' : `${name} ${running}`
+    stepOf.set(name, step)
   }
   if (open && statement.startsWith('update migration_hooks.row_pass_chunks set next_page')) open.backfill = 'row-pass'
   const result = original.apply(this, args)

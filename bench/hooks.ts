@@ -76,10 +76,23 @@ export function backfillMs(run: HookRun, names: string[]): number {
   return pass + picked.filter((s) => !ROW_PASS.has(s.name)).reduce((sum, s) => sum + s.durationMs, 0)
 }
 
-/** Transaction labels of the named backfills (the row pass's batches are labelled `row-pass`). */
-export const txnLabels = (names: string[]) => [...new Set(names.map((n) => (ROW_PASS.has(n) ? 'row-pass' : n)))]
+/**
+ * Whether a transaction label (bench/hook-child.ts) belongs to the named backfills: their steps
+ * (`subtask-links scan-calls`), the row pass when one of them takes part in it, and any other
+ * transaction of the run (`?`), which is counted against every measurement.
+ */
+export const labelOf = (names: string[]) => (label: string) =>
+  label === '?' ||
+  (label === 'row-pass' && names.some((n) => ROW_PASS.has(n))) ||
+  names.some((n) => label === n || label.startsWith(`${n} `))
 
 /** Longest batch transaction among the named backfills. */
 export function maxTxnMs(run: HookRun, names: string[]): number {
-  return Math.max(0, ...txnLabels(names).map((n) => run.txns[n]?.maxMs ?? 0))
+  const mine = labelOf(names)
+  return Math.max(
+    0,
+    ...Object.entries(run.txns)
+      .filter(([label]) => mine(label))
+      .map(([, t]) => t.maxMs),
+  )
 }

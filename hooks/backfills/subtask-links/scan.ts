@@ -160,16 +160,14 @@ export const conversationTexts: Step = {
         `update ${CONVERSATIONS} c set state = k.state, text = k.text, text_md5 = k.md5
          from jsonb_to_recordset($1::jsonb) as v(id uuid, state text, text text)
          cross join lateral (select md5(v.text) as md5) h
-         left join lateral (
-           select true as hit from ${CALLS} x
-           where v.state = 'candidate' and x.prompt_md5 = h.md5 and x.prompt = v.text and not x.claimed limit 1) probe on true
-         left join lateral (
-           select true as other from ${CALLS} x
-           where probe.hit and x.prompt_md5 = h.md5 and x.prompt <> v.text and not x.claimed limit 1) collision on true
-         cross join lateral (
-           select case when v.state = 'candidate' and probe.hit is null then 'no-call' else v.state end as state) s
-         cross join lateral (select s.state, case when s.state = 'candidate' and collision.other then v.text end as text,
-                                    case when s.state = 'candidate' then h.md5 end as md5) k
+         cross join lateral (select case
+             when v.state <> 'candidate' then v.state
+             when exists (select from ${CALLS} x where x.prompt_md5 = h.md5 and x.prompt = v.text and not x.claimed) then 'candidate'
+             else 'no-call' end as state) s
+         cross join lateral (select s.state,
+             case when s.state = 'candidate' and exists (
+               select from ${CALLS} x where x.prompt_md5 = h.md5 and x.prompt <> v.text and not x.claimed) then v.text end as text,
+             case when s.state = 'candidate' then h.md5 end as md5) k
          where c.conversation_id = v.id`,
         [JSON.stringify(updates)],
       )
