@@ -19,7 +19,7 @@ import { dropScratchTables, prepareScratch } from './subtask-links/scratch.js'
 
 export const subtaskLinks: Backfill = {
   name: 'subtask-links',
-  version: 1,
+  version: 2,
   description: 'link sub-task conversations to the Task call that started them (subtask_N branches)',
   tables: ['api_requests'],
   needs: ['task-invocations', 'parent-request-ids'],

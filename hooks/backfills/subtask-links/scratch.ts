@@ -31,19 +31,23 @@ const DROP = [
 ]
 
 const CREATE = [
-  // One row per conversation: its earliest row (by timestamp, then request_id), and its
-  // text's md5 once computed (the text too when another prompt shares that md5). state: null
-  // (not examined yet), 'candidate' (its text is some unclaimed call's prompt), 'no-call' (a
-  // text no such call has), 'not-candidate', 'malformed', 'linked'.
+  // One row per conversation: its earliest row (by timestamp, then request_id, and where it
+  // lay in the heap). conversation-texts marks the candidates — state 'candidate', their
+  // text's md5, and the text too when another prompt shares that md5; every other
+  // conversation keeps state null (its step's cursor tells how far it has examined).
   `create table ${CONVERSATIONS} (
      conversation_id uuid primary key,
      first_ts timestamptz not null,
      first_request_id uuid not null,
+     first_ctid tid not null,
      has_linked boolean not null,
      state text,
      text text,
      text_md5 text)`,
   `create index on ${CONVERSATIONS} (first_ts, first_request_id) where state = 'candidate'`,
+  // conversation-texts reads the first rows in the heap's order (first_ctid: where the row was
+  // when scan-conversations saw it; only an order, the row is still found by its key).
+  `create index on ${CONVERSATIONS} (first_ctid, conversation_id)`,
   // One row per Task call with a string prompt. marked: the element already carries a
   // linked_conversation_id; claimed: not available for matching; accounted: an existing
   // link has been attributed to it (see claim-existing in scan.ts).
