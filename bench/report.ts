@@ -62,6 +62,8 @@ export const legacyAdoptionS = (r: Results) => r.legacyLinking.s + r.rows / r.le
 
 const round = (x: number, digits = 0) => Number(x.toFixed(digits))
 
+const byLabel = (ms: Record<string, number>) => Object.fromEntries(Object.entries(ms).map(([label, v]) => [label, round(v, 1)]))
+
 /** The `adoption` object of the JSON; `legacyS` null when the legacy side was not measured. */
 export function throughputJson(rows: number, t: Throughput, legacyS: number | null = null) {
   return {
@@ -86,7 +88,8 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     indexes_after_mb: toMb(t.oursCost.indexesAfter),
     wal_per_row_kb: t.oursCost.walBytes === null ? null : round(t.oursCost.walBytes / 1024 / rows, 2),
     ours_phases_s: Object.fromEntries(Object.entries(t.ours.steps).map(([phase, s]) => [phase, round(s, 1)])),
-    max_txn_ms_by: Object.fromEntries(Object.entries(t.ours.maxTxnMsBy).map(([label, ms]) => [label, round(ms, 1)])),
+    max_txn_ms_by: byLabel(t.ours.maxTxnMsBy),
+    two_workers_max_txn_ms_by: byLabel(t.twoWorkers.maxTxnMsBy),
   }
 }
 
