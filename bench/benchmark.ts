@@ -23,7 +23,7 @@ import { renderTable, renderThroughput, type Results, type Throughput, throughpu
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
 import { buildTemplate } from './setup.js'
-import { costOf, type RunCost, toMb } from './server-cost.js'
+import { costOf, type RunCost, settle, toMb } from './server-cost.js'
 
 const costText = (c: RunCost) =>
   `WAL ${toMb(c.walBytes)} MB, api_requests heap ${toMb(c.heapBefore)} → ${toMb(c.heapAfter)} MB, indexes ${toMb(c.indexesBefore)} → ${toMb(c.indexesAfter)} MB`
@@ -99,9 +99,13 @@ async function measureThroughput(server: BenchServer, template: string, legacyTi
   log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
   const all = await onClone(server, template, 'all_ours', (url) => costOf(url, () => measureAllBackfills(url)))
   log(`  ours ${all.result.s.toFixed(1)} s (longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`)
-  const twoWorkers = await onClone(server, template, 'all_two', (url) => measureAllBackfills(url, { HOOKS_WORKERS: '2' }))
+  // Every side starts settled (server-cost.ts), not only those whose server cost is reported:
+  // the ratios compare their times.
+  const twoWorkers = await onClone(server, template, 'all_two', (url) =>
+    settle(url).then(() => measureAllBackfills(url, { HOOKS_WORKERS: '2' })),
+  )
   log(`  two workers ${twoWorkers.s.toFixed(1)} s (longest txn ${twoWorkers.maxTxnMs.toFixed(0)} ms)`)
-  const readFloor = await onClone(server, template, 'read_floor', (url) => measureReadFloor(url))
+  const readFloor = await onClone(server, template, 'read_floor', (url) => settle(url).then(() => measureReadFloor(url)))
   const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => costOf(url, () => measureRewriteFloor(url)))
   log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.result.s.toFixed(1)} s, ${costText(rewriteFloor.cost)}`)
   const legacy = await onClone(server, template, 'legacy_linking', (url) => costOf(url, () => measureLegacyLinking(url, legacyTimeoutMs)))
