@@ -5,6 +5,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { BACKFILLS } from '../../hooks/backfills/index.js'
 import { systemHash } from '../../hooks/backfills/system-hash.js'
+import { subtaskLinks } from '../../hooks/backfills/subtask-links.js'
 import type { Backfill } from '../../hooks/runner/backfill.js'
 import { MIN_BATCH_SIZE } from '../../hooks/runner/batch-sizer.js'
 import { keyWalkStep, rangeFilter } from '../../hooks/runner/key-walk.js'
@@ -153,15 +154,16 @@ describe('a new version of sub-task linking while the row pass writes its decisi
       env: { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0' },
     })
     expect(first.stopped).toBe(true)
-    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version: 1 })
+    const version = subtaskLinks.version
+    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version })
     const halfWay = await inDb(url, fullSnapshot)
 
     const bumped = BACKFILLS.map((b) => (b.name === 'subtask-links' ? { ...b, version: b.version + 1 } : b))
     const refused = await runQuiet(url, { backfills: bumped })
     expect(refused.ok).toBe(false)
-    expect(refused.error).toContain('part-way through writing what version 1 decided')
+    expect(refused.error).toContain(`part-way through writing what version ${version} decided`)
     expect(await inDb(url, fullSnapshot)).toEqual(halfWay)
-    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version: 1, state: 'failed' })
+    expect(await state(url, 'subtask-links')).toMatchObject({ step: 'walk', version, state: 'failed' })
 
     const rest = await runQuiet(url)
     expect(rest.ok, rest.error).toBe(true)
