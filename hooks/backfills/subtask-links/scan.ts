@@ -129,9 +129,8 @@ export const conversationTexts: Step = {
   estimate: (client) => count(client, `select count(*)::int as n from ${CONVERSATIONS}`),
   async runBatch(ctx, cursor) {
     // In the heap's order, so that the first rows' pages (and their bodies' TOAST) are read
-    // nearly in sequence rather than at random: on a table larger than memory, random reads
-    // made this step several times slower per row at 1M rows than at 100k. The cursor is the
-    // last (first_ctid, conversation_id) done, as "tid uuid".
+    // nearly in sequence rather than at random, which matters on a table larger than memory.
+    // The cursor is the last (first_ctid, conversation_id) done, as "tid uuid".
     const [afterTid, afterId] = typeof cursor === 'string' ? cursor.split(' ') : [null, null]
     const { rows } = await ctx.client.query<{
       id: string
@@ -148,8 +147,9 @@ export const conversationTexts: Step = {
          from (select * from ${CONVERSATIONS}
                where ${afterTid === null ? 'true' : '(first_ctid, conversation_id) > ($2::tid, $3::uuid)'}
                order by first_ctid, conversation_id limit $1) c
-         -- One lookup by key per conversation, whatever the scratch table's statistics say
-         -- (before autovacuum analyses it, a hash join over all of api_requests was planned).
+         -- One lookup by key per conversation, whatever the scratch table's statistics say:
+         -- written as a plain join, the first batches at 1M rows, before autovacuum had
+         -- analysed the fresh scratch table, took 500-770 ms whatever their size.
          left join lateral (
            select true as found, a.body->'messages' as messages from public.api_requests a
            where a.request_id = c.first_request_id and not c.has_linked limit 1) a on true`,
@@ -175,9 +175,9 @@ export const conversationTexts: Step = {
       // very text as its prompt, so that matching by md5 is exact; the text itself only when
       // another prompt shares the md5.
       await ctx.client.query(
-        // Both probes are scalar subqueries with LIMIT 1: one index probe per conversation.
-        // (Written as EXISTS in the WHERE clause, the probe became a hash join over all of
-        // CALLS in every batch: 45 ms a batch at 1M rows.)
+        // Both probes are scalar subqueries with LIMIT 1, so that each stays one index probe
+        // per conversation: written as EXISTS in the WHERE clause, which the planner may turn
+        // into a join over all of CALLS, the step took twice as long at 1M rows.
         `update ${CONVERSATIONS} c set state = 'candidate', text_md5 = h.md5,
            text = case when (select true from ${CALLS} x
                              where x.prompt_md5 = h.md5 and x.prompt <> v.text and not x.claimed limit 1) then v.text end
