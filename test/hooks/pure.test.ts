@@ -12,6 +12,7 @@ import { subtaskText } from '../../hooks/rules/subtask-text.js'
 import { extractTaskCalls, isLegacyShape, linkCalls, rewriteLegacy } from '../../hooks/rules/task-calls.js'
 import type { RowRule } from '../../hooks/runner/row-rule.js'
 import { computeBatch } from '../../hooks/runner/row-pass/compute.js'
+import { firstPiece, inPageOrder, pageOf, plannedDensity } from '../../hooks/runner/row-pass/pieces.js'
 import { batchWrite, columnWriters, type Participant } from '../../hooks/runner/row-pass/sql.js'
 import { backoffMs } from '../../lib/retry.js'
 
@@ -334,5 +335,42 @@ describe('batchSizer', () => {
     const sizer = batchSizer(400, 0)
     sizer.observe(10_000, 400)
     expect(sizer.size()).toBe(400)
+  })
+})
+
+describe("the walk's pieces", () => {
+  // Rows of pages 10 (3 rows), 11 (1), 13 (4): a range read of pages [10, 20).
+  const rows = [...[1, 2, 3].map((i) => ({ tid: `(10,${i})` })), { tid: '(11,1)' }, ...[1, 2, 3, 4].map((i) => ({ tid: `(13,${i})` }))]
+  const shape = (p: { from: number; to: number; rows: unknown[] }) => [p.from, p.to, p.rows.length]
+
+  it('cuts between pages, at most the size in rows, the last piece ending where the range does', () => {
+    expect(shape(firstPiece(rows, 10, 20, 8))).toEqual([10, 20, 8])
+    expect(shape(firstPiece(rows, 10, 20, 5))).toEqual([10, 13, 4]) // not into page 13
+    expect(shape(firstPiece(rows, 10, 20, 3))).toEqual([10, 11, 3])
+    expect(shape(firstPiece(rows.slice(3), 11, 20, 3))).toEqual([11, 13, 1])
+  })
+
+  it('takes a page whole when it alone holds more rows than the size', () => {
+    expect(shape(firstPiece(rows, 10, 20, 2))).toEqual([10, 11, 3])
+    expect(shape(firstPiece(rows.slice(4), 13, 20, 2))).toEqual([13, 20, 4])
+    expect(shape(firstPiece([], 13, 20, 2))).toEqual([13, 20, 0])
+  })
+
+  it('orders rows by page and item, and refuses a ctid it cannot read', () => {
+    expect(inPageOrder([{ tid: '(13,2)' }, { tid: '(2,10)' }, { tid: '(13,1)' }, { tid: '(2,9)' }]).map((r) => r.tid)).toEqual([
+      '(2,9)',
+      '(2,10)',
+      '(13,1)',
+      '(13,2)',
+    ])
+    expect(pageOf('(4294967294,1)')).toBe(4294967294)
+    expect(() => pageOf('13,1')).toThrow(/unexpected ctid/)
+  })
+
+  it('plans the next range from the density just read, never below a quarter of the average', () => {
+    expect(plannedDensity(0, 0, 7.5)).toBe(7.5)
+    expect(plannedDensity(240, 20, 7.5)).toBe(12)
+    expect(plannedDensity(0, 20, 8)).toBe(2)
+    expect(plannedDensity(3, 1, 0.2)).toBe(3)
   })
 })

@@ -166,6 +166,48 @@ describe('the row pass', () => {
     expect(withReclaim).toBeLessThan(1.45)
   })
 
+  it('writes at most HOOKS_BATCH_SIZE rows per transaction where pages are denser than the average', async () => {
+    const url = await copy('rowpass_pieces')
+    // The first half of the heap made fat (a header no rule reads, padded and kept inline):
+    // those pages hold two rows each, the rest a dozen, so the table's average density fits
+    // neither stretch.
+    const densest = await inDb(url, async (c) => {
+      await c.query('alter table api_requests alter column headers set storage plain')
+      const { rows: half } = await c.query(`select format('(%s,0)', pg_relation_size('api_requests') / 8192 / 2) as tid`)
+      await c.query(
+        `update api_requests set headers = headers || jsonb_build_object('x-pad', (select string_agg(md5(request_id::text || i), '') from generate_series(1, 90) i))
+          where ctid < $1::tid`,
+        [half[0].tid],
+      )
+      await c.query('vacuum full api_requests')
+      await c.query('analyze api_requests')
+      await c.query(`create table test_audit.row_txns (txid bigint not null);
+        create function test_audit.note_txn() returns trigger language plpgsql as $$
+        begin
+          if current_setting('application_name') like 'migration hooks%' then insert into test_audit.row_txns values (txid_current()); end if;
+          return new;
+        end $$;
+        create trigger note_row_txns after update on public.api_requests for each row execute function test_audit.note_txn();`)
+      const { rows } = await c.query(
+        `select max(n)::int as densest, (select reltuples / relpages from pg_class where oid = 'api_requests'::regclass)::float8 as average
+           from (select (ctid::text::point)[0] as page, count(*) as n from api_requests group by 1) p`,
+      )
+      return rows[0] as { densest: number; average: number }
+    })
+    // A size that a page never exceeds, and that ranges planned from the average overshoot.
+    const size = densest.densest + 2
+    expect(densest.densest).toBeGreaterThan(2 * densest.average)
+    const r = await runQuiet(url, { env: { ACCOUNT_MAPPING_FILE: mapping, HOOKS_BATCH_SIZE: String(size), HOOKS_BATCH_TARGET_MS: '0' } })
+    expect(r.ok, r.error).toBe(true)
+    expect(await result(url)).toEqual(reference)
+    expect(await writtenTwice(url)).toEqual([])
+    const perTxn = await inDb(url, async (c) => (await c.query(`select count(*)::int as n from test_audit.row_txns group by txid`)).rows)
+    const rowsPerTxn = perTxn.map((t) => t.n as number)
+    expect(Math.max(...rowsPerTxn)).toBeLessThanOrEqual(size)
+    // Not one row per transaction either: the pieces are full where the pages allow.
+    expect(Math.max(...rowsPerTxn)).toBeGreaterThan(size / 2)
+  })
+
   it.each([1, 2])(
     'with %i worker(s), while the application moves rows and inserts new ones, ends like the undisturbed run',
     async (workers) => {

@@ -1,9 +1,10 @@
 /**
  * One worker of the walk: claims chunks of the heap (state.ts) and walks each in page order,
- * batch by batch. The next batch is read — outside any transaction, on the worker's reader
- * session — while the current one is written; each write is one short transaction holding the
- * UPDATE, the chunk's new position and the participants' ledger progress, so a kill at any
- * moment loses nothing and repeats nothing.
+ * range by range. The next range is read — outside any transaction, on the worker's reader
+ * session — while the current one is written, in pieces of at most the batch size in rows
+ * (pieces.ts). Each piece is one short transaction holding the UPDATE, the chunk's new
+ * position and the participants' ledger progress, so a kill at any moment loses nothing and
+ * repeats nothing.
  */
 import type pg from 'pg'
 import { sleep } from '../../../lib/retry.js'
@@ -15,6 +16,7 @@ import type { HeapReclaimer } from './reclaim.js'
 import { inBatchTransaction } from '../transaction.js'
 import { computeBatch } from './compute.js'
 import { advanceChunk, type Chunk, claimChunk, heartbeat, type PassState, recordOwnWrite, releaseChunk } from './state.js'
+import { firstPiece, inPageOrder, type Piece, plannedDensity } from './pieces.js'
 import { batchWrite, type Participant, participantNames, rulePrefix, walkRead } from './sql.js'
 import { type BatchCounts, saveBatchProgress, type Tally } from './tally.js'
 
@@ -63,7 +65,7 @@ export async function writeRecords(
 interface ReadBatch {
   from: number
   to: number
-  rowsEstimate: number
+  /** The pending rows of pages [from, to), in page order. */
   rows: Record<string, unknown>[]
 }
 
@@ -86,15 +88,19 @@ async function walkChunk(
   chunk: Chunk,
   read: { sql: string; params: unknown[] },
 ): Promise<WorkerEnd> {
-  const { settings, dryRun, pass } = run
+  const { settings, pass } = run
   const pipelined = reader !== writer
+  // Pending rows per page, from the last range read (pieces.ts): the next range is planned
+  // with it, so that a dense stretch of the heap is not read in ranges planned for the average.
+  let density = plannedDensity(0, 0, pass.rowsPerPage)
   const readFrom = (from: number): Promise<ReadBatch> => {
     const rowsWanted = run.sizer.size()
     // Rounded up: a batch of one page must be able to grow (1.25 × 1 page rounds back to 1).
-    const to = Math.min(chunk.endPage, from + Math.max(1, Math.ceil(rowsWanted / Math.max(pass.rowsPerPage, 1))))
-    const p = reader
-      .query(read.sql, [from, to, ...read.params])
-      .then(({ rows }) => ({ from, to, rowsEstimate: Math.round((to - from) * pass.rowsPerPage), rows }))
+    const to = Math.min(chunk.endPage, from + Math.max(1, Math.ceil(rowsWanted / density)))
+    const p = reader.query(read.sql, [from, to, ...read.params]).then(({ rows }) => {
+      density = plannedDensity(rows.length, to - from, pass.rowsPerPage)
+      return { from, to, rows: inPageOrder(rows) }
+    })
     p.catch(() => {}) // observed below; never an unhandled rejection
     return p
   }
@@ -115,57 +121,28 @@ async function walkChunk(
     while (ahead) {
       const batch = await ahead
       ahead = null
-      const last = batch.to >= chunk.endPage
-      const computed = computeBatch(run.participants, batch.rows)
       // Read the next range while this one is written: the ranges are disjoint.
-      if (pipelined && !last) ahead = readFrom(batch.to)
-      // Between batches, outside any transaction (the read-ahead is a plain read). While it
-      // waits the chunk's heartbeat goes on, so that no other runner takes the chunk over.
-      const gate = await run.health.beforeBatch({
-        backfills: participantNames(run.participants),
-        keepAlive: dryRun ? undefined : () => heartbeat(writer, runner),
-      })
-      if (gate.stop) return stopHere(gate.stop)
-      let counts: BatchCounts
-      try {
-        counts = await inBatchTransaction(
-          writer,
-          {
-            settings,
-            dryRun,
-            deferGinMerge: run.gin.active(),
-            highWater: pass.highWater,
-            onRetry: (attempt, delay) =>
-              run.log(`row pass: batch waited too long for a lock; retry ${attempt}/${settings.maxRetries} in ${delay} ms`),
-            onCommitted: (txnMs) => run.sizer.observe(txnMs, Math.max(batch.rowsEstimate, 1)),
-          },
-          async () => {
-            const c = await writeRecords(writer, run.participants, computed.records, true)
-            if (!dryRun) {
-              if (!(await advanceChunk(writer, chunk.chunk, runner, batch.to, last))) throw new ClaimLost()
-              const cursor = { chunk: chunk.chunk, page: batch.to }
-              await saveBatchProgress(writer, run.participants, 'walk', cursor, c, computed.counts, batch.rowsEstimate)
-            }
-            return c
-          },
-        )
-      } catch (error) {
-        if (!(error instanceof ClaimLost)) throw error
-        run.log(
-          `row pass: chunk ${chunk.chunk} was taken over by another runner (no heartbeat for ${settings.claimLeaseSeconds} s); moving on.`,
-        )
-        await ahead?.catch(() => {})
-        return 'finished'
+      if (pipelined && batch.to < chunk.endPage) ahead = readFrom(batch.to)
+      // The range is written in pieces of at most the batch size in rows (pieces.ts), each its
+      // own transaction; the size is asked again for each piece, so a slow one shrinks the next.
+      let rest = batch.rows
+      let from = batch.from
+      for (;;) {
+        const piece = firstPiece(rest, from, batch.to, run.sizer.size())
+        rest = rest.slice(piece.rows.length)
+        const last = piece.to >= chunk.endPage
+        const end = await writePiece(run, writer, runner, chunk, piece, last)
+        if (end === 'taken over') {
+          await ahead?.catch(() => {})
+          return 'finished'
+        }
+        if (end.stop) return stopHere(end.stop)
+        if (last) return 'finished'
+        const stop = run.shouldStop?.()
+        if (stop) return stopHere(stop)
+        if (piece.to >= batch.to) break
+        from = piece.to
       }
-      // A dry run's batch was rolled back whole; its position is kept in the outer transaction.
-      if (dryRun) await advanceChunk(writer, chunk.chunk, runner, batch.to, last)
-      run.tally.add(counts, computed.counts)
-      run.gin.afterBatch(counts.rows, last)
-      run.reclaim.walked(batch.to - batch.from)
-      run.onWalked(batch.rowsEstimate, batch.rowsEstimate)
-      if (last) break
-      const stop = run.shouldStop?.()
-      if (stop) return stopHere(stop)
       if (!ahead) ahead = readFrom(batch.to)
       if (settings.batchDelayMs > 0) await sleep(settings.batchDelayMs)
     }
@@ -173,4 +150,63 @@ async function walkChunk(
   } finally {
     await ahead?.catch(() => {})
   }
+}
+
+/** Write one piece of a range in its own transaction, moving the chunk's position past it. */
+async function writePiece(
+  run: PassRun,
+  writer: pg.ClientBase,
+  runner: string,
+  chunk: Chunk,
+  piece: Piece<Record<string, unknown>>,
+  last: boolean,
+): Promise<{ stop?: string } | 'taken over'> {
+  const { settings, dryRun, pass } = run
+  const computed = computeBatch(run.participants, piece.rows)
+  const rowsEstimate = Math.round((piece.to - piece.from) * pass.rowsPerPage)
+  // Between batches, outside any transaction (the read-ahead is a plain read). While it
+  // waits the chunk's heartbeat goes on, so that no other runner takes the chunk over.
+  const gate = await run.health.beforeBatch({
+    backfills: participantNames(run.participants),
+    keepAlive: dryRun ? undefined : () => heartbeat(writer, runner),
+  })
+  if (gate.stop) return { stop: gate.stop }
+  let counts: BatchCounts
+  try {
+    counts = await inBatchTransaction(
+      writer,
+      {
+        settings,
+        dryRun,
+        deferGinMerge: run.gin.active(),
+        highWater: pass.highWater,
+        onRetry: (attempt, delay) =>
+          run.log(`row pass: batch waited too long for a lock; retry ${attempt}/${settings.maxRetries} in ${delay} ms`),
+        // The sizer learns from the rows this transaction really wrote.
+        onCommitted: (txnMs) => run.sizer.observe(txnMs, Math.max(piece.rows.length, 1)),
+      },
+      async () => {
+        const c = await writeRecords(writer, run.participants, computed.records, true)
+        if (!dryRun) {
+          if (!(await advanceChunk(writer, chunk.chunk, runner, piece.to, last))) throw new ClaimLost()
+          const cursor = { chunk: chunk.chunk, page: piece.to }
+          await saveBatchProgress(writer, run.participants, 'walk', cursor, c, computed.counts, rowsEstimate)
+        }
+        return c
+      },
+    )
+  } catch (error) {
+    if (!(error instanceof ClaimLost)) throw error
+    run.log(
+      `row pass: chunk ${chunk.chunk} was taken over by another runner (no heartbeat for ${settings.claimLeaseSeconds} s); moving on.`,
+    )
+    return 'taken over'
+  }
+  // A dry run's batch was rolled back whole; its position is kept in the outer transaction.
+  if (dryRun) await advanceChunk(writer, chunk.chunk, runner, piece.to, last)
+  run.tally.add(counts, computed.counts)
+  run.gin.afterBatch(counts.rows, last)
+  run.reclaim.walked(piece.to - piece.from)
+  run.onWalked(rowsEstimate, rowsEstimate)
+  return {}
 }
