@@ -10,7 +10,10 @@
  *  - starting at a quarter of the ceiling: the first batches of a step meet a cold cache and
  *    measured the longest transactions of the benchmark when they started at full size;
  *  - at most halved or grown by a quarter per batch: one slow batch (a checkpoint, a merge
- *    on the other session) should not collapse the size, and growth should not overshoot.
+ *    on the other session) should not collapse the size, and growth should not overshoot;
+ *  - a batch of less than half the current size that stayed within the target is ignored:
+ *    the end of a range or of a chunk leaves such a remainder, and scaling from it would
+ *    collapse the size (a 10-row remainder done in 10 ms set the next size to 12).
  * HOOKS_BATCH_TARGET_MS=0 keeps the size fixed at HOOKS_BATCH_SIZE.
  */
 
@@ -32,6 +35,7 @@ export function batchSizer(ceiling: number, targetMs: number): BatchSizer {
     size: () => current,
     observe(txnMs, size) {
       if (targetMs <= 0) return
+      if (size < current / 2 && txnMs <= targetMs) return
       const factor = Math.min(MAX_GROWTH, Math.max(MAX_SHRINK, targetMs / Math.max(txnMs, 1)))
       // Scaled from the size that batch really had (a planned batch was sized one batch ago).
       current = Math.max(floor, Math.min(ceiling, Math.round(size * factor)))

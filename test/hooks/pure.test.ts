@@ -331,6 +331,17 @@ describe('batchSizer', () => {
     expect(progressLine('apply', 5, 3, 1000)).toBe('apply: 5/5 rows, 5 rows/s, ETA 0s')
   })
 
+  it('ignores a small remainder done within the target, but not a slow one', () => {
+    const sizer = batchSizer(400, 100)
+    sizer.observe(80, 100) // 100 → 125
+    sizer.observe(80, 125) // → 156
+    expect(sizer.size()).toBe(156)
+    sizer.observe(10, 10) // the end of a range: says nothing about 156 rows
+    expect(sizer.size()).toBe(156)
+    sizer.observe(300, 40) // slow even though small: halved from what it had
+    expect(sizer.size()).toBe(20)
+  })
+
   it('keeps the size fixed with a target of 0', () => {
     const sizer = batchSizer(400, 0)
     sizer.observe(10_000, 400)

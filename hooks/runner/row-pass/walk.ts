@@ -117,32 +117,43 @@ async function walkChunk(
     await advanceChunk(writer, chunk.chunk, runner, chunk.endPage, true)
     return 'finished'
   }
+  // Rows read but not yet written, from page `pending.from` (the chunk's position) on. The
+  // rows after a range's last full piece wait for the next range, once, so that pieces are
+  // full ones: a small remainder written alone costs a transaction of its own.
+  let pending = { from: chunk.nextPage, rows: [] as Record<string, unknown>[] }
   try {
     while (ahead) {
       const batch = await ahead
       ahead = null
       // Read the next range while this one is written: the ranges are disjoint.
       if (pipelined && batch.to < chunk.endPage) ahead = readFrom(batch.to)
-      // The range is written in pieces of at most the batch size in rows (pieces.ts), each its
-      // own transaction; the size is asked again for each piece, so a slow one shrinks the next.
-      let rest = batch.rows
-      let from = batch.from
+      const endOfChunk = batch.to >= chunk.endPage
+      let rest = pending.rows.concat(batch.rows)
+      let from = pending.from
+      let carried = pending.rows.length
+      let wrote = false
+      // Pieces of at most the batch size in rows (pieces.ts), each its own transaction; the
+      // size is asked again for each piece, so a slow piece shrinks the next.
       for (;;) {
-        const piece = firstPiece(rest, from, batch.to, run.sizer.size())
+        const size = run.sizer.size()
+        // Left for the next range: a remainder smaller than a piece, read in this range. (A
+        // range with no rows at all still moves the position, as a piece of no rows.)
+        if (!endOfChunk && carried === 0 && rest.length < size && (rest.length > 0 || wrote)) break
+        const piece = firstPiece(rest, from, batch.to, size)
         rest = rest.slice(piece.rows.length)
+        from = piece.to
+        carried = Math.max(0, carried - piece.rows.length)
+        wrote = true
         const last = piece.to >= chunk.endPage
         const end = await writePiece(run, writer, runner, chunk, piece, last)
-        if (end === 'taken over') {
-          await ahead?.catch(() => {})
-          return 'finished'
-        }
+        if (end === 'taken over') return 'finished'
         if (end.stop) return stopHere(end.stop)
         if (last) return 'finished'
         const stop = run.shouldStop?.()
         if (stop) return stopHere(stop)
         if (piece.to >= batch.to) break
-        from = piece.to
       }
+      pending = { from, rows: rest }
       if (!ahead) ahead = readFrom(batch.to)
       if (settings.batchDelayMs > 0) await sleep(settings.batchDelayMs)
     }
