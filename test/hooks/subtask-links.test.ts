@@ -213,6 +213,37 @@ describe('subtask-links', () => {
     expect(row(10)).toMatchObject(linked(2, C, 'subtask_5'))
   })
 
+  it('numbers a parent whole when its matches straddle a batch (HOOKS_BATCH_SIZE=2)', async () => {
+    // Three sub-tasks of conv(1), two of conv(2): batches of two matches split conv(1)'s.
+    const parent = (n: number, ts: string, prompts: string[]) => [
+      { id: req(n), ts: T(ts), conversation: conv(n), body: firstRequest(`root ${n}`) },
+      {
+        id: req(n + 1),
+        ts: T(ts.replace(/:00$/, ':01')),
+        conversation: conv(n),
+        body: followUp(1),
+        response: taskResponse(prompts.map((prompt, i) => ({ id: `t${n}_${i}`, prompt }))),
+      },
+    ]
+    const child = (n: number, ts: string, prompt: string) => ({ id: req(n), ts: T(ts), conversation: conv(n), body: firstRequest(prompt) })
+    const { row } = await link(
+      [
+        ...parent(1, '10:00:00', ['A1', 'A2', 'A3']),
+        ...parent(5, '10:10:00', ['B1', 'B2']),
+        child(20, '10:00:05', 'A3'),
+        child(21, '10:00:06', 'A1'),
+        child(22, '10:00:07', 'A2'),
+        child(30, '10:10:05', 'B2'),
+        child(31, '10:10:06', 'B1'),
+      ],
+      { HOOKS_BATCH_SIZE: '2', HOOKS_BATCH_TARGET_MS: '0' },
+    )
+    expect([20, 21, 22].map((n) => row(n).branch_id)).toEqual(['subtask_1', 'subtask_2', 'subtask_3'])
+    expect([30, 31].map((n) => row(n).branch_id)).toEqual(['subtask_1', 'subtask_2'])
+    expect([20, 21, 22].map((n) => row(n).conversation_id)).toEqual([conv(1), conv(1), conv(1)])
+    expect([30, 31].map((n) => row(n).conversation_id)).toEqual([conv(5), conv(5)])
+  })
+
   it("never links a conversation to its own parent's conversation, nor re-links linked rows", async () => {
     const { row } = await link([
       // The parent's own conversation begins with the very prompt it delegates.

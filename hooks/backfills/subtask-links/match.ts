@@ -98,16 +98,24 @@ export const numberBranches: Step = {
   scratchOnly: true,
   async runBatch(ctx, cursor) {
     const after = typeof cursor === 'string' ? cursor : null
+    // A batch is the next `batchSize` matches in parent order (not the next distinct parents):
+    // an ordered index scan with a limit whatever the table's statistics. The matches table is
+    // filled moments before and autovacuum may not have analyzed it yet; `select distinct`
+    // then hashes every remaining match on each batch, a cost per batch that does not shrink
+    // with the batch (100,000 matches: 24 s instead of 3 s). A parent whose matches straddle
+    // the batch's end is numbered whole here; the next batch starts after it.
     const { rows } = await ctx.client.query<{ id: string }>(
-      `select distinct parent_conversation_id as id from ${MATCHES}
+      `select parent_conversation_id::text as id from ${MATCHES}
        where ${after === null ? 'true' : 'parent_conversation_id > $2::uuid'}
        order by parent_conversation_id limit $1`,
       after === null ? [ctx.settings.batchSize] : [ctx.settings.batchSize, after],
     )
-    if (rows.length) {
+    const parents = [...new Set(rows.map((r) => r.id))]
+    if (parents.length) {
       // The `like` is implied by the pattern; it is there so that the planner can use the
       // schema's partial index idx_subtask_seq (branch_id like 'subtask_%'), which holds only
-      // sub-task rows, instead of visiting every row of a large parent conversation.
+      // sub-task rows, instead of visiting every row of a large parent conversation. The
+      // updated rows are named by parent as well, so that they too are found by index.
       await ctx.client.query(
         `with base as (
            select c.id, coalesce((
@@ -121,11 +129,11 @@ export const numberBranches: Step = {
            where m.parent_conversation_id = any($1::uuid[])
          )
          update ${MATCHES} m set branch = 'subtask_' || numbered.n
-         from numbered where m.conversation_id = numbered.conversation_id`,
-        [rows.map((r) => r.id)],
+         from numbered where m.conversation_id = numbered.conversation_id and m.parent_conversation_id = any($1::uuid[])`,
+        [parents],
       )
     }
-    const next = rows.length < ctx.settings.batchSize ? null : rows[rows.length - 1].id
+    const next = rows.length < ctx.settings.batchSize ? null : parents[parents.length - 1]
     return { changed: 0, skipped: 0, examined: rows.length, cursor: next }
   },
 }
