@@ -74,12 +74,14 @@ export const matchConversations: Step = {
   async runBatch(ctx, cursor) {
     const after = afterTime(cursor, 2)
     // Only conversations whose text is some unclaimed call's prompt can match: the rest
-    // (every ordinary conversation start) is passed over by index.
+    // (every ordinary conversation start) is passed over by index. The probe is a scalar
+    // subquery with LIMIT 1, one index probe per conversation: as EXISTS the planner may
+    // hash all of CALLS on every batch when the fresh scratch tables are not analyzed yet.
     const { rows } = await ctx.client.query<{ id: string; ts: string; first_id: string }>(
       `select conversation_id::text as id, ${cursorTime('first_ts')} as ts, first_request_id::text as first_id
        from ${CONVERSATIONS} c
        where state = 'candidate' and ${after.sql}
-         and exists (select 1 from ${CALLS} k where k.prompt_md5 = c.text_md5 and not k.claimed)
+         and (select true from ${CALLS} k where k.prompt_md5 = c.text_md5 and not k.claimed limit 1)
        order by first_ts, first_request_id limit $1`,
       [ctx.settings.batchSize, ...after.params],
     )
