@@ -141,6 +141,21 @@ async function expectNoWritesFor(url: string, ms: number): Promise<number> {
   return before
 }
 
+/**
+ * What the hooks sessions that are not running a statement hold: state, lock and the
+ * transaction holding it. pg_stat_activity is read once per query and pg_locks live, so a
+ * session caught between the two can look idle with a short statement's locks.
+ */
+const heldByIdleRunner = (url: string) =>
+  withClient(url, async (c) => {
+    const { rows } = await c.query<{ application_name: string; state: string; locktype: string | null; mode: string; vxid: string | null }>(
+      `select a.application_name, a.state, l.locktype, l.mode, l.virtualtransaction as vxid
+         from pg_stat_activity a left join pg_locks l on l.pid = a.pid
+        where a.datname = current_database() and a.application_name like 'migration hooks%' and a.state <> 'active'`,
+    )
+    return rows
+  })
+
 /** The run finished like the unthrottled one: same rows and values, each row written once, nothing left throttled. */
 async function expectSameEndState(url: string, run: Background): Promise<void> {
   const r = await run.result
@@ -197,18 +212,21 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       const written = await expectNoWritesFor(db.url, 600)
       expect(written).toBeGreaterThan(0)
       // While it waits the runner holds no transaction, and no lock but the session-level
-      // hooks lock (a statement of the health session in flight aside).
-      const held = await withClient(db.url, async (c) => {
-        const { rows } = await c.query(
-          `select a.application_name, a.state, l.locktype, l.mode
-             from pg_stat_activity a left join pg_locks l on l.pid = a.pid
-            where a.datname = current_database() and a.application_name like 'migration hooks%' and a.state <> 'active'`,
-        )
-        return rows
-      })
-      expect(held.filter((r) => r.state !== 'idle')).toEqual([])
-      expect(held.filter((r) => r.locktype !== null && r.locktype !== 'advisory')).toEqual([])
-      expect(held.filter((r) => r.locktype === 'advisory' && r.application_name === 'migration hooks')).toHaveLength(1)
+      // hooks lock. Two looks 500 ms apart: a transaction kept open holds its locks in both;
+      // the chunk's heartbeat (an autocommit UPDATE at each of the throttle's looks, every
+      // 200 ms) or a health-session statement is a new transaction each time, and one in
+      // flight may meet a look.
+      const looks = [await heldByIdleRunner(db.url)]
+      await new Promise((r) => setTimeout(r, 500))
+      looks.push(await heldByIdleRunner(db.url))
+      const lockingTxns = looks.map(
+        (held) => new Set(held.filter((r) => r.locktype !== null && r.locktype !== 'advisory').map((r) => r.vxid)),
+      )
+      for (const held of looks) {
+        expect(held.filter((r) => r.state !== 'idle')).toEqual([])
+        expect(held.filter((r) => r.locktype === 'advisory' && r.application_name === 'migration hooks')).toHaveLength(1)
+      }
+      expect([...lockingTxns[0]].filter((vxid) => lockingTxns[1].has(vxid))).toEqual([])
       // How far past the limit it went: batch transactions whose writes landed more than 1 MB
       // past where replay stopped (the audit rows come at the end of a batch's UPDATE). The
       // runner looks before every batch (HOOKS_HEALTH_CHECK_MS=0), so only the batch that
