@@ -15,7 +15,7 @@ import type { Backfill } from '../runner/backfill.js'
 import { parentCalls, subtaskRows } from './subtask-links/link-rules.js'
 import { matchConversations, numberBranches } from './subtask-links/match.js'
 import { claimExisting, conversationTexts, scanCalls, scanConversations, scanLinks } from './subtask-links/scan.js'
-import { dropScratchTables, prepareScratch } from './subtask-links/scratch.js'
+import { analyzedWhenDone, CALLS, CONVERSATIONS, dropScratchTables, EXISTING, MATCHES, prepareScratch } from './subtask-links/scratch.js'
 
 export const subtaskLinks: Backfill = {
   name: 'subtask-links',
@@ -23,7 +23,17 @@ export const subtaskLinks: Backfill = {
   description: 'link sub-task conversations to the Task call that started them (subtask_N branches)',
   tables: ['api_requests'],
   needs: ['task-invocations', 'parent-request-ids'],
-  steps: [prepareScratch, scanLinks, scanConversations, scanCalls, conversationTexts, claimExisting, matchConversations, numberBranches],
+  // Each filling step analyzes what it filled before the next one plans queries on it.
+  steps: [
+    prepareScratch,
+    analyzedWhenDone(scanLinks, [EXISTING]),
+    analyzedWhenDone(scanConversations, [CONVERSATIONS]),
+    analyzedWhenDone(scanCalls, [CALLS]),
+    analyzedWhenDone(conversationTexts, [CONVERSATIONS]),
+    claimExisting,
+    analyzedWhenDone(matchConversations, [MATCHES]),
+    numberBranches,
+  ],
   row: [subtaskRows, parentCalls],
   afterRowPass: dropScratchTables,
 }

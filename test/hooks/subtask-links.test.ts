@@ -383,4 +383,45 @@ describe('subtask-links', () => {
     const left = await inDb(url, async (c) => (await c.query(`select to_regclass('migration_hooks.task_blocks_seen') as t`)).rows[0].t)
     expect(left).toBeNull()
   })
+
+  it('analyzes each scratch table when the step filling it is done, before later steps plan on it', async () => {
+    const url = await freshDatabase('subtask_stats')
+    await inDb(url, (c) =>
+      insertRows(c, [
+        {
+          id: req(1),
+          ts: T('10:00:00'),
+          conversation: conv(1),
+          body: firstRequest('Work'),
+          response: taskResponse([{ id: 'toolu_1', prompt: 'Look around' }]),
+        },
+        { id: req(2), ts: T('10:00:05'), conversation: conv(2), body: firstRequest('Look around') },
+      ]),
+    )
+    await inDb(url, (c) => ensureLedger(c))
+    // Stopped when match's last batch moves the ledger on to numbering: every filling step is done.
+    const stopped = await runStoppedAt(
+      url,
+      `old.name = 'subtask-links' and old.step = 'match' and new.step = 'number'`,
+      { backfills: [taskInvocations, subtaskLinks] },
+      'migration_hooks.backfills',
+    )
+    expect(stopped.stopped, `${stopped.error} ${stopped.log.join('\n')}`).toBe(true)
+    const analyzed = await inDb(url, async (c) => {
+      // last_analyze is set by an explicit ANALYZE only (autovacuum sets last_autoanalyze);
+      // reltuples stays -1 on a table never analyzed or vacuumed.
+      const { rows } = await c.query(
+        `select s.relname, s.last_analyze is not null as analyzed, c.reltuples::int as reltuples
+           from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+          where s.schemaname = 'migration_hooks' and s.relname like 'subtask\\_%' order by 1`,
+      )
+      return rows
+    })
+    expect(analyzed).toEqual([
+      { relname: 'subtask_calls', analyzed: true, reltuples: 1 },
+      { relname: 'subtask_conversations', analyzed: true, reltuples: 2 },
+      { relname: 'subtask_existing_links', analyzed: true, reltuples: 0 },
+      { relname: 'subtask_matches', analyzed: true, reltuples: 1 },
+    ])
+  })
 })
