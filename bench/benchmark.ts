@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--throughput-only]`
+ * `npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--throughput-only] [--rounds N]`
  *
  * Measures the migration hooks against the legacy strategies on generated, realistic data
  * (see bench/README.md for what is measured and how). In order:
@@ -20,6 +20,7 @@ import { measureWriter } from './measure-writer.js'
 import { measureAdoption } from './measure-adoption.js'
 import { measureAllBackfills, measureInsertCost, measureReadFloor, measureRewriteFloor } from './measure-throughput.js'
 import { renderTable, renderThroughput, type Results, type Throughput, throughputJson, toJson } from './report.js'
+import type { RunSide } from './measure-throughput.js'
 import { hookEnv } from './hooks.js'
 import { startBenchServer, type BenchServer } from './server.js'
 import { buildTemplate } from './setup.js'
@@ -39,10 +40,12 @@ interface Args {
   hookEnv: Record<string, string>
   /** Only the throughput figures (every backfill, the floors, two workers): the 1M-row run. */
   throughputOnly: boolean
+  /** Rounds of (every backfill, read floor, rewrite floor); the median ratio's round is reported. */
+  rounds: number
 }
 
 const USAGE =
-  'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …] [--throughput-only]'
+  'Usage: npm run bench -- [--rows N] [--json] [--writer-rate R] [--idle-seconds S] [--during-seconds S] [--legacy-timeout-s T] [--hook-env HOOKS_NAME=VALUE …] [--throughput-only] [--rounds N]'
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
@@ -54,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     legacyTimeoutS: 1800,
     hookEnv: {},
     throughputOnly: false,
+    rounds: 3,
   }
   const numeric = (name: string, value: string | undefined, min: number) => {
     const n = Number(value)
@@ -68,6 +72,7 @@ function parseArgs(argv: string[]): Args {
     if (flag === '--json') args.json = true
     else if (flag === '--throughput-only') args.throughputOnly = true
     else if (flag === '--rows') args.rows = numeric('--rows', value(), 100)
+    else if (flag === '--rounds') args.rounds = numeric('--rounds', value(), 1)
     else if (flag === '--writer-rate') args.writerRate = numeric('--writer-rate', value(), 1)
     else if (flag === '--idle-seconds') args.idleSeconds = numeric('--idle-seconds', value(), 1)
     else if (flag === '--during-seconds') args.duringSeconds = numeric('--during-seconds', value(), 1)
@@ -94,35 +99,72 @@ async function onClone<T>(server: BenchServer, template: string, label: string, 
   }
 }
 
-/** Every backfill (one worker, then two), the read and rewrite floors, the insert cost. */
-async function measureThroughput(server: BenchServer, template: string, legacyTimeoutMs: number): Promise<Throughput> {
-  log('throughput: every backfill (one worker, then HOOKS_WORKERS=2), the read and rewrite floors, the insert cost …')
+/**
+ * One round: every backfill, then the read floor, then the rewrite floor, each on a fresh
+ * settled clone, one right after the other, so that the ratio compares times taken minutes
+ * apart (this machine's speed drifts by 15 % and more over a quarter of an hour).
+ */
+async function measureRound(server: BenchServer, template: string, round: number, rounds: number): Promise<Round> {
+  const tag = rounds > 1 ? `round ${round}/${rounds}: ` : ''
   const all = await onClone(server, template, 'all_ours', (url) => costOf(url, () => measureAllBackfills(url)))
-  log(`  ours ${all.result.s.toFixed(1)} s (longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`)
+  log(`  ${tag}ours ${all.result.s.toFixed(1)} s (longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`)
   // Every side starts settled (server-cost.ts), not only those whose server cost is reported:
   // the ratios compare their times.
+  const readFloor = await onClone(server, template, 'read_floor', (url) => settle(url).then(() => measureReadFloor(url)))
+  const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => costOf(url, () => measureRewriteFloor(url)))
+  const ratio = all.result.s / (readFloor.s + rewriteFloor.result.s)
+  log(
+    `  ${tag}read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.result.s.toFixed(1)} s (${costText(rewriteFloor.cost)}); ours / floors ${ratio.toFixed(2)}`,
+  )
+  return {
+    ours: all.result,
+    oursCost: all.cost,
+    readFloorS: readFloor.s,
+    rewriteFloorS: rewriteFloor.result.s,
+    rewriteFloorCost: rewriteFloor.cost,
+    ratio,
+  }
+}
+
+/** Every backfill (one worker, then two), the read and rewrite floors, the insert cost. */
+async function measureThroughput(server: BenchServer, template: string, legacyTimeoutMs: number, rounds: number): Promise<Throughput> {
+  log(
+    `throughput: ${rounds > 1 ? `${rounds} rounds of ` : ''}every backfill and the read and rewrite floors, then HOOKS_WORKERS=2, the legacy SQL, the insert cost …`,
+  )
+  const measured: Round[] = []
+  for (let i = 1; i <= rounds; i++) measured.push(await measureRound(server, template, i, rounds))
+  // The round with the median ratio speaks for the run (its own times, WAL and heap).
+  const median = [...measured].sort((a, b) => a.ratio - b.ratio)[Math.floor((measured.length - 1) / 2)]
   const twoWorkers = await onClone(server, template, 'all_two', (url) =>
     settle(url).then(() => measureAllBackfills(url, { HOOKS_WORKERS: '2' })),
   )
   log(`  two workers ${twoWorkers.s.toFixed(1)} s (longest txn ${twoWorkers.maxTxnMs.toFixed(0)} ms)`)
-  const readFloor = await onClone(server, template, 'read_floor', (url) => settle(url).then(() => measureReadFloor(url)))
-  const rewriteFloor = await onClone(server, template, 'rewrite_floor', (url) => costOf(url, () => measureRewriteFloor(url)))
-  log(`  read floor ${readFloor.s.toFixed(1)} s, rewrite floor ${rewriteFloor.result.s.toFixed(1)} s, ${costText(rewriteFloor.cost)}`)
   const legacy = await onClone(server, template, 'legacy_linking', (url) => costOf(url, () => measureLegacyLinking(url, legacyTimeoutMs)))
   log(`  legacy linking ${legacy.result.s.toFixed(1)} s, ${costText(legacy.cost)}`)
   const insert = await onClone(server, template, 'insert_cost', (url) => measureInsertCost(url))
   log(`  proxy write ${insert.withMs.toFixed(2)} ms with the retired indexes, ${insert.withoutMs.toFixed(2)} ms without`)
   return {
-    ours: all.result,
-    oursCost: all.cost,
+    ours: median.ours,
+    oursCost: median.oursCost,
     twoWorkers,
-    readFloorS: readFloor.s,
-    rewriteFloorS: rewriteFloor.result.s,
-    rewriteFloorCost: rewriteFloor.cost,
+    readFloorS: median.readFloorS,
+    rewriteFloorS: median.rewriteFloorS,
+    rewriteFloorCost: median.rewriteFloorCost,
+    rounds: measured.map((r) => ({ oursS: r.ours.s, readFloorS: r.readFloorS, rewriteFloorS: r.rewriteFloorS, ratio: r.ratio })),
     legacyLinkingS: legacy.result.s,
     legacyCost: legacy.cost,
     insert,
   }
+}
+
+interface Round {
+  ours: RunSide
+  oursCost: RunCost
+  readFloorS: number
+  rewriteFloorS: number
+  rewriteFloorCost: RunCost
+  /** ours / (read floor + rewrite floor), within the round. */
+  ratio: number
 }
 
 async function measureMigrateLogged(server: BenchServer) {
@@ -151,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
     const template = await buildTemplate(server, args.rows, log)
     const g = template.generated
     log(`Generated ${g.rows} rows in ${(g.ms / 1000).toFixed(0)} s (avg body ${(g.avgBodyBytes / 1024).toFixed(1)} KB).`)
-    const throughput = await measureThroughput(server, template.name, args.legacyTimeoutS * 1000)
+    const throughput = await measureThroughput(server, template.name, args.legacyTimeoutS * 1000, args.rounds)
     if (args.throughputOnly || !migrate) {
       process.stdout.write(renderThroughput(args.rows, g, throughput) + '\n')
       if (args.json) process.stdout.write(JSON.stringify({ rows: args.rows, adoption: throughputJson(args.rows, throughput) }) + '\n')

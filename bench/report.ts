@@ -22,6 +22,8 @@ export interface Throughput {
   readFloorS: number
   rewriteFloorS: number
   rewriteFloorCost: RunCost
+  /** Every round's times and ratio; the fields above are the median round's. */
+  rounds: { oursS: number; readFloorS: number; rewriteFloorS: number; ratio: number }[]
   /** The legacy linking SQL (003/007/008) on its own copy, in the same run. */
   legacyLinkingS: number
   legacyCost: RunCost
@@ -71,6 +73,13 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     legacy_s: legacyS === null ? null : round(legacyS, 2),
     read_floor_s: round(t.readFloorS, 2),
     rewrite_floor_s: round(t.rewriteFloorS, 2),
+    ratio: round(t.ours.s / (t.readFloorS + t.rewriteFloorS), 3),
+    rounds: t.rounds.map((r) => ({
+      ours_s: round(r.oursS, 2),
+      read_floor_s: round(r.readFloorS, 2),
+      rewrite_floor_s: round(r.rewriteFloorS, 2),
+      ratio: round(r.ratio, 3),
+    })),
     per_row_ms: round((t.ours.s * 1000) / rows, 3),
     two_workers_s: round(t.twoWorkers.s, 2),
     max_txn_ms: round(t.ours.maxTxnMs, 1),
@@ -187,6 +196,7 @@ export function checks(r: Results): Check[] {
       ).toFixed(2)}x)`,
       target: `<= ${TARGETS.oursVsFloors}x (read + rewrite floor)`,
       met: r.throughput.ours.s <= TARGETS.oursVsFloors * (r.throughput.readFloorS + r.throughput.rewriteFloorS),
+      note: roundsText(r.throughput),
     },
     {
       name: 'all backfills vs legacy',
@@ -237,6 +247,12 @@ function topStatements(list: Array<{ sql: string; ms: number; calls: number }>):
 
 const mbText = (bytes: number | null) => (bytes === null ? '?' : `${fmt(bytes / 2 ** 20, 1)} MB`)
 const ratioText = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? '?' : fmt(a / b, 2))
+
+/** Each round's ratio, when there were several (the median round's figures are the ones shown). */
+export function roundsText(t: Throughput): string | undefined {
+  if (t.rounds.length < 2) return undefined
+  return `median of ${t.rounds.length} rounds: ${t.rounds.map((r) => fmt(r.ratio, 2)).join(', ')}`
+}
 
 /** The throughput figures as a table (the full report's section, or a --throughput-only run). */
 function throughputTable(rows: number, t: Throughput, legacyS: number | null): string {
@@ -292,7 +308,8 @@ export function renderThroughput(rows: number, g: GenerateResult, t: Throughput)
     '',
     `Benchmark (throughput only): ${fmt(rows)} rows, table ${fmt(g.tableBytes / 2 ** 30, 2)} GB, bodies avg ${fmt(g.avgBodyBytes / 1024, 1)} KB`,
     throughputTable(rows, t, null),
-    `  all backfills / (read floor + rewrite floor) = ${fmt(t.ours.s / floors, 2)} (target <= ${TARGETS.oursVsFloors})`,
+    `  all backfills / (read floor + rewrite floor) = ${fmt(t.ours.s / floors, 2)} (target <= ${TARGETS.oursVsFloors})` +
+      (roundsText(t) ? `; ${roundsText(t)}` : ''),
     '',
   ].join('\n')
 }
