@@ -24,7 +24,11 @@ if (phase && !(phase in PHASES)) throw new Error(`TEST_PHASE must be one of ${Ob
  * server's line: the chain and the adoptions, including the upgrade from 15 by dump/restore.
  * Left out there: the tests that pg_dump the test server itself (Debian's client is 15's, and
  * pg_dump refuses a newer server; the upgrade test dumps its own 15 server), the static lint,
- * and the trace's own tests (the committed chain's trace runs on every line).
+ * the trace's own tests (the committed chain's trace runs on every line), and what does not
+ * depend on the line: the development loop (watch, commit, uncommit and status run against
+ * the embedded 15 server; the chain they build is checked on every line by
+ * fresh-and-idempotent) and db:verify (files against graphile-migrate's records). Those two
+ * cost about 85 s of test time per line.
  */
 const LINE_RUN = Boolean(process.env.TEST_PG_MAJOR)
 const LINE_TESTS = ['test/chain/**/*.test.ts', 'test/adoption/**/*.test.ts']
@@ -34,6 +38,8 @@ const NOT_ON_LINES = [
   'test/chain/squawk-lint.test.ts',
   // The trace's own cases and CLI (about 30 s a line); the chain's trace (trace-chain) does run on every line.
   'test/chain/trace.test.ts',
+  'test/chain/integrity-and-daily-loop.test.ts',
+  'test/adoption/verify.test.ts',
 ]
 
 const mainWorkers = Number(process.env.TEST_WORKERS) || availableParallelism()

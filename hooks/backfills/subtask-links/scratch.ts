@@ -99,12 +99,12 @@ export const prepareScratch: Step = {
 
 /**
  * `step`, whose last batch also analyzes `tables` (scratch tables it filled or changed).
- * The steps after it plan their queries on those tables, which hold nothing when created:
- * until autovacuum happens to analyze them, the planner sees empty tables and may choose a
- * hash of a whole table per batch, or a generic plan in the match function that scans every
- * call per conversation (100k rows: the match step took 1.0 s or 8.2 s depending on whether
- * autovacuum had come round). A small sample is enough for the row counts and distinct values
- * those plans depend on, and keeps the ANALYZE to milliseconds inside the batch transaction.
+ * The steps after it plan their queries on those tables, which are created empty: until
+ * autovacuum happens to analyze them the planner guesses their sizes, and the plans it
+ * chooses depend on when autovacuum came round (100k rows: the match step took 1.0 s in some
+ * runs and 8.2 s in others; with this ANALYZE, 0.7–1.1 s in the runs since). A small sample
+ * is enough for the row counts and distinct values those plans depend on, and keeps the
+ * ANALYZE to milliseconds inside the batch transaction.
  */
 export function analyzedWhenDone(step: Step, tables: string[]): Step {
   return {
