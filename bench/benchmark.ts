@@ -107,7 +107,11 @@ async function onClone<T>(server: BenchServer, template: string, label: string, 
 async function measureRound(server: BenchServer, template: string, round: number, rounds: number): Promise<Round> {
   const tag = rounds > 1 ? `round ${round}/${rounds}: ` : ''
   const all = await onClone(server, template, 'all_ours', (url) => costOf(url, () => measureAllBackfills(url)))
-  log(`  ${tag}ours ${all.result.s.toFixed(1)} s (longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`)
+  const walk = all.result.steps['row pass walk'] ?? 0
+  const deciding = Object.entries(all.result.steps).reduce((sum, [phase, s]) => (phase.startsWith('subtask-links ') ? sum + s : sum), 0)
+  log(
+    `  ${tag}ours ${all.result.s.toFixed(1)} s (walk ${walk.toFixed(1)} s, linking's deciding steps ${deciding.toFixed(1)} s; longest txn ${all.result.maxTxnMs.toFixed(0)} ms), ${costText(all.cost)}`,
+  )
   // Every side starts settled (server-cost.ts), not only those whose server cost is reported:
   // the ratios compare their times.
   const readFloor = await onClone(server, template, 'read_floor', (url) => settle(url).then(() => measureReadFloor(url)))
@@ -150,7 +154,14 @@ async function measureThroughput(server: BenchServer, template: string, legacyTi
     readFloorS: median.readFloorS,
     rewriteFloorS: median.rewriteFloorS,
     rewriteFloorCost: median.rewriteFloorCost,
-    rounds: measured.map((r) => ({ oursS: r.ours.s, readFloorS: r.readFloorS, rewriteFloorS: r.rewriteFloorS, ratio: r.ratio })),
+    rounds: measured.map((r) => ({
+      oursS: r.ours.s,
+      readFloorS: r.readFloorS,
+      rewriteFloorS: r.rewriteFloorS,
+      ratio: r.ratio,
+      maxTxnMs: r.ours.maxTxnMs,
+      steps: r.ours.steps,
+    })),
     legacyLinkingS: legacy.result.s,
     legacyCost: legacy.cost,
     insert,

@@ -23,7 +23,15 @@ export interface Throughput {
   rewriteFloorS: number
   rewriteFloorCost: RunCost
   /** Every round's times and ratio; the fields above are the median round's. */
-  rounds: { oursS: number; readFloorS: number; rewriteFloorS: number; ratio: number }[]
+  rounds: {
+    oursS: number
+    readFloorS: number
+    rewriteFloorS: number
+    ratio: number
+    /** The round's longest batch transaction, and where its time went (as `ours.steps`). */
+    maxTxnMs: number
+    steps: Record<string, number>
+  }[]
   /** The legacy linking SQL (003/007/008) on its own copy, in the same run. */
   legacyLinkingS: number
   legacyCost: RunCost
@@ -63,6 +71,7 @@ export const TARGETS = {
 export const legacyAdoptionS = (r: Results) => r.legacyLinking.s + r.rows / r.legacy.rowsPerS
 
 const round = (x: number, digits = 0) => Number(x.toFixed(digits))
+const phasesJson = (steps: Record<string, number>) => Object.fromEntries(Object.entries(steps).map(([phase, s]) => [phase, round(s, 1)]))
 
 const byLabel = (ms: Record<string, number>) => Object.fromEntries(Object.entries(ms).map(([label, v]) => [label, round(v, 1)]))
 
@@ -79,6 +88,8 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
       read_floor_s: round(r.readFloorS, 2),
       rewrite_floor_s: round(r.rewriteFloorS, 2),
       ratio: round(r.ratio, 3),
+      max_txn_ms: round(r.maxTxnMs, 1),
+      ours_phases_s: phasesJson(r.steps),
     })),
     per_row_ms: round((t.ours.s * 1000) / rows, 3),
     two_workers_s: round(t.twoWorkers.s, 2),
@@ -96,7 +107,7 @@ export function throughputJson(rows: number, t: Throughput, legacyS: number | nu
     indexes_before_mb: toMb(t.oursCost.indexesBefore),
     indexes_after_mb: toMb(t.oursCost.indexesAfter),
     wal_per_row_kb: t.oursCost.walBytes === null ? null : round(t.oursCost.walBytes / 1024 / rows, 2),
-    ours_phases_s: Object.fromEntries(Object.entries(t.ours.steps).map(([phase, s]) => [phase, round(s, 1)])),
+    ours_phases_s: phasesJson(t.ours.steps),
     max_txn_ms_by: byLabel(t.ours.maxTxnMsBy),
     two_workers_max_txn_ms_by: byLabel(t.twoWorkers.maxTxnMsBy),
   }
