@@ -15,6 +15,10 @@
  *    the end of a range or of a chunk leaves such a remainder, and scaling from it would
  *    collapse the size (a 10-row remainder done in 10 ms set the next size to 12).
  * HOOKS_BATCH_TARGET_MS=0 keeps the size fixed at HOOKS_BATCH_SIZE.
+ *
+ * `brace(factor)` cuts the size ahead of a batch known to be dearer per row (a checkpoint
+ * starting, checkpoint-watch.ts), instead of learning it from one long transaction; the size
+ * then grows back by the rules above.
  */
 
 export const MIN_BATCH_SIZE = 10
@@ -26,6 +30,8 @@ export interface BatchSizer {
   size(): number
   /** A batch planned with `size` keys committed after its transaction lasted `txnMs`. */
   observe(txnMs: number, size: number): void
+  /** The next batches will cost more per row: scale the size by `factor` now. */
+  brace(factor: number): void
 }
 
 export function batchSizer(ceiling: number, targetMs: number): BatchSizer {
@@ -39,6 +45,10 @@ export function batchSizer(ceiling: number, targetMs: number): BatchSizer {
       const factor = Math.min(MAX_GROWTH, Math.max(MAX_SHRINK, targetMs / Math.max(txnMs, 1)))
       // Scaled from the size that batch really had (a planned batch was sized one batch ago).
       current = Math.max(floor, Math.min(ceiling, Math.round(size * factor)))
+    },
+    brace(factor) {
+      if (targetMs <= 0) return
+      current = Math.max(floor, Math.round(current * factor))
     },
   }
 }

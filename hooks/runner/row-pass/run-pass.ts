@@ -22,6 +22,7 @@ import { redact } from '../../../lib/redact.js'
 import { sleep } from '../../../lib/retry.js'
 import { type Backfill, decidesBeforeRowPass, type HookSettings, ROW_PASS_PHASES, rulesOf } from '../backfill.js'
 import { batchSizer } from '../batch-sizer.js'
+import { checkpointWatch, NO_CHECKPOINT_WATCH } from '../checkpoint-watch.js'
 import type { BackfillSummary } from '../batch-runner.js'
 import { type GinMerger, ginMerger, NO_GIN_MERGES } from '../gin-pending.js'
 import { type HealthGate, NO_THROTTLE } from '../health/throttle.js'
@@ -197,6 +198,8 @@ async function startPassRun(
     settings: opts.settings,
     dryRun: opts.dryRun,
     sizer: batchSizer(opts.settings.batchSize, opts.settings.batchTargetMs),
+    // A dry run writes nothing (its batches are rolled back), so checkpoints cost it nothing.
+    checkpoints: opts.dryRun ? NO_CHECKPOINT_WATCH : await checkpointWatch(client, opts.log),
     gin,
     reclaim,
     tally,

@@ -10,6 +10,7 @@ import type pg from 'pg'
 import { sleep } from '../../../lib/retry.js'
 import type { HookSettings } from '../backfill.js'
 import type { BatchSizer } from '../batch-sizer.js'
+import { CHECKPOINT_BRACE, type CheckpointWatch } from '../checkpoint-watch.js'
 import type { GinMerger } from '../gin-pending.js'
 import type { HealthGate } from '../health/throttle.js'
 import type { HeapReclaimer } from './reclaim.js'
@@ -28,6 +29,8 @@ export interface PassRun {
   dryRun: boolean
   /** Adaptive batch size, fed by every worker's transactions (all workers counted together). */
   sizer: BatchSizer
+  /** Cuts the batch size ahead of a checkpoint's start (checkpoint-watch.ts). */
+  checkpoints: CheckpointWatch
   gin: GinMerger
   /** Vacuums the walked part of the heap now and then (reclaim.ts). */
   reclaim: HeapReclaimer
@@ -135,6 +138,7 @@ async function walkChunk(
       // Pieces of at most the batch size in rows (pieces.ts), each its own transaction; the
       // size is asked again for each piece, so a slow piece shrinks the next.
       for (;;) {
+        if (await run.checkpoints.startsSoon(writer)) run.sizer.brace(CHECKPOINT_BRACE)
         const size = run.sizer.size()
         // Left for the next range: a remainder smaller than a piece, read in this range. (A
         // range with no rows at all still moves the position, as a piece of no rows.)
