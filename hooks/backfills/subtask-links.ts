@@ -15,11 +15,21 @@ import type { Backfill } from '../runner/backfill.js'
 import { parentCalls, subtaskRows } from './subtask-links/link-rules.js'
 import { matchConversations, numberBranches } from './subtask-links/match.js'
 import { claimExisting, conversationTexts, scanCalls, scanConversations, scanLinks } from './subtask-links/scan.js'
-import { analyzedWhenDone, CALLS, CONVERSATIONS, dropScratchTables, EXISTING, MATCHES, prepareScratch } from './subtask-links/scratch.js'
+import {
+  analyzedWhenDone,
+  CALLS,
+  CONVERSATIONS,
+  dropScratchTables,
+  EXISTING,
+  MATCHES,
+  PROMPTS,
+  prepareScratch,
+} from './subtask-links/scratch.js'
 
 export const subtaskLinks: Backfill = {
   name: 'subtask-links',
-  version: 2,
+  // 3: the PROMPTS scratch table (a run part-way through version 2's scratch steps starts over).
+  version: 3,
   description: 'link sub-task conversations to the Task call that started them (subtask_N branches)',
   tables: ['api_requests'],
   needs: ['task-invocations', 'parent-request-ids'],
@@ -28,7 +38,7 @@ export const subtaskLinks: Backfill = {
     prepareScratch,
     analyzedWhenDone(scanLinks, [EXISTING]),
     analyzedWhenDone(scanConversations, [CONVERSATIONS]),
-    analyzedWhenDone(scanCalls, [CALLS]),
+    analyzedWhenDone(scanCalls, [CALLS, PROMPTS]),
     analyzedWhenDone(conversationTexts, [CONVERSATIONS]),
     claimExisting,
     analyzedWhenDone(matchConversations, [MATCHES]),

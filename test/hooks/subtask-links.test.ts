@@ -264,21 +264,41 @@ describe('subtask-links', () => {
     expect((row(1).task_tool_invocation as Array<Record<string, unknown>>)[0].linked_conversation_id).toBeUndefined()
   })
 
-  it('matches by the text itself when two prompts share an md5 (the scratch table keeps only md5s otherwise)', async () => {
+  // The two prompts in one scan-calls batch, and in batches of one row each: the scratch table
+  // of prompts must find the shared md5 either way.
+  it.each([
+    ['one batch', {}],
+    ['a batch per row', { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0' }],
+  ])('matches by the text itself when two prompts share an md5 (%s; the scratch table keeps only md5s otherwise)', async (_, env) => {
     // Two printable strings with the same md5, differing in one character.
     const [A, B] = [
       'TEXTCOLLBYfGiJUETHQ4hAcKSMd5zYpgqf1YRDhkmxHkhPWptrkoyz28wnI9V0aHeAuaKnak',
       'TEXTCOLLBYfGiJUETHQ4hEcKSMd5zYpgqf1YRDhkmxHkhPWptrkoyz28wnI9V0aHeAuaKnak',
     ]
-    const { row } = await link([
-      // The nearer call has prompt B: conversation 10 (text A) must skip it for the farther A.
-      { id: req(1), ts: T('10:00:00'), conversation: conv(1), body: firstRequest('a'), response: taskResponse([{ id: 't1', prompt: A }]) },
-      { id: req(2), ts: T('10:00:20'), conversation: conv(2), body: firstRequest('b'), response: taskResponse([{ id: 't2', prompt: B }]) },
-      { id: req(10), ts: T('10:00:30'), conversation: conv(10), body: firstRequest(A) },
-      { id: req(11), ts: T('10:00:40'), conversation: conv(11), body: firstRequest(B) },
-      // Its md5 has a call, its text none (both calls are claimed by then, and it is A).
-      { id: req(12), ts: T('10:00:50'), conversation: conv(12), body: firstRequest(A) },
-    ])
+    const { row } = await link(
+      [
+        // The nearer call has prompt B: conversation 10 (text A) must skip it for the farther A.
+        {
+          id: req(1),
+          ts: T('10:00:00'),
+          conversation: conv(1),
+          body: firstRequest('a'),
+          response: taskResponse([{ id: 't1', prompt: A }]),
+        },
+        {
+          id: req(2),
+          ts: T('10:00:20'),
+          conversation: conv(2),
+          body: firstRequest('b'),
+          response: taskResponse([{ id: 't2', prompt: B }]),
+        },
+        { id: req(10), ts: T('10:00:30'), conversation: conv(10), body: firstRequest(A) },
+        { id: req(11), ts: T('10:00:40'), conversation: conv(11), body: firstRequest(B) },
+        // Its md5 has a call, its text none (both calls are claimed by then, and it is A).
+        { id: req(12), ts: T('10:00:50'), conversation: conv(12), body: firstRequest(A) },
+      ],
+      env,
+    )
     expect(row(10)).toMatchObject(linked(1, conv(1), 'subtask_1'))
     expect(row(11)).toMatchObject(linked(2, conv(2), 'subtask_1'))
     expect(row(12)).toMatchObject(untouched(conv(12)))
@@ -422,6 +442,7 @@ describe('subtask-links', () => {
       { relname: 'subtask_conversations', analyzed: true, reltuples: 2 },
       { relname: 'subtask_existing_links', analyzed: true, reltuples: 0 },
       { relname: 'subtask_matches', analyzed: true, reltuples: 1 },
+      { relname: 'subtask_prompts', analyzed: true, reltuples: 1 },
     ])
   })
 })

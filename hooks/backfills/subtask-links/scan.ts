@@ -11,7 +11,7 @@ import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
 import type { RowRule } from '../../runner/row-rule.js'
 import { firstMessageText } from '../../rules/subtask-text.js'
 import { COMPLETE_SEEN_SCAN, SEEN_BLOCKS, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
-import { CALLS, CONVERSATIONS, EXISTING } from './scratch.js'
+import { CALLS, CONVERSATIONS, EXISTING, PROMPTS } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
 
@@ -171,16 +171,15 @@ export const conversationTexts: Step = {
       // never matched; the probe uses CALLS' index on unclaimed calls). Every other
       // conversation keeps state null, and no row version is written for it: at 1M rows,
       // updating every conversation cost as much as reading them.
-      // A candidate keeps only its text's md5 when every unclaimed call with that md5 has this
-      // very text as its prompt, so that matching by md5 is exact; the text itself only when
-      // another prompt shares the md5.
+      // A candidate keeps only its text's md5 when every call with that md5 has this very text
+      // as its prompt, so that matching by md5 is exact; the text itself only when another
+      // prompt shares the md5 (PROMPTS says so by key).
       await ctx.client.query(
-        // Both probes are scalar subqueries with LIMIT 1, so that each stays one index probe
+        // The probe of CALLS is a scalar subquery with LIMIT 1, so that it stays one index probe
         // per conversation: written as EXISTS in the WHERE clause, which the planner may turn
         // into a join over all of CALLS, the step took twice as long at 1M rows.
         `update ${CONVERSATIONS} c set state = 'candidate', text_md5 = h.md5,
-           text = case when (select true from ${CALLS} x
-                             where x.prompt_md5 = h.md5 and x.prompt <> v.text and not x.claimed limit 1) then v.text end
+           text = case when (select p.shared from ${PROMPTS} p where p.prompt_md5 = h.md5) then v.text end
          from jsonb_to_recordset($1::jsonb) as v(id uuid, text text)
          cross join lateral (select md5(v.text) as md5) h
          where c.conversation_id = v.id
@@ -254,6 +253,16 @@ const scanRanges = keyWalkStep('scan-calls', async (ctx, after, upTo) => {
          from calls where jsonb_typeof(e->'input'->'prompt') = 'string' and conversation_id is not null
          on conflict do nothing
          returning 1
+       ), prompts as (
+         -- Per md5 of this batch's prompts: is it shared (another prompt has it, in this batch
+         -- or before)? Grouped first: one upsert may not touch a row twice.
+         insert into ${PROMPTS} (prompt_md5, prompt, shared)
+         select md5(prompt), min(prompt), count(distinct prompt) > 1
+         from (select e->'input'->>'prompt' as prompt from calls
+               where jsonb_typeof(e->'input'->'prompt') = 'string' and conversation_id is not null) p
+         group by md5(prompt)
+         on conflict (prompt_md5) do update set shared = true
+         where not ${PROMPTS}.shared and (excluded.shared or ${PROMPTS}.prompt <> excluded.prompt)
        )
        select (select count(*)::int from ins) as inserted,
               (select count(*)::int from calls where jsonb_typeof(e->'input'->'prompt') is distinct from 'string') as skipped`,

@@ -17,6 +17,7 @@ export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
 export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
 export const EXISTING = `${LEDGER_SCHEMA}.subtask_existing_links`
 export const MATCHES = `${LEDGER_SCHEMA}.subtask_matches`
+export const PROMPTS = `${LEDGER_SCHEMA}.subtask_prompts`
 
 /**
  * A timestamptz as text for a cursor: ISO 8601 in UTC with microseconds, which reads back
@@ -26,7 +27,7 @@ export const cursorTime = (column: string) => `to_char(${column} at time zone 'U
 
 const DROP = [
   `drop function if exists ${LEDGER_SCHEMA}.subtask_match_in_order(uuid[], bigint)`,
-  `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}`,
+  `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}, ${PROMPTS}`,
   DROP_SEEN_TABLES,
 ]
 
@@ -65,6 +66,12 @@ const CREATE = [
      accounted boolean not null default false,
      primary key (parent_request_id, position))`,
   `create index on ${CALLS} (prompt_md5, parent_ts desc, parent_request_id, position) where not claimed`,
+  // One row per prompt md5 of CALLS: one of its prompts, and whether another, different
+  // prompt has that md5 too (shared). Kept by scan-calls as it inserts, one probe by key per
+  // md5, so that conversation-texts decides by key whether a text must be kept beside its md5.
+  // Asking CALLS instead ("is there a call with this md5 and another prompt?") visits every
+  // call of the md5 when none differs: a prompt repeated n times cost n² visits.
+  `create table ${PROMPTS} (prompt_md5 text primary key, prompt text not null, shared boolean not null)`,
   // Rows that already have a parent_task_request_id (linked by the application or legacy 003).
   `create table ${EXISTING} (request_id uuid primary key, parent_task_request_id uuid not null, conversation_id uuid)`,
   `create index on ${EXISTING} (conversation_id)`,
