@@ -26,6 +26,7 @@ import { connect, connectHealth, connectReader } from './runner/sessions.js'
 import { createThrottle, type HealthGate, NO_THROTTLE } from './runner/health/throttle.js'
 import { relationExists } from '../lib/catalog-probe.js'
 import { ensureLedger, LEDGER_TABLE, readEntry } from './runner/ledger.js'
+import { dropRetiredTables } from './runner/retired-tables.js'
 import { tryAdvisoryLock } from '../lib/advisory-lock.js'
 import { acquireHooksLock, HOOKS_LOCK_KEY, releaseHooksLock } from './runner/hooks-lock.js'
 import { analyzeTables, hourlyStatsRefreshMode, refreshHourlyStats, tablesToAnalyze, type RefreshMode } from './runner/maintenance.js'
@@ -206,6 +207,8 @@ export async function runHooks(opts: RunHooksOptions): Promise<RunHooksResult> {
     let cost: RunCost | undefined
     try {
       await ensureLedger(client)
+      // Scratch tables a killed run retired but could not drop (runner/retired-tables.ts).
+      if (!dryRun) await dropRetiredTables(client)
       if (opts.only?.length) await refuseMissingNeeds(client, opts.backfills ?? BACKFILLS, backfills)
       const changedTables = new Set<string>()
       // The row pass reads ahead on a second session while the first one writes (not in a dry

@@ -19,7 +19,7 @@ import {
   analyzedWhenDone,
   CALLS,
   CONVERSATIONS,
-  dropScratchTables,
+  discardScratchTables,
   EXISTING,
   MATCHES,
   PROMPTS,
@@ -45,5 +45,5 @@ export const subtaskLinks: Backfill = {
     numberBranches,
   ],
   row: [subtaskRows, parentCalls],
-  afterRowPass: dropScratchTables,
+  afterRowPass: discardScratchTables,
 }

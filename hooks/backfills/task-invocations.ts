@@ -12,6 +12,7 @@
  */
 import type { Backfill } from '../runner/backfill.js'
 import { LEDGER_SCHEMA } from '../runner/ledger.js'
+import { retireTables } from '../runner/retired-tables.js'
 import { extractTaskCalls, rewriteLegacy } from '../rules/task-calls.js'
 
 /** Legacy-shaped, as SQL (keep in step with isLegacyShape in hooks/rules/task-calls.ts). */
@@ -51,7 +52,7 @@ export const CREATE_SEEN_TABLES = [
   `create unlogged table if not exists ${SEEN_BLOCKS} (request_id uuid primary key, blocks jsonb not null)`,
   `create unlogged table if not exists ${SEEN_SINCE} (horizon xid8 not null, complete boolean not null, version integer not null)`,
 ]
-export const DROP_SEEN_TABLES = `drop table if exists ${SEEN_BLOCKS}, ${SEEN_SINCE}`
+export const SEEN_TABLES = [SEEN_BLOCKS, SEEN_SINCE]
 /** Before the scan: its horizon, not complete yet. */
 export const START_SEEN_SCAN = `insert into ${SEEN_SINCE} (horizon, complete, version) select pg_snapshot_xmin(pg_current_snapshot()), false, ${VERSION}`
 /** In the scan's last batch: every key has been read. */
@@ -87,7 +88,5 @@ export const taskInvocations: Backfill = {
   // The rule's SQL names the tables of blocks seen early: they exist (empty unless sub-task
   // linking filled them) whenever it runs, and go when the column is done.
   setupSql: CREATE_SEEN_TABLES,
-  afterRowPass: async (client) => {
-    await client.query(DROP_SEEN_TABLES)
-  },
+  afterRowPass: (client) => retireTables(client, SEEN_TABLES),
 }

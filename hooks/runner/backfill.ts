@@ -162,7 +162,8 @@ export interface Backfill {
   steps: Step[]
   /**
    * A backfill with a `row` rule: called in the transaction that marks it done after the row
-   * pass (e.g. to drop its scratch tables, or tables its `setupSql` created).
+   * pass (e.g. to retire its scratch tables, or tables its `setupSql` created: see
+   * retired-tables.ts; the runner drops them after that transaction).
    */
   afterRowPass?(client: pg.ClientBase): Promise<void>
 }

@@ -11,7 +11,8 @@ import type pg from 'pg'
 
 import type { Step } from '../../runner/backfill.js'
 import { LEDGER_SCHEMA } from '../../runner/ledger.js'
-import { CREATE_SEEN_TABLES, DROP_SEEN_TABLES, START_SEEN_SCAN } from '../task-invocations.js'
+import { retireTables } from '../../runner/retired-tables.js'
+import { CREATE_SEEN_TABLES, SEEN_TABLES, START_SEEN_SCAN } from '../task-invocations.js'
 
 export const CONVERSATIONS = `${LEDGER_SCHEMA}.subtask_conversations`
 export const CALLS = `${LEDGER_SCHEMA}.subtask_calls`
@@ -25,11 +26,15 @@ export const PROMPTS = `${LEDGER_SCHEMA}.subtask_prompts`
  */
 export const cursorTime = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 
-const DROP = [
-  `drop function if exists ${LEDGER_SCHEMA}.subtask_match_in_order(uuid[], bigint)`,
-  `drop table if exists ${MATCHES}, ${CALLS}, ${CONVERSATIONS}, ${EXISTING}, ${PROMPTS}`,
-  DROP_SEEN_TABLES,
-]
+/**
+ * Discard the scratch tables — by the first step, and after the row pass wrote the links (in
+ * the transaction marking it done): retired (runner/retired-tables.ts), so that the
+ * transaction doing it stays short whatever their size; the runner drops them right after.
+ */
+export async function discardScratchTables(client: pg.ClientBase): Promise<void> {
+  await client.query(`drop function if exists ${LEDGER_SCHEMA}.subtask_match_in_order(uuid[], bigint)`)
+  await retireTables(client, [MATCHES, CALLS, CONVERSATIONS, EXISTING, PROMPTS, ...SEEN_TABLES])
+}
 
 const CREATE = [
   // One row per conversation: its earliest row (by timestamp, then request_id, and where it
@@ -99,7 +104,8 @@ export const prepareScratch: Step = {
   name: 'prepare',
   scratchOnly: true,
   async runBatch(ctx) {
-    for (const sql of [...DROP, ...CREATE]) await ctx.client.query(sql)
+    await discardScratchTables(ctx.client)
+    for (const sql of CREATE) await ctx.client.query(sql)
     return { changed: 0, skipped: 0, cursor: null }
   },
 }
@@ -129,11 +135,6 @@ export function analyzedWhenDone(step: Step, tables: string[]): Step {
 
 /** 3,000 sampled rows per table (300 × target). */
 const SCRATCH_STATISTICS_TARGET = 10
-
-/** After the row pass wrote the links: drop the scratch tables (in the transaction marking it done). */
-export async function dropScratchTables(client: pg.ClientBase): Promise<void> {
-  for (const sql of DROP) await client.query(sql)
-}
 
 /**
  * A row's conversation as it was before this linking run moved it: a row of a sub-task

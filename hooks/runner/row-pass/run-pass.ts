@@ -30,6 +30,7 @@ import { type HeapReclaimer, heapReclaimer, NO_RECLAIM } from './reclaim.js'
 import { estimateRows } from '../key-walk.js'
 import { markDone, markFailed, markRunning, markStopped, readEntry, startStep } from '../ledger.js'
 import { resolveEntry } from '../resolve-entry.js'
+import { dropRetiredTables } from '../retired-tables.js'
 import { setParameters } from '../parameters.js'
 import { type Progress, startProgress } from '../progress.js'
 import { HIGH_WATER_SETTING } from '../high-water.js'
@@ -293,6 +294,11 @@ export async function runRowPass(client: pg.ClientBase, backfills: Backfill[], o
           await client.query('rollback').catch(() => {})
           throw error
         }
+        // The scratch tables retired above, each in a transaction of its own. Done is done: a
+        // failure here only leaves them to the next run's start.
+        await timed('drop scratch', () => dropRetiredTables(client)).catch((error) =>
+          opts.log(`row pass: retired scratch tables left for the next run to drop (${redact(explain(error))})`),
+        )
       }
       return finish('done', {}, tally)
     } finally {
