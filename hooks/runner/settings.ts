@@ -14,7 +14,7 @@ const integer =
 
 const readers = {
   batchSize: integer('HOOKS_BATCH_SIZE', 400, 1, 1_000_000),
-  batchTargetMs: integer('HOOKS_BATCH_TARGET_MS', 60, 0, 3_600_000),
+  batchTargetMs: integer('HOOKS_BATCH_TARGET_MS', 45, 0, 3_600_000),
   batchDelayMs: integer('HOOKS_BATCH_DELAY_MS', 0, 0, 600_000),
   lockTimeoutMs: integer('HOOKS_LOCK_TIMEOUT_MS', 2000, 1, 3_600_000),
   statementTimeoutMs: integer('HOOKS_STATEMENT_TIMEOUT_MS', 30_000, 1, 86_400_000),

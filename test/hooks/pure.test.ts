@@ -238,7 +238,7 @@ describe('loadSettings', () => {
   it('has the documented defaults', () => {
     expect(loadSettings({})).toEqual({
       batchSize: 400,
-      batchTargetMs: 60,
+      batchTargetMs: 45,
       batchDelayMs: 0,
       lockTimeoutMs: 2000,
       statementTimeoutMs: 30000,
