@@ -292,7 +292,7 @@ describe('the row pass', () => {
     const { child: owner, poller } = await startWalking(url, { HOOKS_BATCH_DELAY_MS: '30', HOOKS_CLAIM_LEASE_SECONDS: '2' })
     try {
       // Freeze the owner (as a stalled VM would be): its claim's heartbeat goes stale.
-      process.kill(-owner.pid!, 'SIGSTOP')
+      await freezeBetweenTransactions(owner.pid!, poller)
       const { rows: frozen } = await poller.query<{ chunk: number; claimed_by: string }>(
         `select chunk, claimed_by from migration_hooks.row_pass_chunks where claimed_by is not null and not done`,
       )
@@ -355,6 +355,31 @@ async function startWalking(url: string, settings: NodeJS.ProcessEnv) {
     throw error
   }
   return { child, poller }
+}
+
+/**
+ * SIGSTOP the process group `pid` at a moment when none of its sessions is inside a
+ * transaction. Frozen inside a batch, the owner would hold its rows' locks until the server's
+ * idle_in_transaction_session_timeout ended its session: a different case (the helper waits on
+ * row locks, the owner resumes into a closed connection) from the stale heartbeat this test is
+ * about. The freeze is retried until it lands between transactions.
+ */
+async function freezeBetweenTransactions(pid: number, poller: pg.Client): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    process.kill(-pid, 'SIGSTOP')
+    // A statement the client had sent still runs to its end: wait for its session to settle.
+    await sleep(100)
+    const { rows } = await poller.query<{ sessions: number; busy: number }>(
+      `select count(*)::int as sessions, count(*) filter (where state is distinct from 'idle')::int as busy
+         from pg_stat_activity where application_name like 'migration hooks%'`,
+    )
+    // The owner holds the hooks lock on a session of its own: none seen means the filter is wrong.
+    if (rows[0].sessions === 0) throw new Error('no session of the owner in pg_stat_activity')
+    if (rows[0].busy === 0) return
+    process.kill(-pid, 'SIGCONT')
+    if (attempt === 50) throw new Error(`the owner was inside a transaction at each of ${attempt} freezes`)
+    await sleep(5 + Math.floor(Math.random() * 40))
+  }
 }
 
 interface ChunkState {
