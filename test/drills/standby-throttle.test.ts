@@ -246,11 +246,14 @@ describe.skipIf(!enabled)('backfills wait for the database’s health', () => {
       expect(status.all).toMatch(
         /system-hash .*throttled: standby 127\.0\.0\.1 \(application_name \S+\) is [\d.]+ MB behind \(limit 1 MB\) since \d\d:\d\d:\d\d UTC/,
       )
+      // It said once what it waited for, however many times it looked while replay stood still.
+      expect(run.output().match(/^waiting: standby/gm)).toHaveLength(1)
       await standby.resumeReplay()
       await expectSameEndState(db.url, run)
-      // It said once what it waited for, and that it went on.
-      expect(run.output().match(/^waiting: standby/gm)).toHaveLength(1)
-      expect(run.output()).toMatch(/health: going on after waiting/)
+      // And that it went on. While the standby catches up the runner may pass the 1 MB limit
+      // again on a slow disk: a new wait, said once too and ended the same way.
+      const episodes = run.output().match(/^waiting: standby(?!.*\(waiting since)/gm) ?? []
+      expect(run.output().match(/^health: going on after waiting/gm) ?? []).toHaveLength(episodes.length)
     } finally {
       await standby.resumeReplay()
       if (run && !run.exited()) await run.kill('SIGKILL')
