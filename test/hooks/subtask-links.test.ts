@@ -404,44 +404,6 @@ describe('subtask-links', () => {
     expect(left).toBeNull()
   })
 
-  it('links a Task call the application wrote, while scan-calls ran, into a row the scan had already read', async () => {
-    const url = await freshDatabase('subtask_scan_catch_up')
-    await inDb(url, (c) =>
-      insertRows(c, [
-        { id: req(1), ts: T('11:00:00'), conversation: conv(1), body: firstRequest('Work'), response: textResponse() },
-        { id: req(2), ts: T('11:00:10'), conversation: conv(2), body: firstRequest('Other work'), response: textResponse() },
-        { id: req(10), ts: T('11:00:20'), conversation: conv(10), body: firstRequest('Written during the scan') },
-      ]),
-    )
-    await inDb(url, (c) => ensureLedger(c)) // the gate's table, as the hooks create it
-    // One row or one page per batch: stopped after scan-calls' first committed batch, which
-    // has read row 1 (the first key, and on the first page).
-    const env = { HOOKS_BATCH_SIZE: '1', HOOKS_BATCH_TARGET_MS: '0' }
-    const stopped = await runStoppedAt(
-      url,
-      `old.name = 'subtask-links' and new.step = 'scan-calls' and coalesce(jsonb_typeof(new.cursor), 'null') <> 'null'`,
-      { backfills: [taskInvocations, subtaskLinks], env },
-      'migration_hooks.backfills',
-    )
-    expect(stopped.stopped, `${stopped.error} ${stopped.log.join('\n')}`).toBe(true)
-    // The proxy finishes row 1's response meanwhile: a Task call whose prompt is conversation
-    // 10's first message.
-    await inDb(url, (c) =>
-      c.query(`update public.api_requests set response_body = $2 where request_id = $1`, [
-        req(1),
-        JSON.stringify(taskResponse([{ id: 'toolu_1', prompt: 'Written during the scan' }])),
-      ]),
-    )
-    const resumed = await runQuiet(url, { backfills: [taskInvocations, subtaskLinks], env })
-    expect(resumed.ok, resumed.error).toBe(true)
-    const after = await inDb(url, owned)
-    expect(after.get(req(10))).toMatchObject(linked(1, conv(1), 'subtask_1'))
-    expect(after.get(req(1))!.task_tool_invocation).toEqual([
-      { id: 'toolu_1', name: 'Task', input: { description: 'task', prompt: 'Written during the scan' }, linked_conversation_id: conv(10) },
-    ])
-    expect(after.get(req(2))).toMatchObject(untouched(conv(2)))
-  })
-
   it('analyzes each scratch table when the step filling it is done, before later steps plan on it', async () => {
     const url = await freshDatabase('subtask_stats')
     await inDb(url, (c) =>

@@ -2,16 +2,15 @@
  * Gathering steps of sub-task linking: fill the scratch tables (scratch.ts) that matching
  * needs, reading api_requests once for each purpose, so that no step ever runs a correlated
  * subquery per row over it (legacy 003's mistake). scan-links and scan-conversations read
- * through the schema's indexes; scan-calls walks every row in page order (it must see every
- * Task call), keeping what it read for the walk; conversation-texts reads one row per
- * conversation.
+ * through the schema's indexes; scan-calls walks every row by key (it must see every Task
+ * call), keeping what it read for the walk; conversation-texts reads one row per conversation.
  */
 import type pg from 'pg'
 import type { BatchContext, Cursor, Step } from '../../runner/backfill.js'
-import { heapWalkStep, pageFilter } from '../../runner/heap-walk.js'
+import { keyWalkStep, rangeFilter } from '../../runner/key-walk.js'
 import type { RowRule } from '../../runner/row-rule.js'
 import { firstMessageText } from '../../rules/subtask-text.js'
-import { COMPLETE_SEEN_SCAN, SEEN_BLOCKS, SEEN_SINCE, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
+import { COMPLETE_SEEN_SCAN, SEEN_BLOCKS, TASK_BLOCKS_FROM_RESPONSE, taskInvocations } from '../task-invocations.js'
 import { CALLS, CONVERSATIONS, EXISTING, PROMPTS } from './scratch.js'
 
 const count = async (client: pg.ClientBase, sql: string) => (await client.query<{ n: number }>(sql)).rows[0].n
@@ -206,22 +205,10 @@ const invocations = taskInvocations.row as RowRule
  * leave it: the column where task-invocations has nothing to do, else the value
  * task-invocations computes (its own rule's SQL and code, on the Task blocks of the response).
  * The links then go into that value in the same row version (link-rules.ts).
- *
- * In page order (runner/heap-walk.ts), then a catch-up of the rows whose current version was
- * written at or after the horizon recorded before the scan began (task_blocks_seen_since,
- * the same test the walk applies before it reuses the blocks seen): a row the application
- * moved meanwhile is read again wherever it went. A row read twice adds no scratch row (every
- * insert below ignores a key already there); only its calls without a string prompt are
- * counted as skipped again.
  */
-const scanRanges = heapWalkStep('scan-calls', async (ctx, pages) => {
-  const range = pageFilter(pages)
-  // age() >= 0 leaves out frozen rows (their raw xmin is no transaction of ours). No horizon
-  // recorded (never the case after the prepare step) reads every row again.
-  const since = pages.catchUp
-    ? ` and age(a.xmin) >= 0 and age(a.xmin) <= coalesce((select max(age(xid(h.horizon))) from ${SEEN_SINCE} h), 2147483647)`
-    : ''
-  // One visit per row and phase. The blocks of pending rows that have any are kept for the walk
+const scanRanges = keyWalkStep('scan-calls', async (ctx, after, upTo) => {
+  const range = rangeFilter(after, upTo, 1, 'a.request_id')
+  // One visit per row. The blocks of pending rows that have any are kept for the walk
   // (SEEN_BLOCKS). Only rows that can hold a call leave the database: a row whose value
   // task-invocations will compute (pending) when it is legacy-shaped or its response has
   // Task blocks; any other row when its task_tool_invocation is an array.
@@ -230,7 +217,7 @@ const scanRanges = heapWalkStep('scan-calls', async (ctx, pages) => {
        select a.request_id, p.pending, case when p.pending then ${invocations.read.legacy} end as legacy,
               case when p.pending then ${TASK_BLOCKS_FROM_RESPONSE} end as blocks, a.task_tool_invocation as old
        from public.api_requests a cross join lateral (select coalesce((${invocations.pending}), false) as pending) p
-       where ${range.sql}${since} and a.conversation_id is not null
+       where ${range.sql} and a.conversation_id is not null
      ), seen as (
        insert into ${SEEN_BLOCKS} (request_id, blocks)
        select request_id, blocks from r where pending and blocks is not null and blocks <> '[]'::jsonb
@@ -288,7 +275,7 @@ export const scanCalls: Step = {
   ...scanRanges,
   async runBatch(ctx, cursor) {
     const result = await scanRanges.runBatch(ctx, cursor)
-    // Every page is scanned: from now on the walk may use the blocks seen (same transaction).
+    // Every key is scanned: from now on the walk may use the blocks seen (same transaction).
     if (result.cursor === null) await ctx.client.query(COMPLETE_SEEN_SCAN)
     return result
   },
