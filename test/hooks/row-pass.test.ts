@@ -12,7 +12,7 @@ import { sleep } from '../../lib/retry.js'
 import { generateDataset } from './support/dataset.js'
 import { hookEnv, insertRows, mappingFile, owned, runQuiet, runStoppedAt, startHookProcess } from './support/fixtures.js'
 import { copyDatabase, inDb } from './support/template-databases.js'
-import { closeWriteGate, GATE_PATIENT, waitFor, waitForNoSessions } from '../helpers/drills.js'
+import { closeWriteGate, GATE_PATIENT, sessionsOn, waitFor, waitForNoSessions } from '../helpers/drills.js'
 import { HOOKS_LOCK_KEY } from '../../hooks/runner/hooks-lock.js'
 
 const MAPPING = JSON.stringify({ 'train-0': 'acc-0', 'train-1': 'acc-1', 'train-2': 'acc-2' })
@@ -292,7 +292,7 @@ describe('the row pass', () => {
     const { child: owner, poller } = await startWalking(url, { HOOKS_BATCH_DELAY_MS: '30', HOOKS_CLAIM_LEASE_SECONDS: '2' })
     try {
       // Freeze the owner (as a stalled VM would be): its claim's heartbeat goes stale.
-      await freezeBetweenTransactions(owner.pid!, poller)
+      await freezeBetweenTransactions(owner.pid!, url)
       const { rows: frozen } = await poller.query<{ chunk: number; claimed_by: string }>(
         `select chunk, claimed_by from migration_hooks.row_pass_chunks where claimed_by is not null and not done`,
       )
@@ -364,18 +364,15 @@ async function startWalking(url: string, settings: NodeJS.ProcessEnv) {
  * row locks, the owner resumes into a closed connection) from the stale heartbeat this test is
  * about. The freeze is retried until it lands between transactions.
  */
-async function freezeBetweenTransactions(pid: number, poller: pg.Client): Promise<void> {
+async function freezeBetweenTransactions(pid: number, url: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     process.kill(-pid, 'SIGSTOP')
     // A statement the client had sent still runs to its end: wait for its session to settle.
     await sleep(100)
-    const { rows } = await poller.query<{ sessions: number; busy: number }>(
-      `select count(*)::int as sessions, count(*) filter (where state is distinct from 'idle')::int as busy
-         from pg_stat_activity where application_name like 'migration hooks%'`,
-    )
+    const owners = (await sessionsOn(url)).filter((s) => s.application_name.startsWith('migration hooks'))
     // The owner holds the hooks lock on a session of its own: none seen means the filter is wrong.
-    if (rows[0].sessions === 0) throw new Error('no session of the owner in pg_stat_activity')
-    if (rows[0].busy === 0) return
+    if (owners.length === 0) throw new Error('no session of the owner in pg_stat_activity')
+    if (owners.every((s) => s.state === 'idle')) return
     process.kill(-pid, 'SIGCONT')
     if (attempt === 50) throw new Error(`the owner was inside a transaction at each of ${attempt} freezes`)
     await sleep(5 + Math.floor(Math.random() * 40))
